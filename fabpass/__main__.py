@@ -1,0 +1,3 @@
+from fabpass.cli import main
+
+main()

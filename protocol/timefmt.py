@@ -1,0 +1,39 @@
+"""RFC 3339 UTC timestamps with millisecond precision and a `Z` (contract section 2)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from protocol.errors import ProtocolError
+
+_TS = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def format_ts(when: datetime) -> str:
+    """`2026-11-22T19:20:50.123Z`; a naive datetime is taken as UTC."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def parse_ts(text: str) -> datetime:
+    """Parse an RFC 3339 time into an aware UTC datetime, or raise ProtocolError."""
+    if not isinstance(text, str) or not _TS.match(text):
+        raise ProtocolError(f"not an RFC 3339 time: {text!r}")
+    norm = text.replace("z", "Z").replace("Z", "+00:00").replace("t", "T").replace(" ", "T")
+    # Python < 3.11 cannot parse more than 6 fraction digits; cut them.
+    m = re.match(r"^(.*\.\d{6})\d+(.*)$", norm)
+    if m:
+        norm = m.group(1) + m.group(2)
+    try:
+        return datetime.fromisoformat(norm).astimezone(UTC)
+    except ValueError as exc:
+        raise ProtocolError(f"not an RFC 3339 time: {text!r}") from exc
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,87 @@
+"""Flask application factory (`create_app(test_config=None)`, as in Flask's tutorial).
+
+Settings come from the environment (contract section 1), then an optional
+`fabpass.cfg` in the data dir, then `test_config`. The database session is
+one per request (`server.app.get_db()`), removed at teardown.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy.orm import Session
+
+from server.db import default_url, make_engine, make_sessionmaker
+
+log = logging.getLogger(__name__)
+
+# Each module exposes init_app(app); they register blueprints, extensions, CLI hooks.
+PARTS = (
+    "server.web",          # login, pages, i18n, CSRF (web UI helper)
+    "server.api",          # REST API v1 + OpenAPI (web UI helper)
+    "server.reports_web",  # report pages (reports helper)
+)
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or wrong; the message names it."""
+
+
+def settings_from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
+    env = dict(os.environ if env is None else env)
+    data_dir = Path(env.get("FABPASS_DATA_DIR", "./instance")).resolve()
+    return {
+        "DATA_DIR": str(data_dir),
+        "DATABASE_URL": env.get("FABPASS_DATABASE_URL") or default_url(data_dir),
+        "MQTT_URL": env.get("FABPASS_MQTT_URL", "mqtt://127.0.0.1:1883"),
+        "SECRET_KEY": env.get("FABPASS_SECRET_KEY"),
+        "TOPIC_ROOT": env.get("FABPASS_TOPIC_ROOT", "fabpass"),
+        "TIMEZONE": env.get("FABPASS_TIMEZONE", "UTC"),
+        "DEMO": env.get("FABPASS_DEMO", "") == "1",
+    }
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    settings = settings_from_env()
+    app = Flask(__name__, instance_path=settings["DATA_DIR"], instance_relative_config=True)
+    app.config.from_mapping(settings)
+    app.config.from_pyfile("fabpass.cfg", silent=True)
+    if test_config is not None:
+        app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        if app.config.get("TESTING"):
+            app.config["SECRET_KEY"] = "test-secret-key"
+        else:
+            raise ConfigurationError(
+                "FABPASS_SECRET_KEY is not set: the server refuses to start without a secret key "
+                "(e.g. export FABPASS_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))'))"
+            )
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+
+    engine = app.config.get("ENGINE") or make_engine(app.config["DATABASE_URL"])
+    app.extensions["fabpass.engine"] = engine
+    app.extensions["fabpass.sessionmaker"] = make_sessionmaker(engine)
+
+    @app.teardown_appcontext
+    def _close_db(_exc: BaseException | None) -> None:
+        db = g.pop("fabpass_db", None)
+        if db is not None:
+            db.close()
+
+    for name in PARTS:
+        importlib.import_module(name).init_app(app)
+    return app
+
+
+def get_db() -> Session:
+    """The request's database session (created on first use, closed at teardown)."""
+    if "fabpass_db" not in g:
+        g.fabpass_db = current_app.extensions["fabpass.sessionmaker"]()
+    db: Session = g.fabpass_db
+    return db

@@ -1,0 +1,461 @@
+"""The system of record as SQLAlchemy 2 typed models.
+
+Times are stored as UTC (naive in the database, aware in Python, through
+`UTCDateTime`) so SQLite and PostgreSQL behave the same. Nothing that an
+audit or a report relies on is ever deleted: authorizations are revoked,
+members deactivated, badges marked lost.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the database (same on SQLite and PostgreSQL)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+# ---------------------------------------------------------------- enums
+
+
+class BadgeStatus(enum.StrEnum):
+    active = "active"
+    lost = "lost"
+    inactive = "inactive"
+
+
+class MachineKind(enum.StrEnum):
+    laser_cutter = "laser_cutter"
+    printer_3d = "3d_printer"
+    cnc = "cnc"
+    other = "other"
+
+
+class AuthRole(enum.StrEnum):
+    user = "user"
+    trainer = "trainer"
+
+
+class UserRole(enum.StrEnum):
+    admin = "admin"
+    manager = "manager"
+    trainer = "trainer"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, name=name, native_enum=False, length=20,
+                values_callable=lambda e: [m.value for m in e], validate_strings=True)
+
+
+# ---------------------------------------------------------------- organisation
+
+
+class Site(Base):
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    machines: Mapped[list[Machine]] = relationship(back_populates="site")
+
+
+class Member(Base):
+    __tablename__ = "members"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    member_no: Mapped[str | None] = mapped_column(String(64), index=True)
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    active_until: Mapped[date | None] = mapped_column(Date)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    erased_at: Mapped[datetime | None] = mapped_column()
+
+    site: Mapped[Site | None] = relationship()
+    badges: Mapped[list[Badge]] = relationship(back_populates="member")
+    authorizations: Mapped[list[Authorization]] = relationship(
+        back_populates="member", foreign_keys="Authorization.member_id"
+    )
+
+
+class Badge(Base):
+    __tablename__ = "badges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(20), unique=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    status: Mapped[BadgeStatus] = mapped_column(_enum(BadgeStatus, "badge_status"),
+                                                default=BadgeStatus.active)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    member: Mapped[Member] = relationship(back_populates="badges")
+
+
+machine_group_members = Table(
+    "machine_group_members",
+    Base.metadata,
+    Column("group_id", ForeignKey("machine_groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("machine_id", ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class MachineGroup(Base):
+    """One training covering several machines (e.g. "all laser cutters", across sites)."""
+
+    __tablename__ = "machine_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+    machines: Mapped[list[Machine]] = relationship(
+        secondary=machine_group_members, back_populates="groups"
+    )
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str | None] = mapped_column(String(20))
+    relay: Mapped[bool | None] = mapped_column(Boolean)
+    last_status: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    acl_version: Mapped[int | None] = mapped_column(BigInteger)  # as reported by the node
+    acl_published_version: Mapped[int | None] = mapped_column(BigInteger)
+    software: Mapped[str | None] = mapped_column(String(40))
+    last_seen: Mapped[datetime | None] = mapped_column()
+    clock_ok: Mapped[bool | None] = mapped_column(Boolean)
+    mqtt_username: Mapped[str | None] = mapped_column(String(100), unique=True)
+    mqtt_password_hash: Mapped[str | None] = mapped_column(String(300))
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    site: Mapped[Site] = relationship()
+    machine: Mapped[Machine | None] = relationship(back_populates="node", uselist=False)
+
+
+class Machine(Base):
+    __tablename__ = "machines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    kind: Mapped[MachineKind] = mapped_column(_enum(MachineKind, "machine_kind"),
+                                              default=MachineKind.other)
+    node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), unique=True)
+    requires_authorization: Mapped[bool] = mapped_column(Boolean, default=True)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    lock_reason: Mapped[str | None] = mapped_column(String(500))
+    hourly_rate: Mapped[float | None] = mapped_column(Float)  # for member statements
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    site: Mapped[Site] = relationship(back_populates="machines")
+    node: Mapped[Node | None] = relationship(back_populates="machine")
+    groups: Mapped[list[MachineGroup]] = relationship(
+        secondary=machine_group_members, back_populates="machines"
+    )
+
+
+# ---------------------------------------------------------------- web users
+
+
+user_sites = Table(
+    "user_sites",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("site_id", ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class User(Base):
+    """A web login. A trainer is linked to the member whose trainer authorizations it uses."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[UserRole] = mapped_column(_enum(UserRole, "user_role"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    locale: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login: Mapped[datetime | None] = mapped_column()
+
+    member: Mapped[Member | None] = relationship()
+    sites: Mapped[list[Site]] = relationship(secondary=user_sites)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)  # sha256 of a random token
+    prefix: Mapped[str] = mapped_column(String(12))
+    role: Mapped[UserRole] = mapped_column(_enum(UserRole, "token_role"), default=UserRole.admin)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+# ---------------------------------------------------------------- authorizations
+
+
+class Authorization(Base):
+    """Member × machine (or group), never deleted: revocation sets `revoked_at`."""
+
+    __tablename__ = "authorizations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    machine_id: Mapped[int | None] = mapped_column(ForeignKey("machines.id"), index=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("machine_groups.id"), index=True)
+    role: Mapped[AuthRole] = mapped_column(_enum(AuthRole, "auth_role"), default=AuthRole.user)
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    granted_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    granted_by_member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    granted_via: Mapped[str] = mapped_column(String(20), default="web")  # web|api|cli|signoff|import
+    expires_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    revoked_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    revoke_reason: Mapped[str | None] = mapped_column(String(500))
+
+    member: Mapped[Member] = relationship(back_populates="authorizations",
+                                          foreign_keys=[member_id])
+    machine: Mapped[Machine | None] = relationship()
+    group: Mapped[MachineGroup | None] = relationship()
+    granted_by_member: Mapped[Member | None] = relationship(foreign_keys=[granted_by_member_id])
+
+
+# ---------------------------------------------------------------- usage
+
+
+class UsageSession(Base):
+    """One use of a machine, built from started/heartbeat/ended events in any order."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    machine_id: Mapped[int | None] = mapped_column(ForeignKey("machines.id"), index=True)
+    node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), index=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+    badge_uid: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None] = mapped_column()
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    active_s: Mapped[float | None] = mapped_column(Float)
+    elapsed_s: Mapped[float | None] = mapped_column(Float)  # last heartbeat, while open
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column()
+    end_reason: Mapped[str | None] = mapped_column(String(20))  # contract reasons, or "lost"
+    has_started_event: Mapped[bool] = mapped_column(Boolean, default=False)
+    has_ended_event: Mapped[bool] = mapped_column(Boolean, default=False)
+    pseudonymised_at: Mapped[datetime | None] = mapped_column()
+
+    machine: Mapped[Machine | None] = relationship()
+    node: Mapped[Node | None] = relationship()
+    member: Mapped[Member | None] = relationship()
+
+    __table_args__ = (Index("ix_sessions_machine_started", "machine_id", "started_at"),)
+
+
+class Event(Base):
+    """Every accepted event, raw; `event_id` is the only de-duplication key."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), index=True)
+    node_slug: Mapped[str] = mapped_column(String(63))
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    ts: Mapped[datetime] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    boot: Mapped[str] = mapped_column(String(36))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    skew_s: Mapped[float | None] = mapped_column(Float)
+    clock_skewed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DeadLetter(Base):
+    """A rejected MQTT payload, kept with the reason so nothing is silently lost."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    topic: Mapped[str] = mapped_column(String(500))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    reason: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    node_slug: Mapped[str | None] = mapped_column(String(63))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class UnknownBadge(Base):
+    """A UID tapped somewhere but not enrolled: a manager can assign it to a member."""
+
+    __tablename__ = "unknown_badges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(20), unique=True)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"))
+    count: Mapped[int] = mapped_column(Integer, default=1)
+
+    last_node: Mapped[Node | None] = relationship()
+
+
+class TrainingSignoff(Base):
+    """A trainer sign-off from a node, granted or refused (with the reason)."""
+
+    __tablename__ = "training_signoffs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    machine_id: Mapped[int | None] = mapped_column(ForeignKey("machines.id"))
+    trainer_uid: Mapped[str] = mapped_column(String(20))
+    trainee_uid: Mapped[str] = mapped_column(String(20))
+    trainer_member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    trainee_member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    outcome: Mapped[str] = mapped_column(String(20))  # granted | refused | already
+    reason: Mapped[str | None] = mapped_column(String(200))
+    authorization_id: Mapped[int | None] = mapped_column(ForeignKey("authorizations.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# ---------------------------------------------------------------- maintenance
+
+
+class MaintenanceTask(Base):
+    """A recurring job on a machine, due every `interval_active_h` active hours."""
+
+    __tablename__ = "maintenance_tasks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    interval_active_h: Mapped[float] = mapped_column(Float)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    machine: Mapped[Machine] = relationship()
+
+
+class MaintenanceLog(Base):
+    __tablename__ = "maintenance_logs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id"), index=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("maintenance_tasks.id"))
+    done_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+    active_hours_at: Mapped[float | None] = mapped_column(Float)  # machine's total at that time
+
+    task: Mapped[MaintenanceTask | None] = relationship()
+
+
+# ---------------------------------------------------------------- audit
+
+
+class AuditLog(Base):
+    """Every change to authorizations, badges, machines and users: who, what, when."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))  # "user:3 a@b", "token:2", "cli", "node:laser-1"
+    action: Mapped[str] = mapped_column(String(50))  # e.g. authorization.grant
+    entity_type: Mapped[str] = mapped_column(String(50))
+    entity_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Setting(Base):
+    """Small server-wide key/value state (e.g. the last issued access-list version)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+__all__ = [
+    "ApiToken", "AuditLog", "AuthRole", "Authorization", "Badge", "BadgeStatus", "Base",
+    "DeadLetter", "Event", "Machine", "MachineGroup", "MachineKind", "MaintenanceLog",
+    "MaintenanceTask", "Member", "Node", "Setting", "Site", "TrainingSignoff",
+    "UniqueConstraint", "UnknownBadge", "UsageSession", "User", "UserRole", "machine_group_members",
+    "user_sites", "utcnow",
+]
