@@ -25,6 +25,7 @@ PARTS = (
     "server.web",          # login, pages, i18n, CSRF (web UI helper)
     "server.api",          # REST API v1 + OpenAPI (web UI helper)
     "server.reports_web",  # report pages (reports helper)
+    "server.demo_web",     # virtual badges panel, active only when DEMO (demo helper)
 )
 
 

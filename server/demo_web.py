@@ -1,0 +1,7 @@
+"""Placeholder until built."""
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    pass
