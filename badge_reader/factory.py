@@ -46,7 +46,5 @@ def make_reader(cfg: ReaderConfig, *, simulate: bool, pin_factory: Any = None) -
                 "reader.device is required for a keyboard reader "
                 "(a /dev/input/by-id/... path or part of the device name)"
             )
-        return KeyboardReader(
-            cfg.device, format=cfg.format, uid_bytes=cfg.uid_bytes, grab=cfg.grab
-        )
+        return KeyboardReader(cfg.device, format=cfg.format, uid_bytes=cfg.uid_bytes, grab=cfg.grab)
     raise ReaderConfigError(f"unknown reader type {cfg.type!r} (expected mfrc522, keyboard or sim)")

@@ -97,7 +97,9 @@ class SimReader:
         """Carry out a tap/place/remove command; return False for the ones this reader does not own (busy)."""
         if command.action == "tap":
             assert command.uid is not None
-            self.tap(command.uid, command.hold_s if command.hold_s is not None else DEFAULT_TAP_HOLD_S)
+            self.tap(
+                command.uid, command.hold_s if command.hold_s is not None else DEFAULT_TAP_HOLD_S
+            )
         elif command.action == "place":
             assert command.uid is not None
             self.place(command.uid)
