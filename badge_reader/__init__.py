@@ -9,11 +9,16 @@ from badge_reader.errors import (
     SimLineError,
 )
 from badge_reader.factory import make_reader
+from badge_reader.keyboard import KeyboardReader, KeyboardUidParser
+from badge_reader.mfrc522 import Mfrc522Reader
 from badge_reader.sim import SimCommand, SimReader, parse_sim_line
 
 __all__ = [
     "BadgeReaderError",
     "InvalidUidError",
+    "KeyboardReader",
+    "KeyboardUidParser",
+    "Mfrc522Reader",
     "PresenceTracker",
     "Reader",
     "ReaderBusError",

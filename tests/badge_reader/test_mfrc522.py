@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import types
 
 import pytest
 from fake_mfrc522 import CT, FakeCard, FakeMfrc522, FakeSpiDev, crc_bytes
@@ -264,3 +265,29 @@ def test_any_card_population_reads_one_listed_uid(uids: list[bytes]) -> None:
     got = reader.poll()
     assert got in {u.hex().upper() for u in uids}
     assert reader.poll() == got
+
+
+def test_make_reader_mfrc522_opens_spidev(
+    monkeypatch: pytest.MonkeyPatch, pins: MockFactory
+) -> None:
+    from badge_reader import make_reader
+    from firmware_config.node_config import ReaderConfig
+
+    chip = FakeMfrc522()
+    chip.place(FakeCard.from_hex(UID7))
+    spis: list[FakeSpiDev] = []
+
+    def spidev_factory() -> FakeSpiDev:
+        spis.append(FakeSpiDev(chip))
+        return spis[-1]
+
+    monkeypatch.setitem(sys.modules, "spidev", types.SimpleNamespace(SpiDev=spidev_factory))
+    cfg = ReaderConfig(type="mfrc522", spi_bus=1, spi_device=2, spi_speed_hz=500_000, reset_pin=24)
+    reader = make_reader(cfg, simulate=False, pin_factory=pins)
+    try:
+        assert isinstance(reader, Mfrc522Reader)
+        assert spis[0].opened == (1, 2) and spis[0].max_speed_hz == 500_000
+        assert pins.pin(24).state  # out of reset
+        assert reader.poll() == UID7
+    finally:
+        reader.close()
