@@ -175,6 +175,7 @@ class Mfrc522Reader:
         self._closed = False
         self._init_failures = 0
         self._next_init = 0.0
+        self._tx_control = 0
         self._reset: Any = None
         self._spi = spi if spi is not None else self._open_spi(bus, device)
         self._where = f"SPI bus {bus} device {device}" if spi is None else "the given SPI device"
@@ -229,13 +230,20 @@ class Mfrc522Reader:
                     if time.monotonic() < self._next_init:
                         return None
                     self._init_chip()
-                elif self._read(TX_CONTROL) & 0x03 != 0x03:
-                    log.warning("MFRC522 antenna found off (chip reset?): initialising it again")
+                elif (tx := self._read(TX_CONTROL)) != self._tx_control:
+                    # A brown-out resets the registers (antenna off); a dead chip or a loose
+                    # wire reads 0x00/0xFF. Either way: start again (init checks VersionReg).
+                    log.warning(
+                        "MFRC522 TxControlReg reads %#04x (chip reset?): initialising again", tx
+                    )
                     self._init_chip()
                 return self._poll_card()
             except OSError as exc:
                 self._ready = False
                 raise ReaderBusError(f"SPI transfer to the MFRC522 failed: {exc}") from exc
+            except ReaderBusError:
+                self._ready = False
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -282,6 +290,12 @@ class Mfrc522Reader:
             time.sleep(0.001)
             self._reset.on()
             time.sleep(0.05)  # oscillator start-up (datasheet: well under 50 ms)
+        version = self._read(VERSION)
+        if version in (0x00, 0xFF):
+            raise ReaderBusError(
+                f"no MFRC522 answers on {self._where} (VersionReg reads {version:#04x}): "
+                "check wiring and the 3.3 V supply"
+            )
         self._write(COMMAND, CMD_SOFT_RESET)
         for _ in range(50):
             time.sleep(0.001)
@@ -289,12 +303,6 @@ class Mfrc522Reader:
                 break
         else:
             raise ReaderBusError(f"the MFRC522 on {self._where} does not come out of reset")
-        version = self._read(VERSION)
-        if version in (0x00, 0xFF):
-            raise ReaderBusError(
-                f"no MFRC522 answers on {self._where} (VersionReg reads {version:#04x}): "
-                "check wiring and the 3.3 V supply"
-            )
         if version not in (0x91, 0x92, 0x88, 0x12, 0xB2):
             log.warning("unknown MFRC522 version %#04x (a clone?): trying anyway", version)
         if self.version != version:
@@ -311,7 +319,8 @@ class Mfrc522Reader:
         self._write(MOD_WIDTH, 0x26)
         self._clear_bits(COLL, 0x80)  # ValuesAfterColl=0: bits after a collision read as 0
         self._set_bits(TX_CONTROL, 0x03)  # antenna on (TX1, TX2)
-        if self._read(TX_CONTROL) & 0x03 != 0x03:
+        self._tx_control = self._read(TX_CONTROL)  # checked on each poll: config bits only
+        if self._tx_control & 0x03 != 0x03:
             raise ReaderBusError(f"the MFRC522 on {self._where} does not keep its settings")
 
     # -- card protocol ------------------------------------------------------

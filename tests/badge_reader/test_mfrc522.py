@@ -291,3 +291,20 @@ def test_make_reader_mfrc522_opens_spidev(
         assert reader.poll() == UID7
     finally:
         reader.close()
+
+
+def test_chip_gone_mid_run_is_detected_and_backed_off() -> None:
+    chip = FakeMfrc522()
+    chip.place(FakeCard.from_hex(UID4))
+    reader, spi = make(chip)
+    assert reader.poll() == UID4
+    real_read = chip.read
+    chip.read = lambda reg: 0xFF  # type: ignore[method-assign]  # MISO floating high
+    with pytest.raises(ReaderBusError, match="no MFRC522 answers"):
+        reader.poll()
+    before = spi.transfers
+    assert reader.poll() is None  # backing off, quietly
+    assert spi.transfers == before
+    chip.read = real_read  # type: ignore[method-assign]
+    reader._next_init = 0.0
+    assert reader.poll() == UID4
