@@ -23,7 +23,9 @@ class ConfigError(Exception):
 class MqttConfig:
     url: str = "mqtt://127.0.0.1:1883"  # mqtts:// for TLS
     username: str | None = None
-    password: str | None = None  # or password_env = "NAME" in the file
+    # never in repr/logs; the file may name an environment variable instead (password_env)
+    password: str | None = field(default=None, repr=False)
+    password_env: str | None = None
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
