@@ -452,10 +452,43 @@ class Setting(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+# ---------------------------------------------------------------- publisher queues
+
+
+class AclDirty(Base):
+    """A pending access-list republish, written in the same transaction as the change.
+
+    `node_id` NULL means every node. The publisher (possibly in another process)
+    polls this table, republishes, then deletes the rows it handled.
+    """
+
+    __tablename__ = "acl_dirty"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    reason: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutgoingCommand(Base):
+    """A command for a node (`stop`, `lock`…), queued by the UI/API, published by the server."""
+
+    __tablename__ = "outgoing_commands"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    command_id: Mapped[str] = mapped_column(String(36), unique=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
+    machine_id: Mapped[int | None] = mapped_column(ForeignKey("machines.id"))
+    cmd: Mapped[str] = mapped_column(String(20))
+    ts: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str | None] = mapped_column(String(200))
+    published_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
 __all__ = [
-    "ApiToken", "AuditLog", "AuthRole", "Authorization", "Badge", "BadgeStatus", "Base",
+    "AclDirty", "ApiToken", "AuditLog", "AuthRole", "Authorization", "Badge", "BadgeStatus", "Base",
     "DeadLetter", "Event", "Machine", "MachineGroup", "MachineKind", "MaintenanceLog",
-    "MaintenanceTask", "Member", "Node", "Setting", "Site", "TrainingSignoff",
+    "MaintenanceTask", "Member", "Node", "OutgoingCommand", "Setting", "Site", "TrainingSignoff",
     "UniqueConstraint", "UnknownBadge", "UsageSession", "User", "UserRole", "machine_group_members",
     "user_sites", "utcnow",
 ]

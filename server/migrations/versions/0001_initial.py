@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 20:37:25.338215
+Create Date: 2026-11-22 20:41:56.281210
 """
 
 from __future__ import annotations
@@ -135,6 +135,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_nodes")),
         sa.UniqueConstraint("mqtt_username", name=op.f("uq_nodes_mqtt_username")),
         sa.UniqueConstraint("slug", name=op.f("uq_nodes_slug")),
+    )
+    op.create_table(
+        "acl_dirty",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("node_id", sa.Integer(), nullable=True),
+        sa.Column("reason", sa.String(length=100), nullable=True),
+        sa.Column("created_at", server.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["node_id"], ["nodes.id"], name=op.f("fk_acl_dirty_node_id_nodes"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_acl_dirty")),
     )
     op.create_table(
         "badges",
@@ -345,6 +356,31 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "outgoing_commands",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("command_id", sa.String(length=36), nullable=False),
+        sa.Column("node_id", sa.Integer(), nullable=False),
+        sa.Column("machine_id", sa.Integer(), nullable=True),
+        sa.Column("cmd", sa.String(length=20), nullable=False),
+        sa.Column("ts", server.models.UTCDateTime(), nullable=False),
+        sa.Column("actor", sa.String(length=200), nullable=True),
+        sa.Column("published_at", server.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["machine_id"], ["machines.id"], name=op.f("fk_outgoing_commands_machine_id_machines")
+        ),
+        sa.ForeignKeyConstraint(
+            ["node_id"], ["nodes.id"], name=op.f("fk_outgoing_commands_node_id_nodes")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outgoing_commands")),
+        sa.UniqueConstraint("command_id", name=op.f("uq_outgoing_commands_command_id")),
+    )
+    with op.batch_alter_table("outgoing_commands", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_outgoing_commands_node_id"), ["node_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_outgoing_commands_published_at"), ["published_at"], unique=False
+        )
+
+    op.create_table(
         "sessions",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("session_uuid", sa.String(length=36), nullable=False),
@@ -475,6 +511,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_sessions_machine_id"))
 
     op.drop_table("sessions")
+    with op.batch_alter_table("outgoing_commands", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outgoing_commands_published_at"))
+        batch_op.drop_index(batch_op.f("ix_outgoing_commands_node_id"))
+
+    op.drop_table("outgoing_commands")
     with op.batch_alter_table("maintenance_tasks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_maintenance_tasks_machine_id"))
 
@@ -502,6 +543,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_badges_member_id"))
 
     op.drop_table("badges")
+    op.drop_table("acl_dirty")
     op.drop_table("nodes")
     with op.batch_alter_table("members", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_members_member_no"))
