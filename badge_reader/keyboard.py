@@ -253,7 +253,10 @@ class KeyboardReader:
             while not self._stop.is_set():
                 ready, _, _ = select.select([fd], [], [], 0.25)
                 if ready:
-                    yield from dev.read()
+                    try:
+                        yield from dev.read()
+                    except BlockingIOError:
+                        continue  # woken with nothing to read
         else:
             yield from dev.read_loop()
 

@@ -341,7 +341,6 @@ class Mfrc522Reader:
 
     def _select_card(self) -> bytes:
         """WUPA, then anticollision + SELECT per cascade level; return the full UID."""
-        self._clear_bits(COLL, 0x80)
         try:
             atqa = self._transceive(bytes((PICC_WUPA,)), tx_last_bits=7)
         except _NoAnswer as exc:

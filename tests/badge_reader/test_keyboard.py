@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import struct
 import sys
 import threading
+import time
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -307,3 +310,53 @@ def test_make_reader_keyboard(monkeypatch: pytest.MonkeyPatch) -> None:
         reader.close()
     with pytest.raises(ReaderConfigError, match="reader.device"):
         make_reader(ReaderConfig(type="keyboard"), simulate=False)
+
+
+class FdInputDevice:
+    """Like a real evdev.InputDevice: an `fd` to select on and a non-blocking `read()`."""
+
+    def __init__(self) -> None:
+        self.fd, self._w = os.pipe()
+        os.set_blocking(self.fd, False)
+        self.name = "fd wedge"
+        self.grabbed = False
+
+    def grab(self) -> None:
+        self.grabbed = True
+
+    def ungrab(self) -> None:
+        self.grabbed = False
+
+    def type(self, events: list[tuple[int, int]]) -> None:
+        os.write(self._w, b"".join(struct.pack("<Hi", code, value) for code, value in events))
+
+    def read(self) -> Iterator[Ev]:
+        data = os.read(self.fd, 4096)  # BlockingIOError when empty, like evdev
+        for code, value in struct.iter_unpack("<Hi", data):
+            yield Ev(1, code, value)
+
+    def close(self) -> None:
+        os.close(self._w)  # the reader's fd is closed by the test after the thread ended
+
+
+def test_reader_on_a_selectable_fd_and_prompt_close() -> None:
+    dev = FdInputDevice()
+    got = threading.Event()
+    reader = KeyboardReader(input_device=dev, format="hex")
+    original = reader._typed
+
+    def typed(uid: str) -> None:
+        original(uid)
+        got.set()
+
+    reader._typed = typed  # type: ignore[method-assign]
+    try:
+        dev.type(keys(UID))
+        assert got.wait(2.0)
+        assert reader.poll() == UID
+    finally:
+        t0 = time.monotonic()
+        reader.close()
+        assert not reader._thread.is_alive()
+        assert time.monotonic() - t0 < 1.0
+        os.close(dev.fd)
