@@ -70,21 +70,26 @@ class KeyboardUidParser:
         self._typed: list[str] = []
 
     def feed(self, keycode: int, value: int) -> str | None:
+        text = self.feed_line(keycode, value)
+        if not text:
+            return None
+        try:
+            uid = self.convert(text)
+        except InvalidUidError as exc:
+            self.last_error = str(exc)
+            log.warning("keyboard reader: %s", exc)
+            return None
+        self.last_error = None
+        return uid
+
+    def feed_line(self, keycode: int, value: int) -> str | None:
+        """Collect one key event; on Enter return the raw typed line (may be empty)."""
         if value != KEY_DOWN:
             return None
         if keycode in _ENTER:
             text = "".join(self._typed)
             self._typed.clear()
-            if not text:
-                return None
-            try:
-                uid = self.convert(text)
-            except InvalidUidError as exc:
-                self.last_error = str(exc)
-                log.warning("keyboard reader: %s", exc)
-                return None
-            self.last_error = None
-            return uid
+            return text
         char = _KEYS.get(keycode)
         if char is not None:
             if len(self._typed) >= _MAX_TYPED:
@@ -116,6 +121,21 @@ class KeyboardUidParser:
             )
         order: Literal["big", "little"] = "big" if self.format == "decimal" else "little"
         return uid_from_bytes(number.to_bytes(self.uid_bytes, order))
+
+
+def explain(text: str, uid_bytes: int = 4) -> dict[str, str]:
+    """What a typed line means in each format: format -> UID, or `-` with the reason.
+
+    For finding a wedge's format: tap a card whose UID is known and see which
+    line shows it.
+    """
+    out = {}
+    for fmt in FORMATS:
+        try:
+            out[fmt] = KeyboardUidParser(fmt, uid_bytes).convert(text)  # type: ignore[arg-type]
+        except InvalidUidError as exc:
+            out[fmt] = f"- ({exc})"
+    return out
 
 
 def _import_evdev() -> Any:

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from badge_reader import ReaderBusError, ReaderUnavailableError
 from badge_reader.errors import InvalidUidError
@@ -360,3 +362,24 @@ def test_reader_on_a_selectable_fd_and_prompt_close() -> None:
         assert not reader._thread.is_alive()
         assert time.monotonic() - t0 < 1.0
         os.close(dev.fd)
+
+
+def _wedge_typing(uid: bytes, fmt: str) -> str:
+    """What a wedge configured for `fmt` types for a card with UID `uid`."""
+    if fmt == "hex":
+        return uid.hex()
+    if fmt == "hex_reversed":
+        return uid[::-1].hex().upper()
+    if fmt == "decimal":
+        return str(int.from_bytes(uid, "big")).zfill(10)
+    return str(int.from_bytes(uid, "little"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([4, 7, 10]).flatmap(lambda n: st.binary(min_size=n, max_size=n)),
+    st.sampled_from(["hex", "hex_reversed", "decimal", "decimal_reversed"]),
+)
+def test_every_format_round_trips(uid: bytes, fmt: str) -> None:
+    parser = KeyboardUidParser(fmt, len(uid))  # type: ignore[arg-type]
+    assert parser.feed_all(keys(_wedge_typing(uid, fmt))) == [uid.hex().upper()]
