@@ -216,6 +216,8 @@ class Mfrc522Reader:
             raise ReaderUnavailableError(
                 f"no permission to open /dev/spidev{bus}.{device}: add the user to the 'spi' group"
             ) from None
+        except OSError as exc:
+            raise ReaderUnavailableError(f"cannot open /dev/spidev{bus}.{device}: {exc}") from exc
         return spi
 
     # -- public API ---------------------------------------------------------
@@ -224,7 +226,7 @@ class Mfrc522Reader:
         """Return the UID of the card on the reader (uppercase hex, no BCC) or None."""
         with self._lock:
             if self._closed:
-                raise BadgeReaderError("the MFRC522 reader is closed")
+                return None  # a poll racing close() while the node stops: nothing to report
             try:
                 if not self._ready:
                     if time.monotonic() < self._next_init:
