@@ -48,6 +48,12 @@ class DemoError(RuntimeError):
 
 # ---------------------------------------------------------------- seed data
 
+
+def N_(text: str) -> str:
+    """Marks a string for the panel's catalog (translated when shown, not here)."""
+    return text
+
+
 SITES = [("centre", "Fablab du Centre"), ("nord", "Atelier Nord")]
 
 PRINTER_POLICY = {"mode": "tap", "power_off": "when_idle", "idle_end_s": IDLE_END_S}
@@ -88,34 +94,34 @@ MEMBERS = [
     DemoMember("Alice Durand", "alice@example.org", "M-0001", "centre",
                ["age:26-40", "area:centre"], [("04A1B2C3", "active")],
                [("laser-1", "trainer", None), ("group:printers", "trainer", None)],
-               "trainer on every machine: tap twice to sign a trainee off"),
+               N_("trainer on every machine: tap twice to sign a trainee off")),
     DemoMember("Bruno Martin", "bruno@example.org", "M-0002", "centre",
                ["age:18-25", "area:centre"], [("0B5E2D71", "active")],
                [("laser-1", "user", 300), ("group:printers", "user", None)],
-               "trained on everything"),
+               N_("trained on everything")),
     DemoMember("Chloé Bernard", "chloe@example.org", "M-0003", "nord",
                ["age:41-60", "area:nord"], [("3F9A6C12", "active")],
                [("group:printers", "user", None), ("laser-1", "user", -20)],
-               "printers; laser training expired"),
+               N_("printers; laser training expired")),
     DemoMember("David Petit", "david@example.org", "M-0004", "centre",
                ["age:60+", "area:sud"], [("7C21E4A8", "active")],
                [("laser-1", "user", -3)],
-               "laser training expired 3 days ago"),
+               N_("laser training expired 3 days ago")),
     DemoMember("Emma Leroy", "emma@example.org", "M-0005", "nord",
                ["age:under-18", "area:nord"], [("04D2E6F1A22B80", "active")], [],
-               "no training yet (7-byte badge)"),
+               N_("no training yet (7-byte badge)")),
     DemoMember("Farid Haddad", "farid@example.org", "M-0006", "centre",
                ["age:26-40", "area:centre"], [("5A6B7C8D", "lost"), ("9E8D7C6B", "active")],
                [("laser-1", "user", None)],
-               "laser; his first badge is declared lost"),
+               N_("laser; his first badge is declared lost")),
     DemoMember("Gaëlle Rousseau", "gaelle@example.org", "M-0007", "nord",
                ["age:18-25", "area:nord"], [("2C4E6A8B", "active")],
                [("printer-2", "user", 3)],
-               "printer-2 only, expires in 3 days"),
+               N_("printer-2 only, expires in 3 days")),
     DemoMember("Hugo Moreau", "hugo@example.org", "M-0008", "centre",
                ["age:41-60", "area:sud"], [("6D1F3B5E", "active")],
                [("laser-1", "user", None), ("group:printers", "user", 60)],
-               "trained on everything"),
+               N_("trained on everything")),
 ]
 UNKNOWN_UID = "DEADBEEF"  # a card nobody enrolled, offered by the panel
 
