@@ -1,0 +1,615 @@
+"""The node's decision logic: a state machine with no I/O of its own.
+
+Inputs (badge placed/removed, activity edges, access lists, commands, timer
+ticks, shutdown requests) go in as method calls; each call returns the
+actions the daemon must carry out, in order: switch the relay, emit an event
+(with the session checkpoint to store in the same transaction), signal the
+member with LEDs/buzzer, resync. Time comes from an injected `Clock`, so
+tests drive every rule with a fake clock and no sleeping.
+
+Only `badge_placed` ever switches the relay on: no list, command or retained
+message can start a session by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from controller.clock import Clock
+from firmware_config.node_config import SessionConfig
+from protocol import AccessList, BadgeEntry, Command, format_ts, parse_ts
+from protocol.errors import ProtocolError
+
+log = logging.getLogger(__name__)
+
+DOUBLE_TAP_S = 3.0  # a trainer's second tap within this many seconds enters sign-off
+SIGNOFF_S = 30.0  # how long the node waits for the trainee's badge
+COMMAND_MAX_AGE_S = 30.0  # older commands are ignored (node wall clock)
+
+# End reasons that wait for the machine to go idle under `power_off: when_idle`;
+# the others (handover, remote_stop, revoked, a forced shutdown) cut at once.
+_SOFT_END = ("badge_out", "badge_removed", "timeout", "idle", "shutdown")
+
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class RelayAction:
+    on: bool
+
+
+@dataclass(frozen=True)
+class EmitAction:
+    """An event to store in the outbox and publish.
+
+    `checkpoint`: the open session's checkpoint to store in the same
+    transaction; `clear_checkpoint`: the session ended, drop it atomically.
+    """
+
+    type: str
+    data: dict[str, Any]
+    ts: datetime
+    checkpoint: dict[str, Any] | None = None
+    clear_checkpoint: bool = False
+
+
+@dataclass(frozen=True)
+class SignalAction:
+    """LED/buzzer feedback: granted, denied, warning, signoff, signed, identify, extended."""
+
+    pattern: str
+
+
+@dataclass(frozen=True)
+class ResyncAction:
+    """Republish the status and resend the whole outbox now."""
+
+
+Action = RelayAction | EmitAction | SignalAction | ResyncAction
+
+
+# ---------------------------------------------------------------- policy
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The effective session policy: the list's `policy` over the config's defaults."""
+
+    mode: str = "tap"
+    max_session_s: float | None = None
+    warn_before_s: float | None = 300
+    grace_s: float | None = 10
+    idle_end_s: float | None = None
+    power_off: str = "immediate"
+    handover: bool = False
+    end_on_revoke: bool = False
+    on_stale: str = "deny"
+    heartbeat_s: float = 60
+
+    @classmethod
+    def merge(cls, defaults: SessionConfig, policy: dict[str, Any] | None) -> Policy:
+        """Absent key → config default; `null` → off (numbers None, booleans False,
+        choices fall back to the default because they have no "off")."""
+        policy = policy or {}
+
+        def pick(key: str, default: Any) -> Any:
+            return policy[key] if key in policy else default
+
+        def choice(key: str, default: str) -> str:
+            value = policy.get(key, default)
+            return default if value is None else str(value)
+
+        hb = policy.get("heartbeat_s")
+        heartbeat = float(hb) if isinstance(hb, int | float) and not isinstance(hb, bool) and hb > 0 \
+            else float(defaults.heartbeat_s)
+        return cls(
+            mode=choice("mode", defaults.mode),
+            max_session_s=_num(pick("max_session_s", defaults.max_session_s)),
+            warn_before_s=_num(pick("warn_before_s", defaults.warn_before_s)),
+            grace_s=_num(pick("grace_s", defaults.grace_s)),
+            idle_end_s=_num(pick("idle_end_s", defaults.idle_end_s)),
+            power_off=choice("power_off", defaults.power_off),
+            handover=bool(pick("handover", defaults.handover)),
+            end_on_revoke=bool(pick("end_on_revoke", defaults.end_on_revoke)),
+            on_stale=choice("on_stale", defaults.on_stale),
+            heartbeat_s=max(heartbeat, 1.0),
+        )
+
+
+def _num(value: Any) -> float | None:
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if value > 0 else None
+
+
+# ---------------------------------------------------------------- session
+
+
+@dataclass
+class Session:
+    id: str
+    uid: str
+    member: int | None
+    role: str
+    mode: str
+    started_wall: datetime
+    started_mono: float
+    last_heartbeat: float
+    deadline: float | None = None  # max_session_s end (monotonic)
+    warned: bool = False
+    grace_until: float | None = None  # present mode: card off the reader until then
+    finishing: str | None = None  # pending end reason while waiting for the machine to idle
+    active_acc: float = 0.0
+    busy_since: float | None = None
+
+    def active_s(self, now: float) -> float:
+        return self.active_acc + (now - self.busy_since if self.busy_since is not None else 0.0)
+
+
+@dataclass
+class _Signoff:
+    trainer: str
+    until: float
+
+
+@dataclass
+class NodeMachine:
+    """Badge → decision → relay, per contract section 2 (see docs/node.md for the rules)."""
+
+    node_id: str
+    site: str
+    defaults: SessionConfig
+    clock: Clock
+    has_activity: bool = False
+    wall_floor: datetime | None = None
+    cmd_locked: bool = False
+    acl: AccessList | None = None
+    _entries: dict[str, BadgeEntry] = field(default_factory=dict)
+    _not_authorized: set[str] = field(default_factory=set)
+    policy: Policy = field(init=False)
+    session: Session | None = None
+    relay: bool = False
+    busy: bool = False
+    idle_since: float = field(init=False)
+    last_cmd: str | None = None
+    draining: bool = False
+    done: bool = False
+    _signoff: _Signoff | None = None
+
+    def __post_init__(self) -> None:
+        self.policy = Policy.merge(self.defaults, None)
+        self.idle_since = self.clock.monotonic()
+
+    # ------------------------------------------------------------ time
+
+    def now_wall(self) -> datetime:
+        """Wall time that never runs backwards past the last persisted ts or the list's `issued`."""
+        wall = self.clock.wall()
+        if self.wall_floor is not None and wall < self.wall_floor:
+            wall = self.wall_floor
+        self.wall_floor = wall
+        return wall
+
+    def raise_floor(self, when: datetime | None) -> None:
+        if when is not None and (self.wall_floor is None or when > self.wall_floor):
+            self.wall_floor = when
+
+    # ------------------------------------------------------------ access list
+
+    @property
+    def locked(self) -> bool:
+        return self.cmd_locked or bool(self.acl and self.acl.locked)
+
+    def acl_problem(self) -> str | None:
+        """None when the list may be used for a decision, else the deny reason."""
+        if self.acl is None:
+            return "no_acl"
+        if self.now_wall() > self.acl.valid_until and self.policy.on_stale != "known_badges":
+            return "acl_stale"
+        return None
+
+    def acl_mismatch(self, acl: AccessList) -> str | None:
+        if acl.node != self.node_id:
+            return f"list is for node {acl.node!r}, this node is {self.node_id!r}"
+        if acl.site != self.site:
+            return f"list is for site {acl.site!r}, this node is in {self.site!r}"
+        return None
+
+    def offer_acl(self, acl: AccessList, raw: dict[str, Any] | None = None) -> tuple[bool, list[Action]]:
+        """A list from the broker: used only if it is ours and of a greater version."""
+        problem = self.acl_mismatch(acl)
+        if problem:
+            log.warning("ignoring access list version %s: %s", acl.version, problem)
+            return False, []
+        if self.acl is not None and acl.version <= self.acl.version:
+            log.debug("ignoring access list version %s (have %s)", acl.version, self.acl.version)
+            return False, []
+        return True, self.load_acl(acl, raw)
+
+    def load_acl(self, acl: AccessList, raw: dict[str, Any] | None = None) -> list[Action]:
+        """Install a list (from disk at start, or accepted by `offer_acl`)."""
+        acts: list[Action] = []
+        self.acl = acl
+        self._entries = acl.by_uid()
+        self._not_authorized = _not_authorized(raw)
+        self.policy = Policy.merge(self.defaults, acl.policy)
+        self.raise_floor(acl.issued)
+        log.info("access list version %s: %d badges, locked=%s", acl.version, len(acl.badges),
+                 acl.locked)
+        s = self.session
+        if s is not None and self.policy.end_on_revoke and (
+                s.uid not in self._entries or s.uid in self._not_authorized):
+            log.info("badge %s is no longer listed: ending its session (end_on_revoke)", s.uid)
+            self._end("revoked", acts)
+        return acts
+
+    def _decide(self, uid: str) -> tuple[BadgeEntry | None, str | None]:
+        if self.draining or self.locked:
+            return None, "machine_locked"
+        problem = self.acl_problem()
+        if problem:
+            return None, problem
+        entry = self._entries.get(uid)
+        if entry is None:
+            return None, "unknown_badge"
+        if uid in self._not_authorized:
+            return None, "not_authorized"
+        if entry.until is not None and self.now_wall() >= entry.until:
+            return None, "expired"
+        return entry, None
+
+    # ------------------------------------------------------------ inputs
+
+    def badge_placed(self, uid: str) -> list[Action]:
+        acts: list[Action] = []
+        now = self.clock.monotonic()
+        s = self.session
+        if self.draining:
+            self._deny(uid, "machine_locked", acts)
+            return acts
+        if s is None:
+            so = self._signoff
+            if so is not None and now < so.until:
+                if uid == so.trainer:
+                    log.info("sign-off: trainer %s tapped again; waiting for the trainee", uid)
+                    return acts
+                self._signoff = None
+                log.info("training signed: trainer %s, trainee %s", so.trainer, uid)
+                acts.append(self._emit("training.signed", {"trainer_uid": so.trainer,
+                                                           "trainee_uid": uid}))
+                acts.append(SignalAction("signed"))
+                return acts
+            entry, reason = self._decide(uid)
+            if reason or entry is None:
+                self._deny(uid, reason or "unknown_badge", acts)
+            else:
+                self._start(entry, acts)
+            return acts
+
+        if uid == s.uid:
+            if (s.role == "trainer" and s.finishing is None
+                    and now - s.started_mono <= DOUBLE_TAP_S):
+                log.info("trainer %s double tap: session cancelled, sign-off for %.0f s", uid,
+                         SIGNOFF_S)
+                self._end("badge_out", acts)
+                self._signoff = _Signoff(uid, now + SIGNOFF_S)
+                acts.append(SignalAction("signoff"))
+                return acts
+            if s.grace_until is not None:  # present mode: the card is back
+                s.grace_until = None
+                log.info("badge %s back on the reader: session resumes", uid)
+                if s.warned:
+                    self._extend(s, now, acts)
+                return acts
+            if s.finishing is not None:  # badged again while finishing: not done after all
+                log.info("badge %s again while finishing: session resumes", uid)
+                s.finishing = None
+                self._set_relay(True, acts)
+                if s.warned or (s.deadline is not None and now >= s.deadline):
+                    self._extend(s, now, acts)
+                acts.append(SignalAction("granted"))
+                return acts
+            if s.mode == "present":
+                return acts  # the same card reported twice: nothing to do
+            if s.warned:
+                self._extend(s, now, acts)
+                return acts
+            self._request_end("badge_out", acts)
+            return acts
+
+        entry, reason = self._decide(uid)
+        if reason or entry is None:
+            self._deny(uid, reason or "unknown_badge", acts)
+            return acts
+        if not self.policy.handover:
+            self._deny(uid, "in_use", acts)
+            return acts
+        log.info("handover from %s to %s", s.uid, uid)
+        self._end("handover", acts, relay_off=False)
+        self._start(entry, acts)
+        return acts
+
+    def badge_removed(self, uid: str) -> list[Action]:
+        acts: list[Action] = []
+        s = self.session
+        if (s is None or uid != s.uid or s.mode != "present" or s.grace_until is not None
+                or s.finishing is not None):
+            return acts
+        grace = self.policy.grace_s
+        if grace:
+            s.grace_until = self.clock.monotonic() + grace
+            log.info("badge %s removed: %.0f s grace", uid, grace)
+        else:
+            self._request_end("badge_removed", acts)
+        return acts
+
+    def activity(self, busy: bool) -> list[Action]:
+        """An edge of the activity input (True: the machine is working)."""
+        if busy == self.busy:
+            return []
+        now = self.clock.monotonic()
+        self.busy = busy
+        s = self.session
+        if busy:
+            if s is not None:
+                s.busy_since = now
+        else:
+            self.idle_since = now
+            if s is not None and s.busy_since is not None:
+                s.active_acc += now - s.busy_since
+                s.busy_since = None
+        return self.tick()
+
+    def command(self, cmd: Command) -> list[Action]:
+        acts: list[Action] = []
+        if cmd.id == self.last_cmd:
+            log.debug("command %s already applied", cmd.id)
+            return acts
+        age = (self.now_wall() - cmd.ts).total_seconds()
+        if age > COMMAND_MAX_AGE_S:
+            log.warning("ignoring command %s %s: issued %.0f s ago (limit %.0f s)", cmd.cmd, cmd.id,
+                        age, COMMAND_MAX_AGE_S)
+            return acts
+        self.last_cmd = cmd.id
+        log.info("command %s (%s)", cmd.cmd, cmd.id)
+        if cmd.cmd == "stop":
+            if self.session is not None:
+                self._end("remote_stop", acts)
+        elif cmd.cmd == "lock":
+            self.cmd_locked = True
+        elif cmd.cmd == "unlock":
+            self.cmd_locked = False
+        elif cmd.cmd == "identify":
+            acts.append(SignalAction("identify"))
+        elif cmd.cmd == "resync":
+            acts.append(ResyncAction())
+        return acts
+
+    def tick(self) -> list[Action]:
+        """Timers: heartbeat, grace, warning, max session, idle end, finishing, sign-off."""
+        acts: list[Action] = []
+        now = self.clock.monotonic()
+        if self._signoff is not None and now >= self._signoff.until:
+            log.info("sign-off by %s expired", self._signoff.trainer)
+            self._signoff = None
+        s = self.session
+        if s is None:
+            if self.draining:
+                self.done = True
+            return acts
+        if now - s.last_heartbeat >= self.policy.heartbeat_s:
+            s.last_heartbeat = now
+            data = self._session_data(s)
+            data.update(elapsed_s=_r(now - s.started_mono), active_s=_r(s.active_s(now)))
+            acts.append(self._emit("session.heartbeat", data, checkpoint=self.checkpoint()))
+        if s.finishing is not None:
+            if self._idle_enough(s, now):
+                self._end(s.finishing, acts)
+        elif s.grace_until is not None and now >= s.grace_until:
+            s.grace_until = None
+            self._request_end("badge_removed", acts)
+        elif s.deadline is not None and now >= s.deadline:
+            self._request_end("timeout", acts)
+        elif (s.deadline is not None and not s.warned and self.policy.warn_before_s
+              and now >= s.deadline - self.policy.warn_before_s):
+            s.warned = True
+            log.info("session %s ends in %.0f s unless extended", s.id, s.deadline - now)
+            acts.append(SignalAction("warning"))
+        elif (self.has_activity and self.policy.idle_end_s and not self.busy
+              and now - max(self.idle_since, s.started_mono) >= self.policy.idle_end_s):
+            self._request_end("idle", acts)
+        if self.session is None and self.draining:
+            self.done = True
+        return acts
+
+    def shutdown(self, force: bool = False) -> list[Action]:
+        """SIGTERM/SIGINT. A `when_idle` session finishes first unless `force` (second signal)."""
+        acts: list[Action] = []
+        s = self.session
+        self.draining = True
+        self._signoff = None
+        if s is not None:
+            if force or self.policy.power_off != "when_idle":
+                self._end("shutdown", acts)
+            elif s.finishing is None:
+                log.info("stopping: waiting for the machine to be idle before switching off")
+                self._request_end("shutdown", acts)
+        if self.session is None:
+            self._set_relay(False, acts)
+            self.done = True
+        return acts
+
+    def fail(self) -> list[Action]:
+        """The decision thread crashed: relay off, session ended as `shutdown`."""
+        acts: list[Action] = []
+        if self.session is not None:
+            self._end("shutdown", acts)
+        self._set_relay(False, acts)
+        self.done = True
+        return acts
+
+    def recover(self, checkpoint: dict[str, Any]) -> list[Action]:
+        """A session was open when the process died: close it as `power_loss` at its last known time."""
+        try:
+            started = parse_ts(checkpoint["started"])
+            last = parse_ts(checkpoint["last_ts"])
+            data = {
+                "session": str(uuid.UUID(checkpoint["session"])),
+                "uid": checkpoint["uid"], "member": checkpoint.get("member"),
+                "started": format_ts(started), "ended": format_ts(last),
+                "duration_s": _r(float(checkpoint.get("elapsed_s", 0.0))),
+                "active_s": _r(float(checkpoint.get("active_s", 0.0))),
+                "reason": "power_loss",
+            }
+        except (KeyError, TypeError, ValueError, ProtocolError) as exc:
+            log.error("unreadable session checkpoint %r (%s): dropping it", checkpoint, exc)
+            return []
+        self.raise_floor(last)
+        log.warning("session %s of %s was open when the node stopped: ending it as power_loss",
+                    data["session"], data["uid"])
+        return [self._emit("session.ended", data, clear_checkpoint=True)]
+
+    # ------------------------------------------------------------ status
+
+    @property
+    def state(self) -> str:
+        s = self.session
+        if s is not None:
+            if s.finishing is not None:
+                return "finishing"
+            if s.grace_until is not None:
+                return "grace"
+            return "in_use"
+        if self._signoff is not None and self.clock.monotonic() < self._signoff.until:
+            return "signoff"
+        if self.locked or self.draining:
+            return "locked"
+        if self.acl_problem():
+            return "no_acl"
+        return "idle"
+
+    def status_fields(self) -> dict[str, Any]:
+        """The status fields the machine owns (the daemon adds node, online, software, ts)."""
+        s = self.session
+        return {
+            "state": self.state,
+            "relay": self.relay,
+            "warning": bool(s is not None and s.warned),
+            "session": None if s is None else {
+                "id": s.id, "uid": s.uid, "member": s.member,
+                "started": format_ts(s.started_wall)},
+            "acl_version": self.acl.version if self.acl else None,
+            "clock_ok": bool(self.clock.synced()),
+            "last_cmd": self.last_cmd,
+        }
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """What a restart needs to close the open session as `power_loss`."""
+        s = self.session
+        if s is None:
+            return None
+        now = self.clock.monotonic()
+        return {"session": s.id, "uid": s.uid, "member": s.member,
+                "started": format_ts(s.started_wall), "elapsed_s": _r(now - s.started_mono),
+                "active_s": _r(s.active_s(now)), "last_ts": format_ts(self.now_wall())}
+
+    # ------------------------------------------------------------ internals
+
+    def _emit(self, etype: str, data: dict[str, Any], *, checkpoint: dict[str, Any] | None = None,
+              clear_checkpoint: bool = False) -> EmitAction:
+        return EmitAction(etype, data, self.now_wall(), checkpoint, clear_checkpoint)
+
+    def _set_relay(self, on: bool, acts: list[Action]) -> None:
+        if self.relay != on:
+            self.relay = on
+            acts.append(RelayAction(on))
+
+    def _deny(self, uid: str, reason: str, acts: list[Action]) -> None:
+        log.info("badge %s denied: %s", uid, reason)
+        acts.append(self._emit("badge.denied", {"uid": uid, "reason": reason}))
+        acts.append(SignalAction("denied"))
+
+    def _session_data(self, s: Session) -> dict[str, Any]:
+        return {"session": s.id, "uid": s.uid, "member": s.member}
+
+    def _start(self, entry: BadgeEntry, acts: list[Action]) -> None:
+        now = self.clock.monotonic()
+        s = Session(id=str(uuid.uuid4()), uid=entry.uid, member=entry.member, role=entry.role,
+                    mode=self.policy.mode, started_wall=self.now_wall(), started_mono=now,
+                    last_heartbeat=now, busy_since=now if self.busy else None)
+        if self.policy.max_session_s:
+            s.deadline = now + self.policy.max_session_s
+        self.session = s
+        log.info("session %s started: badge %s, member %s (%s mode)", s.id, s.uid, s.member,
+                 s.mode)
+        self._set_relay(True, acts)
+        acts.append(self._emit("session.started", self._session_data(s),
+                               checkpoint=self.checkpoint()))
+        acts.append(SignalAction("granted"))
+
+    def _extend(self, s: Session, now: float, acts: list[Action]) -> None:
+        if self.policy.max_session_s:
+            s.deadline = now + self.policy.max_session_s
+        s.warned = False
+        log.info("session %s extended", s.id)
+        acts.append(SignalAction("extended"))
+
+    def _idle_enough(self, s: Session, now: float) -> bool:
+        if not self.has_activity:
+            return True
+        if self.busy:
+            return False
+        need = self.policy.idle_end_s or 0.0
+        return now - self.idle_since >= need
+
+    def _request_end(self, reason: str, acts: list[Action]) -> None:
+        """End now, or, under `power_off: when_idle`, keep the relay on until the machine idles."""
+        s = self.session
+        if s is None:
+            return
+        now = self.clock.monotonic()
+        if (reason in _SOFT_END and self.policy.power_off == "when_idle"
+                and not self._idle_enough(s, now)):
+            s.finishing = reason
+            s.grace_until = None
+            s.warned = False
+            log.info("session %s finishing (%s): relay stays on until the machine is idle",
+                     s.id, reason)
+            return
+        self._end(reason, acts)
+
+    def _end(self, reason: str, acts: list[Action], *, relay_off: bool = True) -> None:
+        s = self.session
+        if s is None:
+            return
+        now = self.clock.monotonic()
+        data = self._session_data(s)
+        data.update(started=format_ts(s.started_wall), ended=format_ts(self.now_wall()),
+                    duration_s=_r(now - s.started_mono), active_s=_r(s.active_s(now)),
+                    reason=reason)
+        self.session = None
+        log.info("session %s ended: %s after %.1f s (%.1f s active)", s.id, reason,
+                 data["duration_s"], data["active_s"])
+        if relay_off:
+            self._set_relay(False, acts)
+        acts.append(self._emit("session.ended", data, clear_checkpoint=True))
+
+
+def _r(seconds: float) -> float:
+    return round(max(seconds, 0.0), 3)
+
+
+def _not_authorized(raw: dict[str, Any] | None) -> set[str]:
+    """Badges the server lists with `"authorized": false` (an addition: listed, not trained)."""
+    out: set[str] = set()
+    if not raw or not isinstance(raw.get("badges"), list):
+        return out
+    for b in raw["badges"]:
+        if isinstance(b, dict) and b.get("authorized") is False and isinstance(b.get("uid"), str):
+            out.add(b["uid"])
+    return out
