@@ -1,7 +1,154 @@
-"""Placeholder until built."""
+"""Web UI for managers: pages, login, i18n (FR/EN), CSRF and secure cookies.
 
-from flask import Flask
+`init_app(app)` wires Flask-Login (server.auth), Flask-WTF's CSRFProtect,
+Flask-Babel (browser language by default, FR/EN switch kept in the session)
+and the page blueprint. Other parts add nav entries by appending
+`(endpoint, label)` or `(endpoint, label, roles)` to `app.config["NAV_EXTRA"]`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Request, flash, g, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+from flask_babel import Babel, lazy_gettext
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from werkzeug.exceptions import HTTPException
+
+from server import auth
+from server.web.blueprint import bp
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ("en", "fr")
+csrf = CSRFProtect()
+babel = Babel()
+
+
+class WebError(Exception):
+    """Root of this package's own exceptions."""
+
+
+class _SecureWhenHttps(SecureCookieSessionInterface):
+    """Session cookie `Secure` when configured, or when the request came over https."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        if app.config.get("SESSION_COOKIE_SECURE"):
+            return True
+        if app.config.get("TESTING"):
+            return False
+        try:
+            return bool(request.is_secure)
+        except RuntimeError:
+            return False
+
+
+def select_locale() -> str:
+    lang = session.get("lang")
+    if lang in LANGUAGES:
+        return str(lang)
+    if getattr(current_user, "is_authenticated", False):
+        pass
+    return request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+# (endpoint, label, roles); roles empty = every logged-in user
+NAV: list[tuple[str, Any, tuple[str, ...]]] = [
+    ("web.dashboard", lazy_gettext("Dashboard"), ()),
+    ("web.members", lazy_gettext("Members"), ()),
+    ("web.unknown_badges", lazy_gettext("Unknown badges"), (auth.ADMIN, auth.MANAGER)),
+    ("web.machines", lazy_gettext("Machines"), ()),
+    ("web.authorizations", lazy_gettext("Trainings"), ()),
+    ("web.sessions", lazy_gettext("Sessions"), (auth.ADMIN, auth.MANAGER)),
+    ("web.nodes", lazy_gettext("Nodes"), (auth.ADMIN, auth.MANAGER)),
+    ("web.audit", lazy_gettext("Audit log"), (auth.ADMIN, auth.MANAGER)),
+]
+
+
+def _nav_items() -> list[dict[str, Any]]:
+    from flask import current_app
+
+    if not getattr(current_user, "is_authenticated", False):
+        return []
+    role = current_user.role
+    items: list[dict[str, Any]] = []
+    extra = [tuple(e) for e in current_app.config.get("NAV_EXTRA", [])]
+    for entry in [*NAV, *extra]:
+        endpoint, label = entry[0], entry[1]
+        roles = tuple(entry[2]) if len(entry) > 2 else ()
+        if roles and role not in roles:
+            continue
+        try:
+            href = url_for(endpoint)
+        except Exception:  # an entry whose view is not registered: skip, never break pages
+            continue
+        items.append({"href": href, "label": label, "active": request.endpoint == endpoint})
+    return items
 
 
 def init_app(app: Flask) -> None:
-    pass
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
+    app.config.setdefault(
+        "BABEL_TRANSLATION_DIRECTORIES", "translations;translations_reports;translations_demo"
+    )
+    app.config.setdefault("NAV_EXTRA", [])
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session's lifetime
+    app.session_interface = _SecureWhenHttps()
+
+    babel.init_app(app, locale_selector=select_locale)
+    csrf.init_app(app)
+    auth.init_app(app)
+
+    from server.web import logs, machines, members, pages, trainings  # noqa: F401  (routes)
+
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def _inject() -> dict[str, Any]:
+        from flask_babel import get_locale
+
+        return {
+            "nav_items": _nav_items(),
+            "current_lang": str(get_locale() or "en"),
+            "languages": LANGUAGES,
+            "csrf_token": generate_csrf,
+        }
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(e: CSRFError) -> Any:
+        if request.path.startswith("/api/"):
+            return e  # the API is exempt; kept for safety
+        return render_template("error.html", code=400,
+                               message=lazy_gettext("The form expired or was not sent by this "
+                                                    "site. Please try again.")), 400
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException) -> Any:
+        if request.path.startswith("/api/"):
+            from server.api import json_http_error
+
+            return json_http_error(e)
+        if e.code is None or e.code < 400:
+            return e
+        messages = {
+            403: lazy_gettext("You are not allowed to do this."),
+            404: lazy_gettext("This page does not exist."),
+            405: lazy_gettext("This action is not available here."),
+            429: lazy_gettext("Too many attempts. Please wait a minute and try again."),
+        }
+        msg = messages.get(e.code, e.description)
+        return render_template("error.html", code=e.code, message=msg), e.code
+
+    @app.before_request
+    def _remember_request_start() -> None:
+        g.setdefault("flashes_done", False)
+
+
+def _is_safe_next(target: str | None, req: Request) -> bool:
+    return bool(target) and target.startswith("/") and not target.startswith("//")  # type: ignore[union-attr]
+
+
+__all__ = ["LANGUAGES", "WebError", "babel", "bp", "csrf", "flash", "init_app", "redirect"]

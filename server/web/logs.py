@@ -1,0 +1,83 @@
+"""Read-only logs: sessions (with filters), audit log, nodes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from typing import Any
+
+from flask import render_template, request
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from server import auth
+from server.app import get_db
+from server.models import AuditLog, Machine, Member, Node, UsageSession
+from server.web.blueprint import bp
+
+MANAGERS = (auth.ADMIN, auth.MANAGER)
+PER_PAGE = 50
+
+
+def _date_arg(name: str, end: bool = False) -> datetime | None:
+    raw = request.args.get(name) or ""
+    try:
+        d = datetime.strptime(raw, "%Y-%m-%d").date()
+    except ValueError:
+        return None
+    return datetime.combine(d, time.max if end else time.min, tzinfo=UTC)
+
+
+@bp.get("/sessions")
+@auth.roles_required(*MANAGERS)
+def sessions() -> Any:
+    db = get_db()
+    stmt = select(UsageSession).options(selectinload(UsageSession.member),
+                                        selectinload(UsageSession.machine))
+    machine_id = request.args.get("machine_id", type=int)
+    member_id = request.args.get("member_id", type=int)
+    since, until = _date_arg("since"), _date_arg("until", end=True)
+    open_only = request.args.get("open") == "1"
+    if machine_id:
+        stmt = stmt.where(UsageSession.machine_id == machine_id)
+    if member_id:
+        stmt = stmt.where(UsageSession.member_id == member_id)
+    if since:
+        stmt = stmt.where(UsageSession.started_at >= since)
+    if until:
+        stmt = stmt.where(UsageSession.started_at <= until)
+    if open_only:
+        stmt = stmt.where(UsageSession.ended_at.is_(None))
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = db.scalars(stmt.order_by(UsageSession.started_at.desc())
+                      .offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    machines = db.scalars(select(Machine).order_by(Machine.name)).all()
+    member = db.get(Member, member_id) if member_id else None
+    return render_template("logs/sessions.html", rows=rows, total=total, page=page,
+                           per_page=PER_PAGE, machines=machines, machine_id=machine_id,
+                           member=member, args=request.args)
+
+
+@bp.get("/audit")
+@auth.roles_required(*MANAGERS)
+def audit() -> Any:
+    db = get_db()
+    stmt = select(AuditLog)
+    action = (request.args.get("action") or "").strip()[:50]
+    if action:
+        stmt = stmt.where(AuditLog.action.like(f"{action}%"))
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = db.scalars(stmt.order_by(AuditLog.at.desc(), AuditLog.id.desc())
+                      .offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    return render_template("logs/audit.html", rows=rows, total=total, page=page, per_page=PER_PAGE,
+                           action=action)
+
+
+@bp.get("/nodes")
+@auth.roles_required(*MANAGERS)
+def nodes() -> Any:
+    db = get_db()
+    rows = db.scalars(select(Node).options(selectinload(Node.machine), selectinload(Node.site))
+                      .order_by(Node.slug)).all()
+    return render_template("logs/nodes.html", rows=rows)

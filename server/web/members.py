@@ -1,0 +1,255 @@
+"""Members: search, create, edit, deactivate, badges; unknown badges with one-click assignment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from sqlalchemy import func, or_, select
+from wtforms import EmailField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, Length, Optional
+
+from server import auth
+from server.app import get_db
+from server.errors import ServerError
+from server.models import (
+    Authorization,
+    Badge,
+    BadgeStatus,
+    Member,
+    Site,
+    UnknownBadge,
+    UsageSession,
+)
+from server.web import ops
+from server.web.blueprint import bp
+
+MANAGERS = (auth.ADMIN, auth.MANAGER)
+PER_PAGE = 50
+
+
+class MemberForm(FlaskForm):
+    name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=200)])
+    email = EmailField(_l("Email (optional)"), validators=[Optional(), Email(), Length(max=254)])
+    member_no = StringField(_l("Membership number (optional)"), validators=[Optional(), Length(max=64)])
+    site = SelectField(_l("Home site"), coerce=str, validators=[Optional()])
+    tags = StringField(_l("Tags (optional, separated by commas)"), validators=[Optional(), Length(max=500)])
+
+
+class BadgeForm(FlaskForm):
+    uid = StringField(_l("Badge number (UID)"), validators=[DataRequired(), Length(max=40)])
+
+
+def _site_choices(me: auth.Principal) -> list[tuple[str, str]]:
+    db = get_db()
+    sites = db.scalars(select(Site).order_by(Site.name)).all()
+    choices = [("", _("No particular site"))]
+    choices += [(str(s.id), s.name) for s in sites if auth.can_manage_site(me, s.id)]
+    return choices
+
+
+def _member_or_404(member_id: int) -> Member:
+    m = get_db().get(Member, member_id)
+    if m is None:
+        abort(404)
+    return m
+
+
+def _require_manage(member: Member) -> None:
+    if not auth.can_manage_member(auth.me(), member):
+        abort(403)
+
+
+def flash_error(e: ServerError, form: FlaskForm | None = None) -> None:
+    """Show a service error; field messages go next to their field when the form has it."""
+    fields = getattr(e, "fields", {}) or {}
+    placed = False
+    if form is not None:
+        for name, msg in fields.items():
+            f = getattr(form, name, None)
+            if f is not None:
+                f.errors = [*list(f.errors or []), _(msg)]
+                placed = True
+    if not placed:
+        flash(_(e.message), "error")
+
+
+@bp.get("/members")
+@auth.roles_required()
+def members() -> Any:
+    db = get_db()
+    q = (request.args.get("q") or "").strip()[:200]
+    show_inactive = request.args.get("inactive") == "1"
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    stmt = select(Member)
+    if not show_inactive:
+        stmt = stmt.where(Member.active.is_(True))
+    if q:
+        like = f"%{q.lower()}%"
+        badge_members = select(Badge.member_id).where(func.lower(Badge.uid).like(like))
+        stmt = stmt.where(or_(func.lower(Member.name).like(like), func.lower(Member.email).like(like),
+                              func.lower(Member.member_no).like(like), Member.id.in_(badge_members)))
+    total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = db.scalars(stmt.order_by(Member.name).offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    return render_template("members/list.html", members=rows, q=q, total=total, page=page,
+                           per_page=PER_PAGE, show_inactive=show_inactive,
+                           can_create=auth.me().role in MANAGERS)
+
+
+@bp.route("/members/new", methods=["GET", "POST"])
+@auth.roles_required(*MANAGERS)
+def member_new() -> Any:
+    me = auth.me()
+    form = MemberForm()
+    form.site.choices = _site_choices(me)
+    if form.validate_on_submit():
+        try:
+            m = ops.create_member(get_db(), me, name=form.name.data or "", email=form.email.data or None,
+                                  member_no=form.member_no.data or None,
+                                  site_id=int(form.site.data) if form.site.data else None,
+                                  tags=ops.split_tags(form.tags.data))
+        except ServerError as e:
+            get_db().rollback()
+            flash_error(e, form)
+        else:
+            flash(_("Member %(name)s created.", name=m.name), "success")
+            return redirect(url_for("web.member_detail", member_id=m.id))
+    return render_template("members/form.html", form=form, member=None), 400 if form.errors else 200
+
+
+@bp.get("/members/<int:member_id>")
+@auth.roles_required()
+def member_detail(member_id: int) -> Any:
+    db = get_db()
+    m = _member_or_404(member_id)
+    me = auth.me()
+    auths = db.scalars(select(Authorization).where(Authorization.member_id == m.id)
+                       .order_by(Authorization.granted_at.desc())).all()
+    sessions = db.scalars(select(UsageSession).where(UsageSession.member_id == m.id)
+                          .order_by(UsageSession.started_at.desc()).limit(50)).all()
+    can_manage = auth.can_manage_member(me, m)
+    return render_template("members/detail.html", m=m, auths=auths, sessions=sessions,
+                           can_manage=can_manage, badge_form=BadgeForm(),
+                           can_revoke={a.id: auth.can_change_authorization(db, me, a) for a in auths},
+                           now=ops.now())
+
+
+@bp.route("/members/<int:member_id>/edit", methods=["GET", "POST"])
+@auth.roles_required(*MANAGERS)
+def member_edit(member_id: int) -> Any:
+    m = _member_or_404(member_id)
+    _require_manage(m)
+    me = auth.me()
+    form = MemberForm(obj=None if request.method == "POST" else m)
+    form.site.choices = _site_choices(me)
+    if request.method == "GET":
+        form.site.data = str(m.site_id) if m.site_id else ""
+        form.tags.data = ", ".join(m.tags or [])
+    if form.validate_on_submit():
+        try:
+            ops.update_member(get_db(), me, m, name=form.name.data or "", email=form.email.data or None,
+                              member_no=form.member_no.data or None,
+                              site_id=int(form.site.data) if form.site.data else None,
+                              tags=ops.split_tags(form.tags.data))
+        except ServerError as e:
+            get_db().rollback()
+            flash_error(e, form)
+        else:
+            flash(_("Changes saved."), "success")
+            return redirect(url_for("web.member_detail", member_id=m.id))
+    return render_template("members/form.html", form=form, member=m), 400 if form.errors else 200
+
+
+@bp.post("/members/<int:member_id>/deactivate")
+@auth.roles_required(*MANAGERS)
+def member_deactivate(member_id: int) -> Any:
+    m = _member_or_404(member_id)
+    _require_manage(m)
+    ops.set_member_active(get_db(), auth.me(), m, False)
+    flash(_("%(name)s is deactivated: their badges no longer open any machine.", name=m.name), "success")
+    return redirect(url_for("web.member_detail", member_id=m.id))
+
+
+@bp.post("/members/<int:member_id>/reactivate")
+@auth.roles_required(*MANAGERS)
+def member_reactivate(member_id: int) -> Any:
+    m = _member_or_404(member_id)
+    _require_manage(m)
+    ops.set_member_active(get_db(), auth.me(), m, True)
+    flash(_("%(name)s is active again.", name=m.name), "success")
+    return redirect(url_for("web.member_detail", member_id=m.id))
+
+
+@bp.post("/members/<int:member_id>/badges")
+@auth.roles_required(*MANAGERS)
+def member_add_badge(member_id: int) -> Any:
+    m = _member_or_404(member_id)
+    _require_manage(m)
+    form = BadgeForm()
+    if form.validate_on_submit():
+        try:
+            b = ops.enrol_badge(get_db(), auth.me(), m, form.uid.data or "")
+        except ServerError as e:
+            get_db().rollback()
+            flash_error(e)
+        else:
+            flash(_("Badge %(uid)s now belongs to %(name)s.", uid=b.uid, name=m.name), "success")
+    else:
+        flash(_("Please type the badge number."), "error")
+    return redirect(url_for("web.member_detail", member_id=m.id))
+
+
+@bp.post("/badges/<uid>/status")
+@auth.roles_required(*MANAGERS)
+def badge_status(uid: str) -> Any:
+    db = get_db()
+    b = db.scalar(select(Badge).where(Badge.uid == uid.upper()))
+    if b is None:
+        abort(404)
+    _require_manage(b.member)
+    status = request.form.get("status", "")
+    if status not in {s.value for s in BadgeStatus}:
+        abort(400)
+    ops.set_badge_status(db, auth.me(), b, status)
+    flash(_("Badge %(uid)s updated.", uid=b.uid), "success")
+    return redirect(url_for("web.member_detail", member_id=b.member_id))
+
+
+@bp.get("/badges/unknown")
+@auth.roles_required(*MANAGERS)
+def unknown_badges() -> Any:
+    db = get_db()
+    enrolled = select(Badge.uid)
+    rows = db.scalars(select(UnknownBadge).where(UnknownBadge.uid.not_in(enrolled))
+                      .order_by(UnknownBadge.last_seen.desc()).limit(200)).all()
+    members = db.scalars(select(Member).where(Member.active.is_(True)).order_by(Member.name)).all()
+    me = auth.me()
+    members = [m for m in members if auth.can_manage_member(me, m)]
+    return render_template("members/unknown.html", rows=rows, members=members)
+
+
+@bp.post("/badges/unknown/<int:unknown_id>/assign")
+@auth.roles_required(*MANAGERS)
+def unknown_badge_assign(unknown_id: int) -> Any:
+    db = get_db()
+    ub = db.get(UnknownBadge, unknown_id)
+    if ub is None:
+        abort(404)
+    member_id = request.form.get("member_id", type=int)
+    m = db.get(Member, member_id) if member_id else None
+    if m is None:
+        flash(_("Choose the member this badge belongs to."), "error")
+        return redirect(url_for("web.unknown_badges"))
+    _require_manage(m)
+    try:
+        ops.enrol_badge(db, auth.me(), m, ub.uid)
+    except ServerError as e:
+        db.rollback()
+        flash_error(e)
+        return redirect(url_for("web.unknown_badges"))
+    flash(_("Badge %(uid)s now belongs to %(name)s.", uid=ub.uid, name=m.name), "success")
+    return redirect(url_for("web.unknown_badges"))
+

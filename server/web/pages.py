@@ -1,0 +1,171 @@
+"""Login, logout, language switch and the live dashboard."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import abort, flash, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import login_user, logout_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired, Length
+
+from server import auth
+from server.app import get_db
+from server.models import Machine, Member, UsageSession, User
+from server.security import verify_password
+from server.web.blueprint import bp
+
+BUSY_STATES = ("in_use", "finishing", "grace", "signoff")
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1000)])
+
+
+def _safe_next(target: str | None) -> str | None:
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    form = LoginForm()
+    if request.method == "POST":
+        ip = request.remote_addr or "?"
+        email = (request.form.get("email") or "").strip().lower()
+        limiter = auth.rate_limiter()
+        if limiter.blocked(ip, email):
+            return render_template("login.html", form=form, too_many=True), 429
+        if form.validate_on_submit():
+            db = get_db()
+            user = db.scalar(select(User).where(User.email == email))
+            if user is not None and user.active and verify_password(
+                user.password_hash, form.password.data or ""
+            ):
+                limiter.reset(ip, email)
+                lang = session.get("lang")
+                session.clear()  # a fresh session on login (no fixation)
+                if lang:
+                    session["lang"] = lang
+                user.last_login = datetime.now(UTC)
+                db.commit()
+                login_user(auth.principal_from_user(user))
+                flash(_("Welcome, you are logged in."), "success")
+                return redirect(_safe_next(request.args.get("next")) or url_for("web.dashboard"))
+            limiter.failed(ip, email)
+            flash(_("Wrong email or password."), "error")
+        return render_template("login.html", form=form), 200
+    return render_template("login.html", form=form)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    lang = session.get("lang")
+    logout_user()
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    flash(_("You are logged out."), "success")
+    return redirect(url_for("web.login"))
+
+
+@bp.post("/lang")
+def set_language() -> Any:
+    """The FR/EN switch: a POST (never a state-changing GET), kept in the session."""
+    from server.web import LANGUAGES
+
+    lang = request.form.get("lang", "")
+    if lang not in LANGUAGES:
+        abort(400)
+    session["lang"] = lang
+    return redirect(_safe_next(request.form.get("next")) or url_for("web.dashboard"))
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+def _iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def machine_states() -> list[dict[str, Any]]:
+    """Every active machine's live state, from the node's status and open sessions."""
+    db = get_db()
+    machines = db.scalars(
+        select(Machine).where(Machine.active.is_(True))
+        .options(selectinload(Machine.node), selectinload(Machine.site))
+        .order_by(Machine.site_id, Machine.name)
+    ).all()
+    open_rows = db.execute(
+        select(UsageSession.machine_id, UsageSession.member_id, UsageSession.started_at,
+               UsageSession.badge_uid)
+        .where(UsageSession.ended_at.is_(None))
+        .order_by(UsageSession.started_at)
+    ).all()
+    open_by_machine = {r.machine_id: r for r in open_rows}  # latest wins
+    member_ids = {r.member_id for r in open_rows if r.member_id}
+    names = dict(db.execute(select(Member.id, Member.name).where(Member.id.in_(member_ids))).tuples().all()) if member_ids else {}
+    out = []
+    for m in machines:
+        node = m.node
+        online = bool(node and node.online)
+        node_state = node.state if node else None
+        sess = open_by_machine.get(m.id)
+        if m.locked or node_state == "locked":
+            state = "locked"
+        elif not online:
+            state = "offline"
+        elif sess is not None or node_state in BUSY_STATES:
+            state = "in_use"
+        elif node_state == "no_acl":
+            state = "no_acl"
+        else:
+            state = "idle"
+        out.append({
+            "id": m.id,
+            "slug": m.slug,
+            "name": m.name,
+            "site": m.site.slug if m.site else None,
+            "state": state,
+            "node_state": node_state,
+            "online": online,
+            "locked": bool(m.locked),
+            "member": (names.get(sess.member_id) if sess and sess.member_id else None),
+            "member_id": sess.member_id if sess else None,
+            "since": _iso(sess.started_at) if sess else None,
+        })
+    return out
+
+
+STATE_LABELS = {
+    "idle": _l("Free"),
+    "in_use": _l("In use"),
+    "locked": _l("Locked"),
+    "offline": _l("Node offline"),
+    "no_acl": _l("Waiting for its list"),
+}
+
+
+@bp.get("/")
+@auth.roles_required()
+def dashboard() -> Any:
+    return render_template("dashboard.html", machines=machine_states(), labels=STATE_LABELS)
+
+
+@bp.get("/dashboard/state.json")
+@auth.roles_required()
+def dashboard_state() -> Any:
+    items = machine_states()
+    for it in items:
+        it["label"] = str(STATE_LABELS.get(it["state"], it["state"]))
+    return jsonify({"machines": items, "now": _iso(datetime.now(UTC))})

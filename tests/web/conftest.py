@@ -1,0 +1,89 @@
+"""Flask-tutorial fixtures (app, client, runner) on a migrated, seeded SQLite database."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+_spec = importlib.util.spec_from_file_location("fabpass_web_seed", Path(__file__).with_name("seed.py"))
+assert _spec is not None and _spec.loader is not None
+seedmod = importlib.util.module_from_spec(_spec)
+sys.modules["fabpass_web_seed"] = seedmod
+_spec.loader.exec_module(seedmod)
+
+CSRF_RE = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
+
+
+def make_app(url: str, **extra: Any) -> tuple[Flask, Any]:
+    from server.app import create_app, get_db
+    from server.db import upgrade
+
+    upgrade(url)
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test", **extra})
+    with app.app_context():
+        data = seedmod.seed(get_db())
+    return app, data
+
+
+@pytest.fixture()
+def app_and_seed(tmp_path: Path) -> Iterator[tuple[Flask, Any]]:
+    app, data = make_app(f"sqlite:///{tmp_path}/web.db")
+    yield app, data
+    app.extensions["fabpass.engine"].dispose()
+
+
+@pytest.fixture()
+def app(app_and_seed: tuple[Flask, Any]) -> Flask:
+    return app_and_seed[0]
+
+
+@pytest.fixture()
+def seed(app_and_seed: tuple[Flask, Any]) -> Any:
+    return app_and_seed[1]
+
+
+@pytest.fixture()
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture()
+def runner(app: Flask) -> Any:
+    return app.test_cli_runner()
+
+
+def csrf_from(html: str) -> str:
+    m = CSRF_RE.search(html)
+    assert m, "no CSRF token on the page"
+    return m.group(1)
+
+
+class Actions:
+    """Log in and post forms like a browser would (CSRF token taken from a page)."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def token(self, path: str = "/login") -> str:
+        return csrf_from(self.client.get(path).get_data(as_text=True))
+
+    def login(self, email: str, password: str = seedmod.PASSWORD) -> Any:
+        return self.client.post("/login", data={"email": email, "password": password,
+                                                "csrf_token": self.token()})
+
+    def post(self, path: str, data: dict[str, Any] | None = None, page: str = "/",
+             **kw: Any) -> Any:
+        return self.client.post(path, data={**(data or {}), "csrf_token": self.token(page)}, **kw)
+
+
+@pytest.fixture()
+def actions(client: FlaskClient) -> Actions:
+    return Actions(client)

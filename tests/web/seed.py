@@ -1,0 +1,66 @@
+"""A small fixed data set for web and API tests: two sites, three roles, two machines.
+
+Loaded by tests/web/conftest.py and tests/api/conftest.py (importlib mode: not a package).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from server import services
+from server.models import Authorization, AuthRole, Node, Site, UnknownBadge, User, UserRole
+from server.security import hash_password
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Seed:
+    lab: int
+    other: int
+    laser: int
+    printer: int
+    alice: int  # member at lab, user of the laser
+    bob: int  # member at other
+    tom: int  # the trainer's member: trainer on the laser
+    unknown_badge: int
+    token: str  # admin API token
+    manager_token: str
+
+
+def seed(db: Session) -> Seed:
+    lab = services.create_site(db, "lab", "Main lab", "Europe/Paris", actor="test")
+    other = services.create_site(db, "other", "Other lab", actor="test")
+    laser = services.create_machine(db, "laser-1", "Laser cutter", "lab", kind="laser_cutter",
+                                    node="laser-1", actor="test")
+    printer = services.create_machine(db, "printer-1", "3D printer", "other", kind="3d_printer",
+                                      node="printer-1", actor="test")
+    alice = services.create_member(db, "Alice Martin", email="alice@example.org", site="lab",
+                                   actor="test")
+    services.enrol_badge(db, alice.id, "04A1B2C3", actor="test")
+    bob = services.create_member(db, "Bob Durand", site="other", actor="test")
+    tom = services.create_member(db, "Tom Trainer", site="lab", actor="test")
+    services.enrol_badge(db, tom.id, "04FFEE01", actor="test")
+    services.grant(db, alice.id, machine_id=laser.id, actor="test")
+    db.add(Authorization(member_id=tom.id, machine_id=laser.id, role=AuthRole.trainer,
+                         granted_at=datetime.now(UTC) - timedelta(days=1)))
+    ub = UnknownBadge(uid="04DEAD01", last_node_id=laser.node_id)
+    db.add(ub)
+    pw = hash_password(PASSWORD)
+    site_lab = db.get(Site, lab.id)
+    db.add(User(email="admin@example.org", password_hash=pw, role=UserRole.admin))
+    db.add(User(email="manager@example.org", password_hash=pw, role=UserRole.manager,
+                sites=[site_lab]))
+    db.add(User(email="trainer@example.org", password_hash=pw, role=UserRole.trainer,
+                member_id=tom.id))
+    _, token = services.create_token(db, "tests", "admin", actor="test")
+    _, mtoken = services.create_token(db, "tests-manager", "manager", actor="test")
+    for n in db.query(Node).all():
+        n.online = True
+        n.state = "idle"
+    db.commit()
+    return Seed(lab=lab.id, other=other.id, laser=laser.id, printer=printer.id, alice=alice.id,
+                bob=bob.id, tom=tom.id, unknown_badge=ub.id, token=token, manager_token=mtoken)
