@@ -1,0 +1,345 @@
+"""Node benchmarks: badge decision latency, idle CPU with the MFRC522 backend, idle memory.
+
+`python -m bench.node_bench reader-cpu SECONDS RATE` is the child the idle-CPU
+benchmark runs (a process of its own, so its CPU time is only the reader's).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from bench.common import (
+    REPO,
+    BenchError,
+    Context,
+    NotAvailable,
+    Result,
+    bench_env,
+    child,
+    fabpass_cmd,
+    log_tail,
+    percentile,
+    rss_mib,
+    wait_for,
+)
+
+BADGES = 10_000
+SITE = "bench"
+
+
+# ---------------------------------------------------------------- shared helpers
+
+
+def badge_uids(n: int, prefix: str = "B0") -> list[str]:
+    """`n` distinct 7-byte UIDs (14 hex digits), as most NTAG/DESFire badges have."""
+    return [f"04{prefix}{i:010X}" for i in range(n)]
+
+
+def access_list(node: str, uids: list[str], version: int | None = None) -> Any:
+    """A realistic access list: every badge with a member id, a label and a role."""
+    from protocol import AccessList, BadgeEntry
+
+    now = datetime.now(UTC)
+    badges = [BadgeEntry(uid=uid, member=i + 1, role="trainer" if i % 50 == 0 else "user",
+                         until=None if i % 10 else now + timedelta(days=365),
+                         label=f"Member {i + 1} {chr(65 + i % 26)}.")
+              for i, uid in enumerate(uids)]
+    return AccessList(version=version or int(time.time() * 1000), site=SITE, node=node,
+                      machine=node, issued=now, valid_until=now + timedelta(days=7),
+                      locked=False, policy={"mode": "tap"}, badges=badges)
+
+
+def load_fake_chip() -> ModuleType:
+    """The register-level fake MFRC522 of tests/badge_reader (one fake, not two)."""
+    path = REPO / "tests" / "badge_reader" / "fake_mfrc522.py"
+    if not path.exists():
+        raise NotAvailable(f"{path} (the fake MFRC522) is missing")
+    spec = importlib.util.spec_from_file_location("fabpass_bench_fake_mfrc522", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------- 1. badge decision
+
+
+class _TimedPinMixin:
+    """Records the perf_counter time of every state change (MockPin keeps only monotonic deltas)."""
+
+    changes: list[tuple[float, bool]]
+
+    def _change_state(self, value: bool) -> bool:
+        changed = super()._change_state(value)  # type: ignore[misc]
+        if changed:
+            if not hasattr(self, "changes"):
+                self.changes = []
+            self.changes.append((time.perf_counter(), bool(value)))
+        return bool(changed)
+
+
+def timed_factory() -> Any:
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    class TimedPin(_TimedPinMixin, MockPWMPin):
+        pass
+
+    return MockFactory(pin_class=TimedPin)
+
+
+def pin_toggle_limit(samples: int) -> list[float]:
+    """Latency of switching a DigitalOutputDevice on a MockFactory pin: the floor of any decision."""
+    from gpiozero import DigitalOutputDevice
+
+    factory = timed_factory()
+    relay = DigitalOutputDevice(17, active_high=True, initial_value=False, pin_factory=factory)
+    pin = factory.pin(17)
+    out: list[float] = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        relay.on()
+        out.append(pin.changes[-1][0] - t0)
+        relay.off()
+    relay.close()
+    factory.close()
+    return out
+
+
+def badge_decision(ctx: Context) -> list[Result]:
+    samples = int(ctx.scale(2000, 100))
+    limit_lat = pin_toggle_limit(samples)
+    limit_p99 = percentile(limit_lat, 99) * 1000
+    try:
+        lat = _decision_latencies(ctx, samples)
+    except NotAvailable as exc:
+        return [Result("badge_decision", "p99", None, "ms", error=f"not available: {exc}",
+                       label="badge decision (reader event → relay on), p99"),
+                Result("badge_decision", "pin_toggle_p99", limit_p99, "ms",
+                       label="bare MockFactory pin toggle, p99 (limit)")]
+    p50 = percentile(lat, 50) * 1000
+    p99 = percentile(lat, 99) * 1000
+    return [
+        Result("badge_decision", "p99", p99, "ms", goal=1.0, limit=limit_p99,
+               label="badge decision (reader event → relay on), p99",
+               extra={"p50": round(p50, 4), "samples": len(lat), "badges": BADGES,
+                      "limit_p50": round(percentile(limit_lat, 50) * 1000, 4)}),
+    ]
+
+
+def _decision_latencies(ctx: Context, samples: int) -> list[float]:
+    """Drive the node daemon's decision thread in-process; see `controller_harness`."""
+    harness = controller_harness(ctx)
+    try:
+        return harness.run(samples)
+    finally:
+        harness.close()
+
+
+def controller_harness(ctx: Context) -> Any:
+    raise NotAvailable("controller daemon API not integrated yet")
+
+
+# ---------------------------------------------------------------- 2. idle CPU with MFRC522
+
+
+def reader_cpu_child(seconds: float, rate_hz: float, bare: bool) -> None:
+    """Child: a ReaderLoop over the real driver and the fake chip (no card), or a bare 20 Hz loop."""
+    from gpiozero.pins.mock import MockFactory
+
+    from badge_reader import Mfrc522Reader, ReaderLoop
+
+    events: list[Any] = []
+    if bare:
+        stop = threading.Event()
+
+        def bare_loop() -> None:
+            while not stop.is_set():
+                stop.wait(1.0 / rate_hz)
+
+        thread = threading.Thread(target=bare_loop, daemon=True)
+        thread.start()
+    else:
+        fake = load_fake_chip()
+        spi = fake.FakeSpiDev(fake.FakeMfrc522())
+        reader = Mfrc522Reader(spi, reset_pin=25, pin_factory=MockFactory())
+        loop = ReaderLoop(reader, events.append, rate_hz=rate_hz)
+        loop.start()
+    time.sleep(1.0)  # settle: imports and chip init are not idle time
+    c0, t0 = time.process_time(), time.perf_counter()
+    polls0 = spi.transfers if not bare else 0
+    time.sleep(seconds)
+    c1, t1 = time.process_time(), time.perf_counter()
+    polls = (spi.transfers - polls0) if not bare else 0
+    print(json.dumps({"cpu_s": c1 - c0, "wall_s": t1 - t0, "spi_transfers": polls,
+                      "events": len(events)}), flush=True)
+
+
+def _run_cpu_child(seconds: float, rate: float, bare: bool) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "bench.node_bench", "reader-cpu", str(seconds), str(rate)]
+    if bare:
+        cmd.append("--bare")
+    out = subprocess.run(cmd, env=bench_env(), cwd=str(REPO), capture_output=True,
+                         timeout=seconds + 60)
+    lines = [ln for ln in out.stdout.decode().splitlines() if ln.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise BenchError(f"reader-cpu child failed ({out.returncode}): "
+                         + out.stderr.decode(errors="replace")[-800:])
+    return dict(json.loads(lines[-1]))
+
+
+def reader_cpu(ctx: Context) -> list[Result]:
+    from firmware_config.node_config import ReaderConfig
+
+    rate = ReaderConfig().poll_hz
+    seconds = ctx.scale(10.0, 2.0)
+    real = _run_cpu_child(seconds, rate, bare=False)
+    bare = _run_cpu_child(seconds, rate, bare=True)
+    pct = 100.0 * real["cpu_s"] / real["wall_s"]
+    bare_pct = 100.0 * bare["cpu_s"] / bare["wall_s"]
+    return [Result("reader_cpu", "cpu_percent", pct, "% of a core", goal=2.0, limit=bare_pct,
+                   label=f"node idle CPU, MFRC522 polled at {rate:g} Hz",
+                   extra={"seconds": round(real["wall_s"], 2), "rate_hz": rate,
+                          "spi_transfers_per_s": round(real["spi_transfers"] / real["wall_s"], 1),
+                          "limit_is": "a bare thread waking at the same rate"})]
+
+
+# ---------------------------------------------------------------- 3. node memory
+
+
+def node_config(path: Path, node: str, url: str, storage: Path) -> Path:
+    path.write_text(
+        f'node_id = "{node}"\nsite = "{SITE}"\n\n[mqtt]\nurl = "{url}"\n\n'
+        f'[reader]\ntype = "sim"\n\n[gpio]\nrelay = {{ pin = 17, active_high = true }}\n\n'
+        f'[storage]\ndir = "{storage}"\n'
+    )
+    return path
+
+
+class StatusWatcher:
+    """Subscribes to a node's status (and optionally acl) topic and keeps the last payloads."""
+
+    def __init__(self, url: str, topics: list[str]) -> None:
+        from protocol.mqttclient import make_client, parse_mqtt_url
+
+        target = parse_mqtt_url(url)
+        self.last: dict[str, Any] = {}
+        self.received: queue.Queue[tuple[float, str, bytes]] = queue.Queue()
+        self.client = make_client(f"bench-watch-{time.monotonic_ns()}", target, protocol="5")
+        self._subscribed = threading.Event()
+
+        def on_connect(c: mqtt.Client, *_a: Any) -> None:
+            c.subscribe([(t, 1) for t in topics])
+
+        def on_subscribe(*_a: Any) -> None:
+            self._subscribed.set()
+
+        def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+            now = time.perf_counter()
+            try:
+                self.last[msg.topic] = json.loads(msg.payload)
+            except ValueError:
+                self.last[msg.topic] = None
+            self.received.put((now, msg.topic, msg.payload))
+
+        self.client.on_connect = on_connect
+        self.client.on_subscribe = on_subscribe
+        self.client.on_message = on_message
+        self.client.connect(target.host, target.port, keepalive=60)
+        self.client.loop_start()
+        if not self._subscribed.wait(10):
+            self.close()
+            raise BenchError("watcher could not subscribe")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def publish_retained(url: str, topic: str, payload: bytes) -> None:
+    from protocol.mqttclient import make_client, parse_mqtt_url
+
+    target = parse_mqtt_url(url)
+    client = make_client(f"bench-pub-{time.monotonic_ns()}", target, protocol="5")
+    client.connect(target.host, target.port, keepalive=60)
+    client.loop_start()
+    try:
+        info = client.publish(topic, payload, qos=1, retain=True)
+        info.wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def node_memory(ctx: Context) -> list[Result]:
+    from protocol import Topics
+
+    broker = shared_broker(ctx)
+    node = "mem-node"
+    uids = badge_uids(BADGES)
+    acl = access_list(node, uids)
+    topics = Topics()
+    payload = acl.encode()
+    publish_retained(broker.url, topics.acl(SITE, node), payload)
+    workdir = ctx.tmp / "node-memory"
+    workdir.mkdir(exist_ok=True)
+    cfg = node_config(workdir / "node.toml", node, broker.url, workdir / "storage")
+    watcher = StatusWatcher(broker.url, [topics.status(SITE, node)])
+    log_path = workdir / "node.log"
+    try:
+        with child(fabpass_cmd("node", "--config", str(cfg), "--simulate"),
+                   log_path=log_path, stdin=subprocess.PIPE) as proc:
+            def has_list() -> bool:
+                if proc.poll() is not None:
+                    raise BenchError(f"fabpass node exited {proc.returncode}: {log_tail(log_path)}")
+                status = watcher.last.get(topics.status(SITE, node)) or {}
+                return bool(status.get("acl_version") == acl.version)
+            try:
+                wait_for(has_list, ctx.scale(30, 20), "the node to report the 10,000-badge list")
+            except BenchError as exc:
+                if proc.poll() is not None or "not built" in log_tail(log_path):
+                    raise NotAvailable(f"fabpass node --simulate: {log_tail(log_path, 300)}") from exc
+                raise
+            time.sleep(ctx.scale(5.0, 1.0))  # idle
+            rss = rss_mib(proc.pid)
+    finally:
+        watcher.close()
+    return [Result("node_memory", "rss_mib", rss, "MiB", goal=50.0,
+                   label="node memory (RSS) idle, 10,000 badges cached",
+                   extra={"acl_bytes": len(payload), "badges": BADGES})]
+
+
+# ---------------------------------------------------------------- the shared broker
+
+
+def shared_broker(ctx: Context) -> Any:
+    """One private Mosquitto for the whole run (TCP_NODELAY on: see docs/benchmarks.md)."""
+    broker = ctx.cache.get("broker")
+    if broker is None:
+        from fabpass.broker import MosquittoProcess
+
+        broker = MosquittoProcess(data_dir=ctx.tmp / "mosquitto",
+                                  extra_config="set_tcp_nodelay true")
+        broker.start()
+        ctx.cache["broker"] = broker
+        ctx.cleanups.append(broker.cleanup)
+    return broker
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 4 and sys.argv[1] == "reader-cpu":
+        reader_cpu_child(float(sys.argv[2]), float(sys.argv[3]), "--bare" in sys.argv[4:])
+    else:
+        raise SystemExit("usage: python -m bench.node_bench reader-cpu SECONDS RATE [--bare]")
