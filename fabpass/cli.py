@@ -15,7 +15,7 @@ import click
 from controller.cli import node
 from fabpass.demo import demo
 from firmware_config.cli import broker, config, doctor, node_revoke, provision
-from server.cli import db, grant, members, revoke, server, token, user
+from server.cli import db, grant, ingest, members, revoke, server, token, user
 from server.reports_cli import report
 
 
@@ -34,7 +34,7 @@ def main(log_level: str) -> None:
 node.add_command(provision)
 node.add_command(doctor)
 node.add_command(node_revoke)
-for command in (node, server, db, user, token, members, grant, revoke, report, config, broker,
+for command in (node, server, ingest, db, user, token, members, grant, revoke, report, config, broker,
                 demo):
     main.add_command(command)
 
