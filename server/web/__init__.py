@@ -50,8 +50,6 @@ def select_locale() -> str:
     lang = session.get("lang")
     if lang in LANGUAGES:
         return str(lang)
-    if getattr(current_user, "is_authenticated", False):
-        pass
     return request.accept_languages.best_match(LANGUAGES) or "en"
 
 
@@ -96,6 +94,12 @@ def init_app(app: Flask) -> None:
     )
     app.config.setdefault("NAV_EXTRA", [])
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session's lifetime
+    # Flask's defaults already hold these keys (SAMESITE=None), so setdefault is not enough.
+    if not app.config.get("SESSION_COOKIE_SAMESITE"):
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
+    app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
     app.session_interface = _SecureWhenHttps()
 
     babel.init_app(app, locale_selector=select_locale)
@@ -141,10 +145,6 @@ def init_app(app: Flask) -> None:
         }
         msg = messages.get(e.code, e.description)
         return render_template("error.html", code=e.code, message=msg), e.code
-
-    @app.before_request
-    def _remember_request_start() -> None:
-        g.setdefault("flashes_done", False)
 
 
 def _is_safe_next(target: str | None, req: Request) -> bool:

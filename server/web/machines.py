@@ -32,7 +32,7 @@ class PolicyForm(FlaskForm):
     requires_authorization = BooleanField(_l("Only trained members may use it"))
     mode = SelectField(_l("How members badge"), choices=[
         ("", _l("Node default")), ("tap", _l("Tap once to start, tap again to stop")),
-        ("present", _l("Leave the badge on the reader while working"))])
+        ("present", _l("Leave the badge on the reader while working"))], default="")
     max_session_s = IntegerField(_l("Longest session (seconds)"),
                                  validators=[Optional(), NumberRange(min=60, max=7 * 86400)])
     warn_before_s = IntegerField(_l("Warning before the end (seconds)"),
@@ -43,12 +43,14 @@ class PolicyForm(FlaskForm):
                               validators=[Optional(), NumberRange(min=0, max=86400)])
     power_off = SelectField(_l("When the session ends"), choices=[
         ("", _l("Node default")), ("immediate", _l("Cut the power at once")),
-        ("when_idle", _l("Keep the power on until the machine has finished"))])
-    handover = SelectField(_l("Another trained member may take over a running session"), choices=TRI)
-    end_on_revoke = SelectField(_l("Revoking a training stops a running session"), choices=TRI)
+        ("when_idle", _l("Keep the power on until the machine has finished"))], default="")
+    handover = SelectField(_l("Another trained member may take over a running session"),
+                           choices=TRI, default="")
+    end_on_revoke = SelectField(_l("Revoking a training stops a running session"), choices=TRI,
+                                default="")
     on_stale = SelectField(_l("If the node has not heard from the server for too long"), choices=[
         ("", _l("Node default")), ("deny", _l("Refuse everyone (safest)")),
-        ("known_badges", _l("Keep accepting the badges it knows"))])
+        ("known_badges", _l("Keep accepting the badges it knows"))], default="")
 
 
 POLICY_HELP = {

@@ -22,15 +22,7 @@ _spec.loader.exec_module(seedmod)
 CSRF_RE = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 
 
-def make_app(url: str, **extra: Any) -> tuple[Flask, Any]:
-    from server.app import create_app, get_db
-    from server.db import upgrade
-
-    upgrade(url)
-    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test", **extra})
-    with app.app_context():
-        data = seedmod.seed(get_db())
-    return app, data
+make_app = seedmod.make_app
 
 
 @pytest.fixture()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,9 @@ class Seed:
     bob: int  # member at other
     tom: int  # the trainer's member: trainer on the laser
     unknown_badge: int
+    group: int
+    alice_laser: int  # alice's authorization on the laser
+    bob_printer: int  # bob's authorization on the printer (other site)
     token: str  # admin API token
     manager_token: str
 
@@ -44,7 +48,9 @@ def seed(db: Session) -> Seed:
     bob = services.create_member(db, "Bob Durand", site="other", actor="test")
     tom = services.create_member(db, "Tom Trainer", site="lab", actor="test")
     services.enrol_badge(db, tom.id, "04FFEE01", actor="test")
-    services.grant(db, alice.id, machine_id=laser.id, actor="test")
+    a1 = services.grant(db, alice.id, machine_id=laser.id, actor="test")
+    a2 = services.grant(db, bob.id, machine_id=printer.id, actor="test")
+    group = services.create_group(db, "lasers", "All laser cutters", [laser.id], actor="test")
     db.add(Authorization(member_id=tom.id, machine_id=laser.id, role=AuthRole.trainer,
                          granted_at=datetime.now(UTC) - timedelta(days=1)))
     ub = UnknownBadge(uid="04DEAD01", last_node_id=laser.node_id)
@@ -63,4 +69,17 @@ def seed(db: Session) -> Seed:
         n.state = "idle"
     db.commit()
     return Seed(lab=lab.id, other=other.id, laser=laser.id, printer=printer.id, alice=alice.id,
-                bob=bob.id, tom=tom.id, unknown_badge=ub.id, token=token, manager_token=mtoken)
+                bob=bob.id, tom=tom.id, unknown_badge=ub.id, group=group.id,
+                alice_laser=a1.id, bob_printer=a2.id, token=token, manager_token=mtoken)
+
+
+def make_app(url: str, **extra: Any) -> tuple[Any, Seed]:
+    """Migrate `url`, create the app (TESTING unless overridden) and seed it."""
+    from server.app import create_app, get_db
+    from server.db import upgrade
+
+    upgrade(url)
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test", **extra})
+    with app.app_context():
+        data = seed(get_db())
+    return app, data
