@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import click
+
+log = logging.getLogger(__name__)
 
 
 @click.group(invoke_without_command=True)
@@ -17,4 +22,26 @@ def node(ctx: click.Context, config_path: str | None, simulate: bool) -> None:
         return
     if not config_path:
         raise click.UsageError("--config FILE is required")
-    raise click.ClickException("the node daemon is not built yet")
+    from firmware_config import load_node_config
+    from firmware_config.node_config import ConfigError
+
+    try:
+        cfg = load_node_config(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        sys.exit(1)
+
+    pin_factory = None
+    if simulate:
+        from gpiozero import Device
+        from gpiozero.pins.mock import MockFactory
+
+        pin_factory = MockFactory()
+        Device.pin_factory = pin_factory
+        log.info("simulation: mock GPIO, badge lines on stdin (tap UID, place UID, remove, "
+                 "busy on, busy off)")
+
+    from controller.daemon import NodeDaemon
+
+    sys.exit(NodeDaemon(cfg, simulate=simulate, pin_factory=pin_factory).run())

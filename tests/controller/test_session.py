@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -26,10 +27,15 @@ from protocol import Command, Event, format_ts, parse_ts
 
 
 @pytest.fixture()
-def rig_factory(mock_pins: Any) -> Any:
+def rig_factory(mock_pins: Any) -> Iterator[Any]:
+    rigs: list[Rig] = []
+
     def make(**kw: Any) -> Rig:
-        return Rig(mock_pins, **kw)
-    return make
+        rigs.append(Rig(mock_pins, **kw))
+        return rigs[-1]
+    yield make
+    for rig in rigs:
+        rig.hw.close()
 
 
 def check_events(rig: Rig) -> None:
@@ -531,22 +537,22 @@ def test_wall_clock_never_runs_backwards(rig_factory: Any) -> None:
     assert ended["duration_s"] == pytest.approx(10.3, abs=0.01)  # monotonic, not wall
 
 
-def test_wall_floor_from_list_issued(mock_pins: Any) -> None:
-    rig = Rig(mock_pins, acl=False)
+def test_wall_floor_from_list_issued(rig_factory: Any) -> None:
+    rig = rig_factory(acl=False)
     rig.clock.set_wall(parse_ts("2020-01-01T00:00:00Z"))  # a Pi that booted without RTC
     a, raw = make_acl()
     rig.do(rig.machine.load_acl(a, raw))
     assert rig.machine.now_wall() >= a.issued
 
 
-def test_clock_ok_reported(mock_pins: Any) -> None:
-    rig = Rig(mock_pins)
+def test_clock_ok_reported(rig_factory: Any) -> None:
+    rig = rig_factory()
     rig.clock.is_synced = False
     assert rig.machine.status_fields()["clock_ok"] is False
 
 
-def test_recover_power_loss(mock_pins: Any) -> None:
-    rig = Rig(mock_pins)
+def test_recover_power_loss(rig_factory: Any) -> None:
+    rig = rig_factory()
     rig.tap(ALICE)
     rig.busy(True)
     rig.advance(42)
