@@ -1,0 +1,62 @@
+"""The systemd units are well formed and start the commands the CLI really has."""
+
+from __future__ import annotations
+
+import configparser
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+UNITS = Path(__file__).parents[2] / "firmware_config" / "systemd"
+
+
+def unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(UNITS / name)
+    return parser
+
+
+def test_node_unit_restarts_and_is_watched() -> None:
+    service = unit("fabpass-node@.service")["Service"]
+    assert service["Type"] == "notify" and service["WatchdogSec"] == "30"
+    assert service["Restart"] == "always"
+    assert "gpio" in service["SupplementaryGroups"] and "spi" in service["SupplementaryGroups"]
+    assert service["StateDirectory"] == "fabpass/%i"
+
+
+@pytest.mark.parametrize("name", ["fabpass-node@.service", "fabpass-server.service"])
+def test_exec_start_is_a_real_command(name: str) -> None:
+    from fabpass.cli import main
+
+    argv = shlex.split(unit(name)["Service"]["ExecStart"])
+    assert argv[0].endswith("/fabpass")
+    ctx = main.make_context("fabpass", argv[1:].copy(), resilient_parsing=True)
+    command = main.get_command(ctx, argv[1])
+    assert command is not None
+    option_names = {opt for p in command.params for opt in getattr(p, "opts", [])}
+    for arg in argv[2:]:
+        if arg.startswith("--"):
+            assert arg in option_names, f"{name}: {arg} is not an option of `fabpass {argv[1]}`"
+    assert isinstance(command, click.Command)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_systemd_analyze_verify(tmp_path: Path) -> None:
+    paths = []
+    for source, target in (("fabpass-node@.service", "fabpass-node@laser-1.service"),
+                           ("fabpass-server.service", "fabpass-server.service")):
+        text = (UNITS / source).read_text().replace("/opt/fabpass/venv/bin/fabpass",
+                                                     sys.executable)
+        (tmp_path / target).write_text(text)
+        paths.append(str(tmp_path / target))
+    out = subprocess.run(["systemd-analyze", "verify", *paths], capture_output=True, text=True,
+                         timeout=60, check=False)
+    problems = [line for line in (out.stdout + out.stderr).splitlines()
+                if "fabpass" in line and "Failed to" not in line]
+    assert problems == []
