@@ -16,6 +16,7 @@ from controller.cli import node
 from fabpass.demo import demo
 from firmware_config.cli import broker, config, doctor, node_revoke, provision
 from server.cli import db, grant, ingest, members, revoke, server, token, user
+from server.privacy_cli import member, privacy
 from server.reports_cli import report
 
 
@@ -35,7 +36,7 @@ node.add_command(provision)
 node.add_command(doctor)
 node.add_command(node_revoke)
 for command in (node, server, ingest, db, user, token, members, grant, revoke, report, config, broker,
-                demo):
+                demo, member, privacy):
     main.add_command(command)
 
 
