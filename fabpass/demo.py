@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import ctypes
-import importlib
 import logging
 import os
 import random
@@ -469,6 +468,7 @@ class Demo:
         from server import models as m
         from server.db import make_engine, make_sessionmaker, upgrade
 
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         upgrade(self.database_url)
         engine = make_engine(self.database_url)
         try:
@@ -559,17 +559,13 @@ def start_server_parts(app: Any, host: str, port: int) -> list[tuple[str, Callab
 
     Returns (name, stop) pairs in start order.
     """
+    from server.runner import CoreOptions, ServerCore
+
     stoppers: list[tuple[str, Callable[[], None]]] = []
-    try:
-        runner: Any = importlib.import_module("server.runner")
-    except ImportError:
-        runner = None
-    starter = getattr(runner, "start_background", None) if runner else None
-    if starter is not None:
-        handle = starter(app)
-        stoppers.append(("ingest+publisher", handle.stop))
-    else:
-        log.warning("server.runner.start_background is missing: no MQTT ingest in this demo")
+    options = CoreOptions.from_settings(app.config, client_id="fabpass-demo-server")
+    core = ServerCore(app.extensions["fabpass.engine"], options)
+    core.start()
+    stoppers.append(("ingest+publisher", core.stop))
     from waitress.server import create_server
 
     server = create_server(app, host=host, port=port, threads=16, ident="fabpass")
