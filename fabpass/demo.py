@@ -403,11 +403,14 @@ class _Broker(Protocol):
     def cleanup(self) -> None: ...
 
 
-def start_broker(data_dir: Path) -> tuple[_Broker, str, str]:
-    """Mosquitto if installed (MQTT 5), else amqtt (MQTT 3.1.1): (broker, protocol, label)."""
+def start_broker(data_dir: Path, kind: str = "auto") -> tuple[_Broker, str, str]:
+    """Mosquitto if installed (MQTT 5), else amqtt (MQTT 3.1.1): (broker, protocol, label).
+
+    `kind`: "auto", or "mosquitto" / "embedded" to force one.
+    """
     from fabpass.broker import MosquittoProcess, mosquitto_binary
 
-    if mosquitto_binary() is not None:
+    if kind == "mosquitto" or (kind == "auto" and mosquitto_binary() is not None):
         broker = MosquittoProcess(data_dir=data_dir / "broker", persistence=False).start()
         return broker, "5", f"mosquitto ({broker.binary}) on 127.0.0.1:{broker.port}, MQTT 5"
     from fabpass.embedded_broker import EmbeddedBroker
@@ -421,7 +424,8 @@ class Demo:
     """Everything `fabpass demo` starts, in order, and stops in reverse order."""
 
     def __init__(self, data_dir: Path | None = None, port: int | None = None,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", broker: str = "auto") -> None:
+        self.broker_kind = broker
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="fabpass-demo-")).resolve()
         self.host = host
@@ -453,7 +457,7 @@ class Demo:
     def _start(self) -> None:
         from fabpass.broker import free_port
 
-        self.broker, self.protocol, self.broker_label = start_broker(self.data_dir)
+        self.broker, self.protocol, self.broker_label = start_broker(self.data_dir, self.broker_kind)
         self._stoppers.append(("broker", self.broker.cleanup))
         log.info("demo broker: %s", self.broker_label)
         self._prepare_database()
@@ -593,7 +597,10 @@ def start_server_parts(app: Any, host: str, port: int) -> list[tuple[str, Callab
                    "directory removed on exit)")
 @click.option("--port", type=int, default=None,
               help="web port on 127.0.0.1 (default 8000, or a free one if 8000 is taken)")
-def demo(data_dir: Path | None, port: int | None) -> None:
+@click.option("--broker", type=click.Choice(["auto", "mosquitto", "embedded"]), default="auto",
+              show_default=True,
+              help="auto: Mosquitto if installed, else the embedded Python broker (MQTT 3.1.1)")
+def demo(data_dir: Path | None, port: int | None, broker: str) -> None:
     """Run a broker, the server and three simulated nodes with seeded data."""
     stop = threading.Event()
 
@@ -603,7 +610,7 @@ def demo(data_dir: Path | None, port: int | None) -> None:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    the_demo = Demo(data_dir, port)
+    the_demo = Demo(data_dir, port, broker=broker)
     try:
         the_demo.start()
     except Exception as exc:

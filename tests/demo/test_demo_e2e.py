@@ -69,12 +69,13 @@ def _csrf(html: str) -> str:
     return found.group(1)
 
 
-@pytest.fixture()
-def demo_proc(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, int, queue.Queue[str]]]:
+@pytest.fixture(params=["mosquitto", "embedded"])
+def demo_proc(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, int, queue.Queue[str]]]:
     data_dir = tmp_path / "demo"
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fabpass", "demo", "--data-dir", str(data_dir), "--port", str(port)],
+        [sys.executable, "-m", "fabpass", "demo", "--data-dir", str(data_dir), "--port", str(port),
+         "--broker", request.param],
         stdout=subprocess.PIPE, stderr=open(tmp_path / "demo.log", "w"),  # noqa: SIM115
         stdin=subprocess.DEVNULL, text=True, start_new_session=True,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
