@@ -296,6 +296,7 @@ class NodeDaemon:
         assert machine is not None
         if kind == "reader":
             ev: ReaderEvent = payload
+            log.debug("reader: %s %s", ev.uid, ev.kind)
             if ev.kind == "placed":
                 self._apply(machine.badge_placed(ev.uid))
             else:
