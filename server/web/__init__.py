@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Request, flash, g, redirect, render_template, request, session, url_for
+from flask import Flask, flash, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel, lazy_gettext
 from flask_login import current_user
@@ -145,10 +145,6 @@ def init_app(app: Flask) -> None:
         }
         msg = messages.get(e.code, e.description)
         return render_template("error.html", code=e.code, message=msg), e.code
-
-
-def _is_safe_next(target: str | None, req: Request) -> bool:
-    return bool(target) and target.startswith("/") and not target.startswith("//")  # type: ignore[union-attr]
 
 
 __all__ = ["LANGUAGES", "WebError", "babel", "bp", "csrf", "flash", "init_app", "redirect"]

@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import func, or_, select
 from wtforms import EmailField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from server import auth
 from server.app import get_db
@@ -29,11 +29,13 @@ from server.web.blueprint import bp
 
 MANAGERS = (auth.ADMIN, auth.MANAGER)
 PER_PAGE = 50
+EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"  # a light check; the email_validator package is not needed
 
 
 class MemberForm(FlaskForm):
     name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=200)])
-    email = EmailField(_l("Email (optional)"), validators=[Optional(), Email(), Length(max=254)])
+    email = EmailField(_l("Email (optional)"), validators=[Optional(), Length(max=254),
+                                 Regexp(EMAIL_RE, message=_l("This is not an email address."))])
     member_no = StringField(_l("Membership number (optional)"), validators=[Optional(), Length(max=64)])
     site = SelectField(_l("Home site"), coerce=str, validators=[Optional()])
     tags = StringField(_l("Tags (optional, separated by commas)"), validators=[Optional(), Length(max=500)])
