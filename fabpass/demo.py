@@ -69,9 +69,9 @@ class DemoMachine:
 
 
 MACHINES = [
-    DemoMachine("laser-1", "Laser cutter", "centre", "laser_cutter", {"mode": "tap"}, 12.0),
-    DemoMachine("printer-1", "3D printer (centre)", "centre", "3d_printer", PRINTER_POLICY, 2.0),
-    DemoMachine("printer-2", "3D printer (nord)", "nord", "3d_printer", PRINTER_POLICY, 2.0),
+    DemoMachine("laser-1", "Laser Trotec Speedy 300", "centre", "laser_cutter", {"mode": "tap"}, 12.0),
+    DemoMachine("printer-1", "Prusa MK4 · centre", "centre", "3d_printer", PRINTER_POLICY, 2.0),
+    DemoMachine("printer-2", "Prusa MK4 · nord", "nord", "3d_printer", PRINTER_POLICY, 2.0),
 ]
 PRINTERS_GROUP = ("printers", "All 3D printers")
 

@@ -17,21 +17,21 @@ FR = {
     "Not a badge UID: %(uid)s (8, 14 or 20 hex digits).":
         "Ce n'est pas un UID de badge : %(uid)s (8, 14 ou 20 chiffres hexadécimaux).",
     "The node %(node)s did not take the badge: %(error)s":
-        "Le nœud %(node)s n'a pas pris le badge : %(error)s",
+        "Le boîtier %(node)s n'a pas pris le badge : %(error)s",
     "Sent to %(node)s: %(what)s": "Envoyé à %(node)s : %(what)s",
     "%(node)s: the machine is now busy.": "%(node)s : la machine travaille maintenant.",
     "%(node)s: the machine is now idle.": "%(node)s : la machine est maintenant au repos.",
     "Virtual badges": "Badges virtuels",
-    "Idle": "Libre",
-    "In use": "En cours d'utilisation",
+    "Free": "Libre",
+    "In use": "Occupée",
     "Finishing (power kept on until idle)":
         "Fin en cours (alimentation maintenue jusqu'au repos)",
     "Card away (grace)": "Carte retirée (délai de grâce)",
     "Trainer sign-off: next badge gets trained":
         "Validation par un formateur : le prochain badge sera formé",
+    "Waiting for its list": "En attente de sa liste",
     "Locked": "Verrouillée",
-    "No access list": "Pas de liste d'accès",
-    "Node offline": "Nœud hors ligne",
+        "Node offline": "Boîtier hors ligne",
     "Machines": "Machines",
     "Relay": "Relais",
     "on": "allumé",
@@ -42,20 +42,20 @@ FR = {
     "Set idle": "Mettre au repos",
     "Busy signal: the machine is idle.": "Signal d'activité : la machine est au repos.",
     "Set busy": "Faire travailler",
-    "The node process has stopped.": "Le processus du nœud s'est arrêté.",
-    "Node log": "Journal du nœud",
+    "The node process has stopped.": "Le programme du boîtier s'est arrêté.",
+    "Node log": "Journal du boîtier",
     "Latest events received": "Derniers événements reçus",
     "Received": "Reçu",
-    "Node": "Nœud",
+    "Node": "Boîtier",
     "Event": "Événement",
     "Badge": "Badge",
-    "Reason": "Motif",
+    "Reason": "Raison",
     "No event yet.": "Aucun événement pour l'instant.",
     "This page exists only in the demo. It plays the member holding a card in front of a "
     "machine's reader: the simulated node decides from its own access list, switches its relay "
     "and reports over MQTT, exactly as a real one would.":
         "Cette page n'existe que dans la démo. Elle joue le rôle du membre qui présente sa carte "
-        "au lecteur d'une machine : le nœud simulé décide d'après sa propre liste d'accès, "
+        "au lecteur d'une machine : le boîtier simulé décide d'après sa propre liste d'accès, "
         "commande son relais et rend compte par MQTT, exactement comme un vrai.",
     "Present a badge": "Présenter un badge",
     "declared lost": "déclaré perdu",
@@ -88,13 +88,13 @@ FR = {
     "taps out. The node stays in “finishing” with the power on until the machine has been idle "
     "for %(s)s s.":
         "Une imprimante 3D n'est jamais coupée en pleine impression : Bruno badge sur "
-        "printer-1, la machine passe en activité, Bruno badge pour sortir. Le nœud reste en "
+        "printer-1, la machine passe en activité, Bruno badge pour sortir. Le boîtier reste en "
         "« fin en cours », alimentation maintenue, jusqu'à ce que la machine soit au repos "
         "depuis %(s)s s.",
     "Lock a machine from its page, or grant and revoke trainings: each node receives its new "
     "access list within a second.":
         "Verrouillez une machine depuis sa page, ou accordez et retirez des formations : "
-        "chaque nœud reçoit sa nouvelle liste d'accès en moins d'une seconde.",
+        "chaque boîtier reçoit sa nouvelle liste d'accès en moins d'une seconde.",
     "trainer on every machine: tap twice to sign a trainee off":
         "formatrice sur toutes les machines : badger deux fois pour valider un stagiaire",
     "trained on everything": "formé·e sur tout",
@@ -130,7 +130,28 @@ def main() -> int:
         write_mo(f, catalog)
     for msgid in missing:
         print(f"untranslated: {msgid!r}", file=sys.stderr)
-    return 1 if missing else 0
+    conflicts = conflicts_with_web()
+    for msgid, web, ours in conflicts:
+        print(f"differs from the web catalog: {msgid!r}: {web!r} vs {ours!r}", file=sys.stderr)
+    return 1 if missing or conflicts else 0
+
+
+def conflicts_with_web() -> list[tuple[str, str, str]]:
+    """Strings the web UI's catalog also translates, differently: Flask-Babel merges the
+    catalogs and the last one wins, so ours would change the web pages' French."""
+    from babel.messages.pofile import read_po
+
+    web_po = Path(__file__).parent.parent / "translations" / "fr" / "LC_MESSAGES" / "messages.po"
+    if not web_po.exists():
+        return []
+    with open(web_po, "rb") as f:
+        web = read_po(f)
+    found = []
+    for msgid, ours in FR.items():
+        theirs = web.get(msgid)
+        if theirs is not None and theirs.string and theirs.string != ours:
+            found.append((msgid, str(theirs.string), ours))
+    return found
 
 
 if __name__ == "__main__":

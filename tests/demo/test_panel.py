@@ -182,3 +182,20 @@ def test_no_panel_outside_the_demo(tmp_path: Path, seeded_db: Path,
     with app.test_client() as c:
         _login(c)
         assert c.get("/demo/").status_code == 404
+
+
+def test_french_catalog_is_complete_and_agrees_with_the_web_ui() -> None:
+    import importlib.util
+
+    from babel.messages.pofile import read_po
+
+    root = Path(__file__).resolve().parents[2] / "server" / "translations_demo"
+    spec = importlib.util.spec_from_file_location("fr_messages", root / "fr_messages.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with open(root / "messages.pot", "rb") as f:
+        template = read_po(f)
+    missing = [msg.id for msg in template if msg.id and msg.id not in module.FR]
+    assert missing == []
+    assert module.conflicts_with_web() == []
