@@ -109,6 +109,20 @@ def _epoch(dialect: str, col: Any) -> Any:
     return sa.func.date_part("epoch", col, type_=sa.Float)  # double precision, not numeric
 
 
+def _shift(dialect: str, col: Any, delta: timedelta) -> Any:
+    """`col + delta` for a datetime column, portably (SQLite keeps its text format)."""
+    secs = int(delta.total_seconds())
+    if dialect == "sqlite":
+        return sa.func.strftime("%Y-%m-%d %H:%M:%f", col, f"{secs:+d} seconds")
+    return col + sa.literal_column(f"interval '{secs} seconds'")
+
+
+def _noindex(dialect: str, col: Any) -> Any:
+    """Keeps SQLite from driving the join by a sessions index (one scan of sessions, probing the
+    small calendar by index, is the fast order)."""
+    return sa.func.coalesce(col, col, type_=col.type) if dialect == "sqlite" else col
+
+
 def _least(a: Any, b: Any) -> Any:
     return sa.case((a < b, a), else_=b)
 
@@ -211,6 +225,9 @@ def usage_report(
     since: datetime | None = None,
     until: datetime | None = None,
     site: str | int | None = None,
+    *,
+    member_id: int | None = None,
+    machine_id: int | None = None,
 ) -> list[dict[str, Any]]:
     """Rows of `sessions`, `hours`, `active_hours`, `members` per group.
 
@@ -218,14 +235,15 @@ def usage_report(
     ``machine_group`` (slug), ``member`` (id), ``member_tag``, ``site`` (slug), ``kind``
     (machine family) and one of ``day``/``week``/``month`` (labels in the site's time zone).
     """
-    dims = _dims(group_by)
+    dims = _dims(group_by) if group_by != () else []
     since, until = _aware(since), _aware(until)
+    filters = {"member_id": member_id, "machine_id": machine_id}
     if since is not None and until is not None and until <= since:
         raise ReportError("until must be after since")
     site_id = _site_id(db, site)
     time_dim = next((d for d in dims if d in TIME_DIMENSIONS), None)
     if time_dim is None:
-        return _run(db, dims, since, until, site_id, None)
+        return _run(db, dims, since, until, site_id, None, filters)
     if since is None or until is None:
         rng = _data_range(db, site_id)
         if rng is None:
@@ -235,18 +253,22 @@ def usage_report(
         if until <= since:
             return []
     with _Calendar(db, time_dim, since, until, site_id) as periods:
-        return _run(db, dims, since, until, site_id, (periods, time_dim))
+        return _run(db, dims, since, until, site_id, (periods, time_dim), filters)
 
 
 def _run(db: Session, dims: list[str], since: datetime | None, until: datetime | None,
-         site_id: int | None, cal: tuple[sa.Table, str] | None) -> list[dict[str, Any]]:
+         site_id: int | None, cal: tuple[sa.Table, str] | None,
+         filters: dict[str, int | None] | None = None) -> list[dict[str, Any]]:
     dialect = db.get_bind().dialect.name
     s = UsageSession.__table__.alias("s")
     m = Machine.__table__.alias("m")
-    frm: Any = s.join(m, m.c.id == s.c.machine_id)
+    frm: Any = s.join(m, m.c.id == _noindex(dialect, s.c.machine_id))
     where: list[Any] = [s.c.ended_at.is_not(None)]
     if site_id is not None:
         where.append(m.c.site_id == site_id)
+    for col, value in (filters or {}).items():
+        if value is not None:
+            where.append(s.c[col] == value)
 
     if cal is not None:
         p, kind = cal
@@ -254,13 +276,11 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
         hi: Any = p.c.p_end
         frm = frm.join(p, sa.and_(
             p.c.site_id == m.c.site_id,
-            p.c.p_start <= s.c.ended_at,
-            p.c.p_end > s.c.started_at,
-            # bounds the index range scan to the few periods a session can touch
-            p.c.p_start > s.c.started_at - sa.literal_column(
-                f"interval '{int(_PERIOD_MAX[kind].total_seconds())} seconds'") if dialect != "sqlite"
-            else p.c.p_start > sa.func.datetime(
-                s.c.started_at, f"-{int(_PERIOD_MAX[kind].total_seconds())} seconds"),
+            p.c.p_start <= _noindex(dialect, s.c.ended_at),
+            p.c.p_end > _noindex(dialect, s.c.started_at),
+            # a period touching a session starts at most one period length before it: this
+            # bounds the probe of the calendar's (site_id, p_start) index to one or two rows
+            p.c.p_start > _shift(dialect, _noindex(dialect, s.c.started_at), -_PERIOD_MAX[kind]),
         ))
     else:
         lo = sa.literal(since, UTCDateTime()) if since is not None else None
@@ -293,30 +313,12 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
 
     keys: list[Any] = []
     for d in dims:
-        if d == "machine":
-            keys.append(m.c.slug.label("machine"))
-        elif d == "kind":
-            keys.append(m.c.kind.label("kind"))
-        elif d == "member":
-            keys.append(s.c.member_id.label("member"))
-        elif d == "site":
-            st = Site.__table__.alias("st")
-            frm = frm.join(st, st.c.id == m.c.site_id)
-            keys.append(st.c.slug.label("site"))
-        elif d == "machine_group":
-            mg = machine_group_members.alias("mg")
-            g = MachineGroup.__table__.alias("g")
-            frm = frm.join(mg, mg.c.machine_id == m.c.id).join(g, g.c.id == mg.c.group_id)
-            keys.append(g.c.slug.label("machine_group"))
-        elif d == "member_tag":
-            mem = Member.__table__.alias("mem")
-            frm = frm.join(mem, mem.c.id == s.c.member_id)
-            tags = _json_elements(dialect, mem.c.tags)
-            frm = frm.join(tags, sa.true())
-            keys.append(tags.c.value.label("member_tag"))
-        else:
+        if d in TIME_DIMENSIONS:
             assert cal is not None
             keys.append(cal[0].c.pkey.label(d))
+        else:
+            frm, key = _dimension(dialect, d, frm, s, m)
+            keys.append(key)
 
     q = (
         sa.select(
@@ -351,6 +353,215 @@ def _json_elements(dialect: str, col: Any) -> Any:
     return sa.func.json_array_elements_text(col).table_valued("value").alias("tag")
 
 
+# ---------------------------------------------------------------- visits, denied attempts
+
+
+def visits_report(db: Session, group_by: str | Sequence[str] = (), since: datetime | None = None,
+                  until: datetime | None = None, site: str | int | None = None
+                  ) -> list[dict[str, Any]]:
+    """Visits = distinct (member, day in the site's time zone) among closed sessions *starting*
+    in [since, until). Groups: any non-time dimension, plus ``day`` or ``month``."""
+    dims = _dims(group_by) if group_by not in ((), "", None) else []
+    if "week" in dims:
+        raise ReportError("group_by: visits are grouped by day or month, not week")
+    since, until = _aware(since), _aware(until)
+    site_id = _site_id(db, site)
+    if since is None or until is None:
+        rng = _data_range(db, site_id)
+        if rng is None:
+            return []
+        since, until = since or rng[0], until or rng[1]
+    if until <= since:
+        raise ReportError("until must be after since")
+    dialect = db.get_bind().dialect.name
+    with _Calendar(db, "day", since, until, site_id) as p:
+        s = UsageSession.__table__.alias("s")
+        m = Machine.__table__.alias("m")
+        frm: Any = s.join(m, m.c.id == _noindex(dialect, s.c.machine_id)).join(p, sa.and_(
+            p.c.site_id == m.c.site_id,
+            p.c.p_start <= _noindex(dialect, s.c.started_at),
+            p.c.p_end > _noindex(dialect, s.c.started_at),
+            p.c.p_start > _shift(dialect, _noindex(dialect, s.c.started_at), -_PERIOD_MAX["day"]),
+        ))
+        where: list[Any] = [s.c.ended_at.is_not(None), s.c.member_id.is_not(None)]
+        if site_id is not None:
+            where.append(m.c.site_id == site_id)
+        keys: list[Any] = []
+        for d in dims:
+            if d == "day":
+                keys.append(p.c.pkey.label("day"))
+            elif d == "month":
+                keys.append(sa.func.substr(p.c.pkey, 1, 7).label("month"))
+            else:
+                frm, key = _dimension(dialect, d, frm, s, m)
+                keys.append(key)
+        inner = (sa.select(*keys, s.c.member_id, p.c.pkey.label("vday"))
+                 .select_from(frm).where(*where).distinct().subquery("v"))
+        outer_keys = [inner.c[d] for d in dims]
+        q = (sa.select(*outer_keys, sa.func.count().label("visits"))
+             .group_by(*outer_keys).order_by(*outer_keys))
+        return [dict(r) for r in db.execute(q).mappings()]
+
+
+def _dimension(dialect: str, d: str, frm: Any, s: Any, m: Any) -> tuple[Any, Any]:
+    """Join what a non-time dimension needs; returns (from clause, labelled key)."""
+    if d == "machine":
+        return frm, m.c.slug.label("machine")
+    if d == "kind":
+        return frm, m.c.kind.label("kind")
+    if d == "member":
+        return frm, s.c.member_id.label("member")
+    if d == "site":
+        st = Site.__table__.alias("st")
+        return frm.join(st, st.c.id == m.c.site_id), st.c.slug.label("site")
+    if d == "machine_group":
+        mg = machine_group_members.alias("mg")
+        g = MachineGroup.__table__.alias("g")
+        frm = frm.join(mg, mg.c.machine_id == m.c.id).join(g, g.c.id == mg.c.group_id)
+        return frm, g.c.slug.label("machine_group")
+    if d == "member_tag":
+        mem = Member.__table__.alias("mem")
+        tags = _json_elements(dialect, mem.c.tags)
+        frm = frm.join(mem, mem.c.id == s.c.member_id).join(tags, sa.true())
+        return frm, tags.c.value.label("member_tag")
+    raise ReportError(f"group_by: {d!r} is not available here")
+
+
+DENIED_DIMENSIONS = ("reason", "machine", "site", "day", "month")
+
+
+def denied_report(db: Session, group_by: str | Sequence[str] = "reason",
+                  since: datetime | None = None, until: datetime | None = None,
+                  site: str | int | None = None) -> list[dict[str, Any]]:
+    """Denied badge attempts (`badge.denied` events) counted by reason / machine / site /
+    UTC day or month of the node's timestamp."""
+    dims = [d.strip() for d in group_by.split(",")] if isinstance(group_by, str) else list(group_by)
+    dims = [d for d in dims if d]
+    for d in dims:
+        if d not in DENIED_DIMENSIONS:
+            raise ReportError(f"group_by: unknown dimension {d!r} (one of {', '.join(DENIED_DIMENSIONS)})")
+    since, until = _aware(since), _aware(until)
+    site_id = _site_id(db, site)
+    e = Event.__table__.alias("e")
+    m = Machine.__table__.alias("m")
+    st = Site.__table__.alias("st")
+    frm: Any = e.outerjoin(m, m.c.node_id == e.c.node_id).outerjoin(st, st.c.id == m.c.site_id)
+    where: list[Any] = [e.c.type == "badge.denied"]
+    if since is not None:
+        where.append(e.c.ts >= since)
+    if until is not None:
+        where.append(e.c.ts < until)
+    if site_id is not None:
+        where.append(m.c.site_id == site_id)
+    reason = e.c.data["reason"].as_string()
+    keys: list[Any] = []
+    for d in dims:
+        if d == "reason":
+            keys.append(reason.label("reason"))
+        elif d == "machine":
+            keys.append(m.c.slug.label("machine"))
+        elif d == "site":
+            keys.append(st.c.slug.label("site"))
+        elif d == "day":
+            keys.append(sa.func.substr(sa.cast(e.c.ts, sa.String), 1, 10).label("day"))
+        else:
+            keys.append(sa.func.substr(sa.cast(e.c.ts, sa.String), 1, 7).label("month"))
+    q = (sa.select(*keys, sa.func.count().label("denied")).select_from(frm).where(*where)
+         .group_by(*keys).order_by(*keys))
+    return [dict(r) for r in db.execute(q).mappings()]
+
+
+# ---------------------------------------------------------------- member statement
+
+
+def member_statement(db: Session, member_id: int, since: datetime | None = None,
+                     until: datetime | None = None, basis: str = "hours") -> dict[str, Any]:
+    """Hours per machine × the machine's hourly rate, for billing or credits.
+
+    `basis` is ``hours`` (session time, what the member held the machine) or ``active_hours``.
+    Machines without a rate are listed with no amount."""
+    if basis not in ("hours", "active_hours"):
+        raise ReportError("basis: hours or active_hours")
+    rows = usage_report(db, "machine", since, until, member_id=member_id)
+    rates = dict(db.execute(sa.select(Machine.slug, Machine.hourly_rate)).all())
+    names = dict(db.execute(sa.select(Machine.slug, Machine.name)).all())
+    total = 0.0
+    for r in rows:
+        rate = rates.get(r["machine"])
+        r["name"] = names.get(r["machine"])
+        r["rate"] = rate
+        r["amount"] = None if rate is None else round(r[basis] * rate, 2)
+        total += r["amount"] or 0.0
+    return {"member": member_id, "since": since, "until": until, "basis": basis,
+            "rows": rows, "total": round(total, 2)}
+
+
+# ---------------------------------------------------------------- funder report
+
+MASK_BELOW = 5
+MASKED = "<5"
+
+
+def mask(n: int) -> int | str:
+    """Counts of people from 1 to 4 are shown as "<5" so that nobody can be recognised."""
+    return MASKED if 0 < n < MASK_BELOW else n
+
+
+def funder_report(db: Session, since: datetime, until: datetime,
+                  site: str | int | None = None) -> dict[str, Any]:
+    """Aggregated activity for a period, for one site or the whole consortium.
+
+    Every count of people (members, new members, visits, members per tag or machine family)
+    and every session count under 5 is masked; a machine family used by fewer than 5 members
+    has its hours masked too (hours of one person are personal data)."""
+    since_a, until_a = _aware(since), _aware(until)
+    assert since_a is not None and until_a is not None
+    if until_a <= since_a:
+        raise ReportError("until must be after since")
+    site_id = _site_id(db, site)
+    total = usage_report(db, (), since_a, until_a, site_id)
+    tot: dict[str, Any] = total[0] if total else {"sessions": 0, "hours": 0.0, "active_hours": 0.0, "members": 0}
+    visits = visits_report(db, (), since_a, until_a, site_id)
+    new_q = sa.select(sa.func.count()).select_from(Member).where(
+        Member.created_at >= since_a, Member.created_at < until_a)
+    if site_id is not None:
+        new_q = new_q.where(Member.site_id == site_id)
+    new_members = int(db.scalar(new_q) or 0)
+    by_kind = []
+    for r in usage_report(db, "kind", since_a, until_a, site_id):
+        small = r["members"] < MASK_BELOW
+        by_kind.append({"kind": r["kind"], "members": mask(r["members"]),
+                        "sessions": MASKED if small else mask(r["sessions"]),
+                        "hours": MASKED if small else round(r["hours"], 1),
+                        "active_hours": MASKED if small else round(r["active_hours"], 1)})
+    by_tag = [{"tag": r["member_tag"], "members": mask(r["members"])}
+              for r in usage_report(db, "member_tag", since_a, until_a, site_id)]
+    site_slug = None
+    if site_id is not None:
+        site_slug = db.scalar(sa.select(Site.slug).where(Site.id == site_id))
+    summary = {
+        "members": mask(tot["members"]),
+        "new_members": mask(new_members),
+        "visits": mask(int(visits[0]["visits"]) if visits else 0),
+        "sessions": mask(tot["sessions"]),
+        "hours": MASKED if 0 < tot["members"] < MASK_BELOW else round(tot["hours"], 1),
+        "active_hours": (MASKED if 0 < tot["members"] < MASK_BELOW
+                         else round(tot["active_hours"], 1)),
+    }
+    rows: list[dict[str, Any]] = [
+        {"section": "summary", "key": k, "metric": k, "value": v} for k, v in summary.items()]
+    for r in by_kind:
+        rows += [{"section": "kind", "key": r["kind"], "metric": k, "value": r[k]}
+                 for k in ("members", "sessions", "hours", "active_hours")]
+    rows += [{"section": "tag", "key": r["tag"], "metric": "members", "value": r["members"]}
+             for r in by_tag]
+    return {"since": since_a, "until": until_a, "site": site_slug, "summary": summary,
+            "by_kind": by_kind, "by_tag": by_tag, "rows": rows}
+
+
+FUNDER_COLUMNS = ("section", "key", "metric", "value")
+
+
 # ---------------------------------------------------------------- CSV
 
 
@@ -371,6 +582,7 @@ def rows_to_csv(rows: Iterable[dict[str, Any]], group_by: str | Sequence[str] | 
 
 
 __all__ = [
-    "DIMENSIONS", "METRICS", "ReportError", "TIME_DIMENSIONS", "calendar", "period_key",
-    "rows_to_csv", "usage_report", "Event",
+    "DIMENSIONS", "FUNDER_COLUMNS", "METRICS", "ReportError", "denied_report", "funder_report",
+    "mask", "member_statement", "visits_report", "TIME_DIMENSIONS", "calendar", "period_key",
+    "rows_to_csv", "usage_report",
 ]
