@@ -352,3 +352,72 @@ def test_provisioned_config_works_as_installed(setup: Setup, tmp_path: Path) -> 
     assert cfg.storage.dir == "/var/lib/fabpass/node-a"
     result = Doctor(cfg, timeout=3.0).check_broker()
     assert result.ok is True, result
+
+
+def _wait_db(db: Any, query: Any, timeout: float = 15.0) -> Any:
+    """Poll the database (bounded) until `query` returns something."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.rollback()
+        value = db.scalar(query)
+        if value:
+            return value
+        threading.Event().wait(0.1)
+    raise AssertionError(f"nothing in the database within {timeout} s")
+
+
+@pytest.mark.slow
+def test_server_and_node_work_end_to_end_with_generated_credentials(
+        setup: Setup, tmp_path: Path) -> None:
+    """The real server core and `fabpass node --simulate`, each with its generated
+    credentials under the generated ACL: list delivered, tap → session stored and acked."""
+    import sys
+
+    from sqlalchemy import select
+
+    from server import services
+    from server.db import make_engine
+    from server.models import Machine, Node, UsageSession
+    from server.runner import CoreOptions, ServerCore
+
+    alice = services.create_member(setup.db, "Alice", actor="test")
+    services.enrol_badge(setup.db, alice.id, "04A1B2C3", actor="test")
+    laser = setup.db.scalar(select(Machine).where(Machine.slug == "laser"))
+    services.grant(setup.db, alice.id, machine_id=laser.id, actor="test")
+    setup.db.commit()
+
+    engine = make_engine(os.environ["FABPASS_DATABASE_URL"])
+    core = ServerCore(engine, CoreOptions(mqtt_url=os.environ["FABPASS_MQTT_URL"],
+                                          client_id="fabpass-server-test"))
+    core.start()
+    config = tmp_path / "node-a.toml"
+    config.write_text(setup.configs["node-a"].replace("/var/lib/fabpass/node-a",
+                                                      str(tmp_path / "state")))
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("NOTIFY_SOCKET", None)
+    node = subprocess.Popen([sys.executable, "-m", "fabpass", "node", "--config", str(config),
+                             "--simulate"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, text=True, env=env,
+                            cwd=Path(__file__).parents[2])
+    try:
+        assert core.link.wait_connected(5), "the server user could not connect"
+        _wait_db(setup.db, select(Node.online).where(Node.slug == "node-a"))
+        version = _wait_db(setup.db, select(Node.acl_version).where(Node.slug == "node-a"))
+        assert version > 0  # the node reported the list the server published
+        assert node.stdin is not None
+        node.stdin.write("tap 04A1B2C3\n")
+        node.stdin.flush()
+        session = _wait_db(setup.db, select(UsageSession).where(
+            UsageSession.member_id == alice.id))
+        assert session.machine_id == laser.id
+    finally:
+        node.terminate()
+        try:
+            node.wait(10)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait(5)
+        core.stop()
+        engine.dispose()
