@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import paho.mqtt.client as mqtt
+from gpiozero.exc import BadPinFactory
 
 from badge_reader import (
+    BadgeReaderError,
     ReaderEvent,
     ReaderLoop,
     SimLineError,
@@ -120,6 +122,13 @@ class NodeDaemon:
             thread.start()
             while thread.is_alive():
                 thread.join(0.5)
+        except BadPinFactory as exc:
+            log.error("no GPIO available (%s): is this a Raspberry Pi with gpiozero's pin "
+                      "library installed? Use --simulate to run without GPIO.", exc)
+            self.exit_code = 1
+        except BadgeReaderError as exc:
+            log.error("badge reader unavailable: %s", exc)
+            self.exit_code = 1
         except Exception:
             log.exception("node failed to start")
             self.exit_code = 1
@@ -338,7 +347,10 @@ class NodeDaemon:
                 accepted, actions = machine.offer_acl(acl, raw)
                 if accepted:
                     assert self.acl_store is not None
-                    self.acl_store.save(payload)
+                    try:
+                        self.acl_store.save(payload)
+                    except OSError as exc:  # keep deciding with the list in memory
+                        log.error("could not cache access list version %s: %s", acl.version, exc)
                     self._apply(actions)
             elif topic == self.t_ack:
                 ack = Ack.decode(payload)
