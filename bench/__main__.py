@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any
 
 from bench import docs
-from bench.common import BenchError, Context, NotAvailable, Result, machine_info
+from bench.common import BenchError, Context, NotAvailable, Result, loadavg, machine_info
 
 log = logging.getLogger("bench")
 
@@ -63,6 +63,7 @@ def run(names: list[str], quick: bool, out: Any = sys.stdout) -> list[dict[str, 
             if quick:
                 budget = min(budget, 60)
             started = time.monotonic()
+            load = loadavg()
             signal.alarm(int(budget))
             try:
                 results = fn(ctx)
@@ -79,6 +80,7 @@ def run(names: list[str], quick: bool, out: Any = sys.stdout) -> list[dict[str, 
                 row = item.to_dict() if isinstance(item, Result) else dict(item)
                 row.setdefault("bench", name)
                 row.setdefault("seconds", round(time.monotonic() - started, 1))
+                row.setdefault("loadavg", load)
                 rows.append(row)
                 print(json.dumps(row), file=out, flush=True)
     finally:

@@ -215,6 +215,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
 # ---------------------------------------------------------------- machine
 
 
+def loadavg() -> float:
+    """The 1-minute load average: other work on the machine skews every figure."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return -1.0
+
+
 def machine_info() -> dict[str, Any]:
     model = "unknown"
     try:
@@ -247,4 +255,5 @@ def machine_info() -> dict[str, Any]:
         "kernel": platform.release(),
         "mosquitto": mosquitto,
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg_at_end": loadavg(),
     }

@@ -47,7 +47,8 @@ NOTES = """
   access list of 10,000 badges; `VmRSS` from `/proc`.
 - **ingest**: 50 simulated nodes (one thread, paho, real event payloads: sessions with heartbeats and
   ends, denials) → private Mosquitto → `fabpass server` (its MQTT ingest) → database → `ack`.
-  Each node keeps at most 200 unacked events and resends unacked ones after 10 s, like a node.
+  Each node keeps at most 100 unacked events (its MQTT in-flight window) and resends unacked ones
+  after 30 s (the contract's bound), like a node.
   Throughput = events acked within the window / window. At the end every published event id must be
   in the `events` table (and no dead letters). Limit: one paho publisher → Mosquitto → one paho
   subscriber (a child process), QoS 1, same payload size, same broker, same run.
