@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,8 @@ MACHINES = [
     DemoMachine("printer-2", "Prusa MK4 · nord", "nord", "3d_printer", PRINTER_POLICY, 2.0),
 ]
 PRINTERS_GROUP = ("printers", "All 3D printers")
+# Listed with this `until`, so the node itself refuses her with `expired` once it has passed.
+CHLOE_LASER_EXPIRY = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,8 @@ class DemoMember:
     site: str
     tags: list[str]
     badges: list[tuple[str, str]]  # (uid, status)
-    # (machine slug or "group:slug", role, days until expiry: None = never, <0 = expired)
-    trainings: list[tuple[str, str, int | None]] = field(default_factory=list)
+    # (machine slug or "group:slug", role, expiry from now: None = never, negative = expired)
+    trainings: list[tuple[str, str, timedelta | None]] = field(default_factory=list)
     note: str = ""
 
 
@@ -96,15 +99,15 @@ MEMBERS = [
                N_("trainer on every machine: tap twice to sign a trainee off")),
     DemoMember("Bruno Martin", "bruno@example.org", "M-0002", "centre",
                ["age:18-25", "area:centre"], [("0B5E2D71", "active")],
-               [("laser-1", "user", 300), ("group:printers", "user", None)],
+               [("laser-1", "user", timedelta(days=300)), ("group:printers", "user", None)],
                N_("trained on everything")),
     DemoMember("Chloé Bernard", "chloe@example.org", "M-0003", "nord",
                ["age:41-60", "area:nord"], [("3F9A6C12", "active")],
-               [("group:printers", "user", None), ("laser-1", "user", -20)],
-               N_("printers; laser training expired")),
+               [("group:printers", "user", None), ("laser-1", "user", CHLOE_LASER_EXPIRY)],
+               N_("printers; laser training runs out 2 minutes after the demo's first start")),
     DemoMember("David Petit", "david@example.org", "M-0004", "centre",
                ["age:60+", "area:sud"], [("7C21E4A8", "active")],
-               [("laser-1", "user", -3)],
+               [("laser-1", "user", timedelta(days=-3))],
                N_("laser training expired 3 days ago")),
     DemoMember("Emma Leroy", "emma@example.org", "M-0005", "nord",
                ["age:under-18", "area:nord"], [("04D2E6F1A22B80", "active")], [],
@@ -115,11 +118,11 @@ MEMBERS = [
                N_("laser; his first badge is declared lost")),
     DemoMember("Gaëlle Rousseau", "gaelle@example.org", "M-0007", "nord",
                ["age:18-25", "area:nord"], [("2C4E6A8B", "active")],
-               [("printer-2", "user", 3)],
+               [("printer-2", "user", timedelta(days=3))],
                N_("printer-2 only, expires in 3 days")),
     DemoMember("Hugo Moreau", "hugo@example.org", "M-0008", "centre",
                ["age:41-60", "area:sud"], [("6D1F3B5E", "active")],
-               [("laser-1", "user", None), ("group:printers", "user", 60)],
+               [("laser-1", "user", None), ("group:printers", "user", timedelta(days=60))],
                N_("trained on everything")),
 ]
 UNKNOWN_UID = "DEADBEEF"  # a card nobody enrolled, offered by the panel
@@ -158,8 +161,8 @@ def seed(db: Any, rng: random.Random | None = None, now: datetime | None = None)
         db.add(member)
         for uid, status in spec_m.badges:
             db.add(m.Badge(uid=uid, member=member, status=m.BadgeStatus(status)))
-        for target, role, days in spec_m.trainings:
-            expires = None if days is None else now + timedelta(days=days)
+        for target, role, offset in spec_m.trainings:
+            expires = None if offset is None else now + offset
             granted = now - timedelta(days=rng.randint(30, 200))
             if expires is not None and expires < granted:
                 granted = expires - timedelta(days=365)
@@ -300,12 +303,13 @@ class DemoNode:
         proc = self.proc
         if proc is None:
             return
-        for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):
+        for sig, wait_s in ((signal.SIGTERM, 1.0), (signal.SIGTERM, timeout),
+                            (signal.SIGKILL, timeout)):
             if proc.poll() is not None:
                 break
             try:
                 proc.send_signal(sig)
-                proc.wait(timeout)
+                proc.wait(wait_s)
             except subprocess.TimeoutExpired:
                 continue
             except ProcessLookupError:
@@ -538,9 +542,10 @@ class Demo:
     def stop(self) -> None:
         while self._stoppers:
             name, stop = self._stoppers.pop()
+            began = time.monotonic()
             try:
                 stop()
-                log.debug("demo: stopped %s", name)
+                log.debug("demo: stopped %s in %.1f s", name, time.monotonic() - began)
             except Exception:
                 log.exception("demo: stopping %s failed", name)
         if self._own_dir:

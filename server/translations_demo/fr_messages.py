@@ -73,12 +73,19 @@ FR = {
     "to end it.":
         "Bruno badge sur la découpe laser : le relais s'allume et une session commence ; il "
         "badge à nouveau pour la terminer.",
-    "David taps the laser cutter: refused, his training expired. Emma: refused, she has no "
-    "training. The unknown card: refused, and it appears under Unknown badges, ready to be "
-    "given to a member.":
-        "David badge sur la découpe laser : refusé, sa formation a expiré. Emma : refusée, "
-        "elle n'a pas de formation. La carte inconnue : refusée, et elle apparaît dans Badges "
-        "inconnus, prête à être attribuée à un membre.",
+    "David taps the laser cutter: refused. His training expired, so the server left his badge "
+    "out of the laser's access list. Emma, who has no training, likewise. The unknown card is "
+    "refused too, and appears under Unknown badges, ready to be given to a member.":
+        "David badge sur la découpe laser : refusé. Sa formation a expiré, le serveur a donc "
+        "retiré son badge de la liste d'accès du laser. De même pour Emma, qui n'a pas de "
+        "formation. La carte inconnue est refusée aussi, et apparaît dans Badges inconnus, "
+        "prête à être attribuée à un membre.",
+    "Chloé's laser training runs out two minutes after the demo's first start: until then she "
+    "can start the laser; afterwards the node itself refuses her (reason: expired), without "
+    "asking the server.":
+        "La formation laser de Chloé prend fin deux minutes après le premier démarrage de la "
+        "démo : jusque-là elle peut démarrer le laser ; ensuite le boîtier lui-même la refuse "
+        "(raison : expired), sans rien demander au serveur.",
     "Alice is a trainer: tap her twice on the laser cutter, then tap Emma. Emma is now trained "
     "(see her member page) and the next tap opens the machine for her.":
         "Alice est formatrice : badgez-la deux fois sur la découpe laser, puis badgez Emma. "
@@ -98,7 +105,8 @@ FR = {
     "trainer on every machine: tap twice to sign a trainee off":
         "formatrice sur toutes les machines : badger deux fois pour valider un stagiaire",
     "trained on everything": "formé·e sur tout",
-    "printers; laser training expired": "imprimantes ; formation laser expirée",
+    "printers; laser training runs out 2 minutes after the demo's first start":
+        "imprimantes ; formation laser qui prend fin 2 minutes après le premier démarrage",
     "laser training expired 3 days ago": "formation laser expirée il y a 3 jours",
     "no training yet (7-byte badge)": "pas encore de formation (badge de 7 octets)",
     "laser; his first badge is declared lost": "laser ; son premier badge est déclaré perdu",
