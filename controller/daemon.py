@@ -344,6 +344,10 @@ class NodeDaemon:
                     return
                 raw = json.loads(payload)
                 acl = AccessList.decode(raw)
+                problem = machine.acl_mismatch(acl)
+                if problem:
+                    log.warning("ignoring access list on %s: %s", topic, problem)
+                    return
                 accepted, actions = machine.offer_acl(acl, raw)
                 if accepted:
                     assert self.acl_store is not None

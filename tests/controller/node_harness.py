@@ -231,6 +231,11 @@ class FakeServer:
         return wait_until(lambda: len(found()) >= n and found()[n - 1], timeout,
                           f"{n}x {etype} {data} from {node}")
 
+    def deliveries(self, event_id: str) -> int:
+        """How many times an event arrived (resends included)."""
+        with self._lock:
+            return sum(1 for raw in self.raw_events if event_id.encode() in raw)
+
     def status(self, node: str) -> dict[str, Any]:
         with self._lock:
             return dict(self.statuses.get(node, {}))

@@ -123,7 +123,7 @@ def test_garbage_retained_messages_never_switch_the_relay(mosquitto: Any, make_n
             server.publish_acl(node, payload, retain=False)
         other = live_acl("someone-else", version=99)
         server.publish_acl(node, other, retain=False)
-        p.wait_line(r"ignoring access list version 99: list is for node 'someone-else'")
+        p.wait_line(r"ignoring access list on .*/acl: list is for node 'someone-else'")
         p.tap(ALICE)
         server.wait_event(node, "badge.denied", uid=ALICE, reason="no_acl")
         server.publish_acl(node, live_acl(node, version=1))
@@ -202,6 +202,18 @@ def test_mqtt_311(mosquitto: Any, make_node: Any) -> None:
         p.tap(ALICE)
         server.wait_event(node, "session.ended", reason="badge_out")
         p.wait_line(r"ack: \d+ event\(s\) done, 0 waiting")
+
+        # without an ack the node sends the event again (2 s, then backing off up to 30 s)
+        server.auto_ack = False
+        p.tap(STRANGER)
+        denied = server.wait_event(node, "badge.denied", uid=STRANGER)
+        wait_until(lambda: server.deliveries(denied.id) >= 2, 6, "a resend without ack")
+        n = server.deliveries(denied.id)
+        server.command(node, "resync")  # resends at once
+        wait_until(lambda: server.deliveries(denied.id) > n, 3, "a resend on resync")
+        server.auto_ack = True
+        p.wait_line(r"ack: \d+ event\(s\) done, 0 waiting", n=2, timeout=35)
+        assert len(server.of(node, "badge.denied")) == 1
     finally:
         server.clear_retained(node)
         server.close()
