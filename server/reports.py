@@ -398,7 +398,7 @@ def visits_report(db: Session, group_by: str | Sequence[str] = (), since: dateti
         inner = (sa.select(*keys, s.c.member_id, p.c.pkey.label("vday"))
                  .select_from(frm).where(*where).distinct().subquery("v"))
         outer_keys = [inner.c[d] for d in dims]
-        q = (sa.select(*outer_keys, sa.func.count().label("visits"))
+        q = (sa.select(*outer_keys, sa.func.count().label("visits")).select_from(inner)
              .group_by(*outer_keys).order_by(*outer_keys))
         return [dict(r) for r in db.execute(q).mappings()]
 
