@@ -391,7 +391,10 @@ def validate_text(text: str, filename: str = "<config>",
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = re.search(r"line (\d+)", message)
-        line = int(match.group(1)) if match else 1
+        if match:
+            line = int(match.group(1))
+        else:  # "(at end of document)"
+            line = max(1, len(text.splitlines()))
         report.problems.append(f"{filename}:{line}: toml: {message}")
         return None, report
     cfg = _check_table(SCHEMA, "", data, report)
