@@ -24,7 +24,7 @@ from firmware_config.node_config import (
     ReaderConfig,
     StorageConfig,
 )
-from protocol import Event, utcnow
+from protocol import Command, Event, utcnow
 
 
 def make_cfg(tmp_path: Path, **gpio: Any) -> NodeConfig:
@@ -142,3 +142,32 @@ def test_cached_list_for_another_node_is_not_used(tmp_path: Path, mock_pins: Any
     daemon.queue.put(("signal", 15))
     thread.join(10)
     assert result == [0]
+
+
+def test_remote_lock_survives_a_restart(tmp_path: Path, mock_pins: Any) -> None:
+    seed_acl(tmp_path)
+    cfg = make_cfg(tmp_path)
+    daemon = NodeDaemon(cfg, simulate=True, pin_factory=mock_pins, stdin=io.StringIO(""))
+    thread, result = start(daemon)
+    lock = Command.create("lock", utcnow())
+    daemon.queue.put(("mqtt", (daemon.t_cmd, lock.encode(), False)))
+    daemon.queue.put(("mqtt", (daemon.t_cmd, b"\x00garbage", False)))
+    wait_until(lambda: daemon.machine and daemon.machine.state == "locked", 5, "locked")
+    daemon.queue.put(("signal", 15))
+    thread.join(10)
+    assert result == [0]
+
+    again = NodeDaemon(cfg, simulate=True, pin_factory=mock_pins, stdin=io.StringIO(""))
+    thread, result = start(again)
+    wait_until(lambda: again.machine and again.machine.state == "locked", 5, "still locked")
+    again.reader.place(ALICE)
+    reader = Outbox(tmp_path / "store" / "outbox.db")  # a second connection (WAL readers)
+
+    def reasons() -> list[Any]:
+        return [Event.decode(p).data.get("reason") for _, p in reader.pending()]
+    wait_until(lambda: "machine_locked" in reasons(), 5, "machine_locked denial")
+    reader.close()
+    again.queue.put(("signal", 15))
+    thread.join(10)
+    assert result == [0]
+    assert not [s for s in mock_pins.pin(RELAY).states if s.state]
