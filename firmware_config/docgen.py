@@ -62,7 +62,8 @@ dir = "/var/lib/fabpass/laser-1"
   once (the MFRC522 `reset_pin` counts). With `reader.type = "mfrc522"` on SPI bus 0 the
   SPI0 pins 8 (CE0), 9 (MISO), 10 (MOSI), 11 (SCLK), and 7 (CE1) when `spi_device = 1`, are
   refused. GPIO 2 and 3 (I2C) are allowed with a note: they have fixed pull-ups, so an
-  active-high relay on them is refused (it would switch on while the Pi boots).
+  active-high relay on them is refused (it would switch on while the Pi boots). An
+  active-high relay on GPIO 4-8, which are pulled up while the Pi boots, gets a note.
 - **`gpio.relay.active_high` has no default**: a wrong guess leaves the machine powered.
   See [wiring](wiring.md).
 - **Keyboard readers** need `reader.device`.

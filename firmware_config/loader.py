@@ -311,6 +311,11 @@ def _cross_checks(cfg: dict[str, Any], report: Report, environ: dict[str, str]) 
     if isinstance(relay, dict) and relay.get("pin") in I2C_PINS and relay.get("active_high"):
         report.problem("gpio.relay.pin", f"pin {relay['pin']} is pulled up on the board, so an "
                        "active-high relay on it would switch on while the Pi boots")
+    elif (isinstance(relay, dict) and isinstance(relay.get("pin"), int)
+          and 4 <= relay["pin"] <= 8 and relay.get("active_high")):
+        report.note("gpio.relay.pin", f"GPIO {relay['pin']} is pulled up while the Pi boots: "
+                    "only the external 10 kΩ pull-down keeps the relay off (docs/wiring.md); "
+                    "GPIO 9-27 are safer")
 
     # mqtt
     url = mqtt.get("url")

@@ -156,6 +156,14 @@ def test_i2c_pin_is_a_note_not_a_problem() -> None:
                             "drives it"]
 
 
+def test_relay_on_boot_pull_up_pin_is_noted() -> None:
+    cfg, report = validate_text(MINIMAL.replace("pin = 17", "pin = 5"), "n.toml", {})
+    assert cfg is not None
+    assert report.notes == ["n.toml:11: gpio.relay.pin: note: GPIO 5 is pulled up while the Pi "
+                            "boots: only the external 10 kΩ pull-down keeps the relay off "
+                            "(docs/wiring.md); GPIO 9-27 are safer"]
+
+
 def test_active_high_relay_on_pulled_up_pin_is_refused() -> None:
     text = MINIMAL.replace("pin = 17", "pin = 2")
     assert problems(text) == ["n.toml:11: gpio.relay.pin: pin 2 is pulled up on the board, so "
