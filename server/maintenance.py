@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from server.models import MaintenanceLog, MaintenanceTask, Machine, UsageSession, utcnow
+from server.models import Machine, MaintenanceLog, MaintenanceTask, UsageSession, utcnow
 
 log = logging.getLogger(__name__)
 
