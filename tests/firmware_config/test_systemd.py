@@ -28,6 +28,7 @@ def test_node_unit_restarts_and_is_watched() -> None:
     assert service["Restart"] == "always"
     assert "gpio" in service["SupplementaryGroups"] and "spi" in service["SupplementaryGroups"]
     assert service["StateDirectory"] == "fabpass/%i"
+    assert service["WorkingDirectory"] == "/var/lib/fabpass/%i"  # lgpio writes its pipes there
 
 
 @pytest.mark.parametrize("name", ["fabpass-node@.service", "fabpass-server.service"])
