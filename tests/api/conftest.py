@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,11 +35,52 @@ class Api:
         return self.client.open("/api/v1" + path, method=method, json=json, headers=headers, **kw)
 
 
-@pytest.fixture()
-def api_app(db_url: str) -> Iterator[tuple[Any, Any]]:
-    app, data = seedmod.make_app(db_url)
+PG_BASE = os.environ.get("FABPASS_TEST_DATABASE_URL",
+                         "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[tuple[str, Any]]:
+    """One migrated, seeded PostgreSQL database used as a TEMPLATE for each test's copy."""
+    import sqlalchemy as sa
+
+    name = f"fabpass_apitpl_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    base = PG_BASE.rpartition("/")[0]
+    app, data = seedmod.make_app(f"{base}/{name}")
+    app.extensions["fabpass.engine"].dispose()
+    yield name, data
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def api_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    """The seeded app, once on SQLite and once on PostgreSQL (a copy of a template DB)."""
+    if request.param == "sqlite":
+        app, data = seedmod.make_app(f"sqlite:///{tmp_path}/api.db")
+        yield app, data
+        app.extensions["fabpass.engine"].dispose()
+        return
+    import sqlalchemy as sa
+
+    from server.app import create_app
+
+    tpl, data = request.getfixturevalue("pg_template")
+    name = f"fabpass_api_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{tpl}"'))
+    base = PG_BASE.rpartition("/")[0]
+    app = create_app({"TESTING": True, "DATABASE_URL": f"{base}/{name}", "SECRET_KEY": "test"})
     yield app, data
     app.extensions["fabpass.engine"].dispose()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture()

@@ -73,13 +73,42 @@ def seed(db: Session) -> Seed:
                 alice_laser=a1.id, bob_printer=a2.id, token=token, manager_token=mtoken)
 
 
+_TEMPLATE: dict[str, Any] = {}
+
+
+def _sqlite_template() -> tuple[str, Seed]:
+    """Migrate and seed one SQLite file per test process; tests get a copy (fast)."""
+    if "path" not in _TEMPLATE:
+        import tempfile
+
+        from server.app import create_app, get_db
+        from server.db import upgrade
+
+        path = f"{tempfile.mkdtemp(prefix='fabpass-web-tpl-')}/template.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test"})
+        with app.app_context():
+            _TEMPLATE["seed"] = seed(get_db())
+        app.extensions["fabpass.engine"].dispose()
+        _TEMPLATE["path"] = path
+    return str(_TEMPLATE["path"]), _TEMPLATE["seed"]
+
+
 def make_app(url: str, **extra: Any) -> tuple[Any, Seed]:
-    """Migrate `url`, create the app (TESTING unless overridden) and seed it."""
+    """A migrated, seeded app on `url` (TESTING unless overridden)."""
+    import shutil
+
     from server.app import create_app, get_db
     from server.db import upgrade
 
+    config = {"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test", **extra}
+    if url.startswith("sqlite:///"):
+        tpl, data = _sqlite_template()
+        shutil.copyfile(tpl, url.removeprefix("sqlite:///"))
+        return create_app(config), data
     upgrade(url)
-    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test", **extra})
+    app = create_app(config)
     with app.app_context():
         data = seed(get_db())
     return app, data
