@@ -1,7 +1,9 @@
 """Engines, sessions and migrations.
 
 SQLite gets WAL, foreign keys and a busy timeout so the web UI and the
-ingest can share one file; PostgreSQL needs nothing special.
+ingest can share one file. A writer that needs savepoints asks for
+`engine.execution_options(sqlite_begin="IMMEDIATE")` (see `writer_engine`);
+PostgreSQL needs nothing special.
 """
 
 from __future__ import annotations
@@ -41,9 +43,31 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # Writers (ingest, publisher, CLI) ask for `sqlite_begin="IMMEDIATE"`: SQLAlchemy
+            # emits BEGIN IMMEDIATE itself, so SAVEPOINTs work and the write lock is taken
+            # (waiting on busy_timeout) before any read. Other sessions keep pysqlite's
+            # default: reads in autocommit, a deferred BEGIN just before the first write,
+            # which never fails with "database is locked" on a stale read snapshot.
+            mode = conn.get_execution_options().get("sqlite_begin")
+            dbapi_conn = conn.connection.dbapi_connection
+            if mode is None:
+                if dbapi_conn.isolation_level is None:
+                    dbapi_conn.isolation_level = ""
+                return
+            if dbapi_conn.isolation_level is not None:
+                dbapi_conn.isolation_level = None
+            conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def writer_engine(engine: Engine) -> Engine:
+    """The same engine for writers: on SQLite, BEGIN IMMEDIATE and working savepoints."""
+    return engine.execution_options(sqlite_begin="IMMEDIATE")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:

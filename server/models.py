@@ -187,6 +187,7 @@ class Node(Base):
     last_status: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     acl_version: Mapped[int | None] = mapped_column(BigInteger)  # as reported by the node
     acl_published_version: Mapped[int | None] = mapped_column(BigInteger)
+    acl_published_at: Mapped[datetime | None] = mapped_column()
     software: Mapped[str | None] = mapped_column(String(40))
     last_seen: Mapped[datetime | None] = mapped_column()
     clock_ok: Mapped[bool | None] = mapped_column(Boolean)

@@ -155,3 +155,20 @@ def test_users_and_tokens(db: Session) -> None:
     assert plain.startswith("fp_") and token.token_hash != plain
     with pytest.raises(Invalid):
         s.create_token(db, "erp", "trainer", actor="cli")
+
+
+def test_migrations_reach_head_and_match_the_models(db_url: str) -> None:
+    from sqlalchemy import inspect
+
+    from server.db import DatabaseError, check_migrated, make_engine, upgrade
+    from server.models import Base
+
+    engine = make_engine(db_url)
+    try:
+        with pytest.raises(DatabaseError, match="fabpass db upgrade"):
+            check_migrated(engine)
+        upgrade(db_url)
+        check_migrated(engine)
+        assert set(inspect(engine).get_table_names()) >= set(Base.metadata.tables)
+    finally:
+        engine.dispose()

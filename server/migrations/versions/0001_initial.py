@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 20:41:56.281210
+Create Date: 2026-11-22 21:01:06.935964
 """
 
 from __future__ import annotations
@@ -124,6 +124,7 @@ def upgrade() -> None:
         sa.Column("last_status", sa.JSON(), nullable=True),
         sa.Column("acl_version", sa.BigInteger(), nullable=True),
         sa.Column("acl_published_version", sa.BigInteger(), nullable=True),
+        sa.Column("acl_published_at", server.models.UTCDateTime(), nullable=True),
         sa.Column("software", sa.String(length=40), nullable=True),
         sa.Column("last_seen", server.models.UTCDateTime(), nullable=True),
         sa.Column("clock_ok", sa.Boolean(), nullable=True),

@@ -1,0 +1,535 @@
+"""MQTT ingest: node events and statuses into the database, exactly once.
+
+Design (docs/server.md has the long version):
+
+* paho's network thread only queues each message; one writer thread takes up
+  to `batch_max` messages or `batch_ms` milliseconds of them and handles the
+  batch in one transaction, each message inside a savepoint.
+* After the commit, and only then, every message of the batch is acknowledged
+  to the broker (manual PUBACK) and an `ack` `{ids, rejected}` is published
+  per node. A crash before that leaves the messages unacknowledged in the
+  broker's persistent session: they come again, and the unique `event_id`
+  turns the replay into a duplicate, which is acknowledged too.
+* A database error rolls the batch back and retries it with backoff, without
+  acknowledging anything. Bad input never raises: it becomes a `DeadLetter`
+  row (with the reason), counted, and is acknowledged under `rejected` when the
+  payload had a decodable event id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from protocol import Ack, ProtocolError, Status, Topics, parse_ts
+from protocol import Event as EventMsg
+from server import services
+from server.errors import ServerError
+from server.models import (
+    Badge,
+    BadgeStatus,
+    DeadLetter,
+    Event,
+    Member,
+    Node,
+    Site,
+    TrainingSignoff,
+    UsageSession,
+)
+
+log = logging.getLogger(__name__)
+
+SKEW_LIMIT = timedelta(minutes=5)
+ACL_RESEND_AFTER = timedelta(seconds=5)
+
+
+@dataclass
+class Incoming:
+    """One received MQTT message, kept until its batch is committed."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_at: datetime
+
+
+@dataclass
+class Outcome:
+    """What to tell whom once the batch is committed."""
+
+    site: str | None = None
+    node: str | None = None
+    event_id: str | None = None
+    accepted: bool = False
+    rejected: bool = False
+
+
+@dataclass
+class IngestStats:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    statuses: int = 0
+    batches: int = 0
+    db_errors: int = 0
+    by_reason: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"received": self.received, "stored": self.stored,
+                "duplicates": self.duplicates, "dead_letters": self.dead_letters,
+                "statuses": self.statuses, "batches": self.batches, "db_errors": self.db_errors}
+
+
+class _Rejected(Exception):
+    """Internal: this message goes to the dead-letter table with `reason`."""
+
+    def __init__(self, reason: str, site: str | None = None, node: str | None = None,
+                 event_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.site = site
+        self.node = node
+        self.event_id = event_id
+
+
+def _raw_event_id(payload: bytes) -> str | None:
+    """The `id` of a payload we reject, when one can be read (so the node can drop it)."""
+    try:
+        obj = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    value = obj.get("id")
+    if not isinstance(value, str):
+        return None
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return None
+    return value
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    """A database problem (connection, lock, deadlock), not a bad message."""
+    if isinstance(exc, IntegrityError):
+        return False
+    if isinstance(exc, DBAPIError):
+        return True
+    return isinstance(exc, SQLAlchemyError) and "connection" in str(exc).lower()
+
+
+class Ingest:
+    """Turns MQTT messages into rows. `handle_batch` is usable without MQTT (tests, fuzzing)."""
+
+    def __init__(self, sessions: sessionmaker[Session], topics: Topics, link: Any = None, *,
+                 batch_max: int = 500, batch_ms: float = 20.0) -> None:
+        self.sessions = sessions
+        self.topics = topics
+        self.link = link
+        self.batch_max = batch_max
+        self.batch_ms = batch_ms
+        self.stats = IngestStats()
+        self.queue: queue.Queue[Incoming] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_stats_log = time.monotonic()
+
+    # ------------------------------------------------------------ MQTT wiring
+
+    def attach(self, *, shared_group: str | None = None, events: bool = True,
+               statuses: bool = True) -> None:
+        """Subscribe the link to node events and statuses (events optionally shared)."""
+        assert self.link is not None
+        self.link.on_message = self.on_message
+        if events:
+            topic = self.topics.wildcard("event")
+            self.link.subscribe(f"$share/{shared_group}/{topic}" if shared_group else topic)
+        if statuses:
+            self.link.subscribe(self.topics.wildcard("status"))
+
+    def on_message(self, msg: Any) -> None:
+        """paho network thread: queue only (the writer does the work)."""
+        self.queue.put(Incoming(topic=msg.topic, payload=bytes(msg.payload), mid=msg.mid,
+                                qos=msg.qos, received_at=datetime.now(UTC)))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the batch in hand (committed and acknowledged), then stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _take_batch(self) -> list[Incoming]:
+        try:
+            first = self.queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.batch_ms / 1000.0
+        while len(batch) < self.batch_max:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self.queue.get(timeout=max(remaining, 0)) if remaining > 0
+                             else self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self._take_batch()
+            if not batch:
+                continue
+            backoff = 0.2
+            while True:
+                try:
+                    self.process(batch)
+                    break
+                except Exception as exc:
+                    self.stats.db_errors += 1
+                    log.warning("ingest: database error (%s); batch of %d not acknowledged, "
+                                "retrying in %.1f s", exc, len(batch), backoff)
+                    if self._stop.wait(backoff):
+                        return  # unacknowledged: the broker redelivers after restart
+                    backoff = min(backoff * 2, 10.0)
+            self._maybe_log_stats()
+
+    def _maybe_log_stats(self) -> None:
+        if time.monotonic() - self._last_stats_log >= 60:
+            self._last_stats_log = time.monotonic()
+            log.info("ingest: %s", self.stats.as_dict())
+
+    # ------------------------------------------------------------ batch
+
+    def process(self, batch: list[Incoming]) -> list[Outcome]:
+        """Handle, commit, then acknowledge (PUBACK and `ack` messages)."""
+        outcomes = self.handle_batch(batch)
+        if self.link is not None:
+            self._send_acks(outcomes)
+            for item in batch:
+                self.link.ack(item.mid, item.qos)
+        return outcomes
+
+    def handle_batch(self, batch: list[Incoming]) -> list[Outcome]:
+        """One transaction for the batch; raises (after rollback) on database errors."""
+        outcomes: list[Outcome] = []
+        with self.sessions() as db:
+            try:
+                for item in batch:
+                    outcomes.append(self._handle_one(db, item))
+                db.commit()
+            except BaseException:
+                db.rollback()
+                raise
+        self.stats.batches += 1
+        return outcomes
+
+    def _handle_one(self, db: Session, item: Incoming) -> Outcome:
+        self.stats.received += 1
+        try:
+            with db.begin_nested():
+                return self._dispatch(db, item)
+        except _Rejected as rejected:
+            return self._dead_letter(db, item, rejected)
+        except Exception as exc:
+            if _is_retryable(exc):
+                raise
+            log.exception("ingest: unexpected error on %s; dead-lettered", item.topic)
+            internal = _Rejected(f"internal error: {type(exc).__name__}: {exc}"[:500])
+            try:
+                parts = self.topics.parse(item.topic)
+                internal.site, internal.node = parts.site, parts.node
+            except ProtocolError:
+                pass
+            internal.event_id = _raw_event_id(item.payload)
+            return self._dead_letter(db, item, internal)
+
+    def _dead_letter(self, db: Session, item: Incoming, rej: _Rejected) -> Outcome:
+        self.stats.dead_letters += 1
+        self.stats.by_reason[rej.reason.split(":")[0]] += 1
+        log.warning("ingest: dead letter on %s: %s", item.topic, rej.reason)
+        exists = rej.event_id is not None and db.scalar(
+            select(DeadLetter.id).where(DeadLetter.event_id == rej.event_id).limit(1))
+        if not exists:
+            db.add(DeadLetter(topic=item.topic[:500], payload=item.payload, reason=rej.reason,
+                              event_id=rej.event_id, node_slug=rej.node,
+                              received_at=item.received_at))
+            db.flush()
+        return Outcome(site=rej.site, node=rej.node, event_id=rej.event_id,
+                       rejected=rej.event_id is not None)
+
+    def _send_acks(self, outcomes: Iterable[Outcome]) -> None:
+        per_node: dict[tuple[str, str], Ack] = {}
+        for o in outcomes:
+            if o.site is None or o.node is None or o.event_id is None:
+                continue
+            ack = per_node.setdefault((o.site, o.node), Ack(ids=[], rejected=[]))
+            if o.accepted:
+                ack.ids.append(o.event_id)
+            elif o.rejected:
+                ack.rejected.append(o.event_id)
+        for (site, node), ack in per_node.items():
+            self.link.publish(self.topics.ack(site, node), ack.encode())
+
+    # ------------------------------------------------------------ dispatch
+
+    def _dispatch(self, db: Session, item: Incoming) -> Outcome:
+        try:
+            parts = self.topics.parse(item.topic)
+        except ProtocolError as exc:
+            raise _Rejected(f"bad topic: {exc}") from None
+        if parts.kind == "status":
+            return self._status(db, item, parts.site, parts.node)
+        if parts.kind == "event":
+            return self._event(db, item, parts.site, parts.node)
+        raise _Rejected(f"not an inbound topic kind: {parts.kind}", parts.site, parts.node)
+
+    def _registered_node(self, db: Session, site: str, node_slug: str,
+                         event_id: str | None) -> Node:
+        node = db.scalar(select(Node).join(Site, Node.site_id == Site.id)
+                         .where(Node.slug == node_slug, Site.slug == site))
+        if node is None or node.revoked_at is not None:
+            raise _Rejected(f"node not registered: {node_slug!r} of site {site!r}", site,
+                            node_slug, event_id)
+        return node
+
+    # ------------------------------------------------------------ status
+
+    def _status(self, db: Session, item: Incoming, site: str, node_slug: str) -> Outcome:
+        if not item.payload:
+            return Outcome()  # a retained status being cleared
+        try:
+            status = Status.decode(item.payload)
+        except ProtocolError as exc:
+            raise _Rejected(f"invalid status: {exc}", site, node_slug) from None
+        if status.node != node_slug:
+            raise _Rejected(f"topic/payload mismatch: status of {status.node!r} on "
+                            f"{node_slug!r}'s topic", site, node_slug)
+        node = self._registered_node(db, site, node_slug, None)
+        self.stats.statuses += 1
+        raw = json.loads(item.payload)
+        if status.online and status.ts is not None and isinstance(node.last_status, dict):
+            prev_ts = node.last_status.get("ts")
+            try:
+                if node.last_status.get("online") and prev_ts and parse_ts(prev_ts) > status.ts:
+                    return Outcome()  # an older status delivered late
+            except ProtocolError:
+                pass
+        node.last_seen = item.received_at
+        node.online = status.online
+        node.last_status = raw
+        if not status.online:
+            node.state = status.state
+            return Outcome()
+        node.state = status.state
+        node.relay = status.relay
+        node.acl_version = status.acl_version
+        node.software = status.software
+        node.clock_ok = status.clock_ok
+        self._close_lost_sessions(db, node, status)
+        if self._acl_outdated(node, item.received_at):
+            services.mark_nodes_dirty(db, [node.id], "status.acl_version")
+        db.flush()
+        return Outcome()
+
+    @staticmethod
+    def _acl_outdated(node: Node, now: datetime) -> bool:
+        if node.acl_published_version is None:
+            return False  # never published: the publisher will, on its own
+        if node.acl_version is not None and node.acl_version >= node.acl_published_version:
+            return False
+        return node.acl_published_at is None or now - node.acl_published_at >= ACL_RESEND_AFTER
+
+    def _close_lost_sessions(self, db: Session, node: Node, status: Status) -> None:
+        """Open sessions of this node that its status no longer shows are `lost`."""
+        current = status.session.id if status.session else None
+        stmt = select(UsageSession).where(UsageSession.node_id == node.id,
+                                          UsageSession.ended_at.is_(None))
+        if current is not None:
+            stmt = stmt.where(UsageSession.session_uuid != current)
+        if status.ts is not None:
+            stmt = stmt.where(UsageSession.started_at < status.ts)
+        for sess in db.scalars(stmt):
+            elapsed = sess.elapsed_s or 0.0
+            sess.ended_at = sess.started_at + timedelta(seconds=elapsed)
+            sess.duration_s = elapsed
+            sess.active_s = sess.active_s or 0.0
+            sess.end_reason = "lost"
+            log.info("session %s on %s closed as lost", sess.session_uuid, node.slug)
+
+    # ------------------------------------------------------------ events
+
+    def _event(self, db: Session, item: Incoming, site: str, node_slug: str) -> Outcome:
+        event_id = _raw_event_id(item.payload)
+        try:
+            msg = EventMsg.decode(item.payload)
+        except ProtocolError as exc:
+            raise _Rejected(f"invalid event: {exc}", site, node_slug, event_id) from None
+        if msg.node != node_slug:
+            raise _Rejected(f"topic/payload mismatch: event of {msg.node!r} on {node_slug!r}'s "
+                            "topic", site, node_slug, msg.id)
+        node = self._registered_node(db, site, node_slug, msg.id)
+        outcome = Outcome(site=site, node=node_slug, event_id=msg.id, accepted=True)
+        if db.scalar(select(Event.id).where(Event.event_id == msg.id)) is not None:
+            self.stats.duplicates += 1
+            return outcome
+        skew = (item.received_at - msg.ts).total_seconds()
+        row = Event(event_id=msg.id, node_id=node.id, node_slug=node_slug, type=msg.type,
+                    ts=msg.ts, received_at=item.received_at, boot=msg.boot, seq=msg.seq,
+                    data=msg.data, skew_s=skew, clock_skewed=abs(skew) > SKEW_LIMIT.total_seconds())
+        try:
+            with db.begin_nested():
+                db.add(row)
+                db.flush()
+        except IntegrityError:
+            # another worker stored it between our check and our insert
+            self.stats.duplicates += 1
+            return outcome
+        self.stats.stored += 1
+        if row.clock_skewed:
+            log.warning("node %s clock skew %.0f s (event %s)", node_slug, skew, msg.id)
+        handler = _HANDLERS.get(msg.type)
+        if handler is not None:
+            handler(self, db, node, msg)
+        return outcome
+
+    def _member_id(self, db: Session, data: dict[str, Any]) -> int | None:
+        member = data.get("member")
+        if isinstance(member, int) and not isinstance(member, bool) and \
+                db.get(Member, member) is not None:
+            return member
+        uid = data.get("uid")
+        return db.scalar(select(Badge.member_id).where(Badge.uid == uid)) if uid else None
+
+    def _session_row(self, db: Session, node: Node, msg: EventMsg,
+                     started_at: datetime) -> UsageSession:
+        """The session of this uuid, created if new (race-safe across workers)."""
+        sid = msg.data["session"]
+        row = db.scalar(select(UsageSession).where(UsageSession.session_uuid == sid))
+        if row is not None:
+            return row
+        row = UsageSession(session_uuid=sid, machine_id=node.machine.id if node.machine else None,
+                           node_id=node.id, member_id=self._member_id(db, msg.data),
+                           badge_uid=msg.data["uid"], started_at=started_at)
+        try:
+            with db.begin_nested():
+                db.add(row)
+                db.flush()
+        except IntegrityError:
+            found = db.scalar(select(UsageSession).where(UsageSession.session_uuid == sid))
+            if found is None:
+                raise
+            return found
+        return row
+
+    def _on_started(self, db: Session, node: Node, msg: EventMsg) -> None:
+        row = self._session_row(db, node, msg, msg.ts)
+        row.has_started_event = True
+        if not row.has_ended_event and row.end_reason is None and msg.ts < row.started_at:
+            row.started_at = msg.ts
+
+    def _on_heartbeat(self, db: Session, node: Node, msg: EventMsg) -> None:
+        elapsed = float(msg.data["elapsed_s"])
+        active = float(msg.data["active_s"])
+        row = self._session_row(db, node, msg, msg.ts - timedelta(seconds=elapsed))
+        if row.has_ended_event:
+            return
+        if row.elapsed_s is None or elapsed >= row.elapsed_s:
+            row.elapsed_s = elapsed
+            row.active_s = max(active, row.active_s or 0.0)
+            row.last_heartbeat_at = msg.ts
+        if row.end_reason == "lost":  # still lost, but with the better duration
+            row.duration_s = row.elapsed_s
+            row.ended_at = row.started_at + timedelta(seconds=row.elapsed_s or 0.0)
+
+    def _on_ended(self, db: Session, node: Node, msg: EventMsg) -> None:
+        started = parse_ts(msg.data["started"])
+        row = self._session_row(db, node, msg, started)
+        row.started_at = started
+        row.ended_at = parse_ts(msg.data["ended"])
+        row.duration_s = float(msg.data["duration_s"])
+        row.active_s = float(msg.data["active_s"])
+        row.elapsed_s = row.duration_s
+        row.end_reason = msg.data["reason"]
+        row.has_ended_event = True
+        if row.member_id is None:
+            row.member_id = self._member_id(db, msg.data)
+
+    def _on_denied(self, db: Session, node: Node, msg: EventMsg) -> None:
+        if msg.data.get("reason") == "unknown_badge":
+            services.record_unknown_badge(db, msg.data["uid"], node.id, msg.ts)
+
+    def _on_signed(self, db: Session, node: Node, msg: EventMsg) -> None:
+        trainer_uid, trainee_uid = msg.data["trainer_uid"], msg.data["trainee_uid"]
+        row = TrainingSignoff(event_id=msg.id, machine_id=node.machine.id if node.machine else None,
+                              trainer_uid=trainer_uid, trainee_uid=trainee_uid,
+                              outcome="refused", created_at=msg.ts)
+        db.add(row)
+        trainer = db.scalar(select(Badge).where(Badge.uid == trainer_uid))
+        trainee = db.scalar(select(Badge).where(Badge.uid == trainee_uid))
+        row.trainer_member_id = trainer.member_id if trainer else None
+        row.trainee_member_id = trainee.member_id if trainee else None
+        machine = node.machine
+        now = datetime.now(UTC)
+        if machine is None:
+            row.reason = "node drives no machine"
+        elif trainer is None or trainer.status != BadgeStatus.active or not trainer.member.active:
+            row.reason = "trainer badge unknown or inactive"
+        elif machine.id not in services.trainer_machine_ids(db, trainer.member_id, now):
+            row.reason = "not a trainer for this machine"
+        elif trainee is None or trainee.status != BadgeStatus.active:
+            row.reason = "trainee badge not enrolled" if trainee is None else "trainee badge inactive"
+            if trainee is None:
+                services.record_unknown_badge(db, trainee_uid, node.id, msg.ts)
+        elif not trainee.member.active:
+            row.reason = "trainee is not an active member"
+        elif trainee.member_id == trainer.member_id:
+            row.reason = "a trainer cannot sign themselves off"
+        elif machine.id in services.valid_machine_ids_for(db, trainee.member_id, None, now):
+            row.outcome, row.reason = "already", "already authorized on this machine"
+        else:
+            try:
+                auth = services.grant(db, trainee.member_id, machine_id=machine.id, role="user",
+                                      via="signoff", granted_by_member_id=trainer.member_id,
+                                      actor=f"node:{node.slug}")
+            except ServerError as exc:
+                row.reason = exc.message[:200]
+            else:
+                row.outcome, row.reason, row.authorization_id = "granted", None, auth.id
+        if row.outcome == "refused":
+            services.audit(db, f"node:{node.slug}", "training.refused", "signoff", msg.id,
+                           {"trainer_uid": trainer_uid, "trainee_uid": trainee_uid,
+                            "reason": row.reason})
+        log.info("sign-off on %s by %s for %s: %s %s", node.slug, trainer_uid, trainee_uid,
+                 row.outcome, row.reason or "")
+        db.flush()
+
+
+_HANDLERS = {
+    "session.started": Ingest._on_started,
+    "session.heartbeat": Ingest._on_heartbeat,
+    "session.ended": Ingest._on_ended,
+    "badge.denied": Ingest._on_denied,
+    "training.signed": Ingest._on_signed,
+}
+
+__all__ = ["Incoming", "Ingest", "IngestStats", "Outcome"]

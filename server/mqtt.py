@@ -1,0 +1,146 @@
+"""The server's one MQTT connection: persistent session, manual acknowledgement, reconnects.
+
+The broker keeps the server's session (MQTT 5 `clean_start=False` with a
+SessionExpiryInterval; 3.1.1 `clean_session=False`) under a fixed client id,
+so events published while the server is down wait for it. Messages are
+acknowledged by hand (`ack`) only after the database commit: if the process
+dies first, the broker redelivers them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from protocol.mqttclient import connect_properties, make_client, parse_mqtt_url
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[mqtt.MQTTMessage], None]
+ConnectHandler = Callable[[bool], None]
+
+
+class MqttError(RuntimeError):
+    """The MQTT connection could not be set up."""
+
+
+@dataclass
+class MqttSettings:
+    url: str = "mqtt://127.0.0.1:1883"
+    client_id: str = "fabpass-server"
+    protocol: str = "5"  # "5" or "311"
+    session_expiry_s: int = 7 * 86400
+    keepalive: int = 30
+    receive_maximum: int = 1000
+    tls_ca: str | None = None
+
+
+class MqttLink:
+    """A paho client wired for the server: subscriptions re-made on every connection."""
+
+    def __init__(self, settings: MqttSettings) -> None:
+        self.settings = settings
+        self.target = parse_mqtt_url(settings.url)
+        self.client = make_client(settings.client_id, self.target, protocol=settings.protocol,
+                                  tls_ca=settings.tls_ca, persistent=True, max_inflight=1000)
+        self.client.manual_ack_set(True)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=5)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.connected = threading.Event()
+        self.subscriptions: list[str] = []
+        self.on_message: MessageHandler | None = None
+        self.on_connected: list[ConnectHandler] = []
+        self._started = False
+
+    @property
+    def is_v5(self) -> bool:
+        return self.settings.protocol == "5"
+
+    def subscribe(self, topic: str) -> None:
+        """Subscribe now (if connected) and again on every reconnection (QoS 1)."""
+        self.subscriptions.append(topic)
+        if self.connected.is_set():
+            self.client.subscribe(topic, qos=1)
+
+    def start(self) -> None:
+        props = None
+        if self.is_v5:
+            from paho.mqtt.packettypes import PacketTypes
+
+            props = connect_properties(self.settings.session_expiry_s)
+            props.ReceiveMaximum = self.settings.receive_maximum
+            assert props.packetType == PacketTypes.CONNECT
+            self.client.connect_async(self.target.host, self.target.port,
+                                      keepalive=self.settings.keepalive, clean_start=False,
+                                      properties=props)
+        else:
+            self.client.connect_async(self.target.host, self.target.port,
+                                      keepalive=self.settings.keepalive)
+        self.client.loop_start()
+        self._started = True
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+            self.connected.clear()
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False,
+                qos: int = 1) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def ack(self, mid: int, qos: int) -> None:
+        if qos > 0:
+            self.client.ack(mid, qos)
+
+    # ------------------------------------------------------------ paho callbacks
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason_code: Any,
+                    _properties: Any) -> None:
+        if reason_code.is_failure:
+            log.warning("MQTT connection refused by %s:%s: %s", self.target.host,
+                        self.target.port, reason_code)
+            return
+        session_present = bool(getattr(flags, "session_present", False))
+        log.info("MQTT connected to %s:%s as %s (session present: %s)", self.target.host,
+                 self.target.port, self.settings.client_id, session_present)
+        for topic in self.subscriptions:
+            client.subscribe(topic, qos=1)
+        self.connected.set()
+        for handler in list(self.on_connected):
+            try:
+                handler(session_present)
+            except Exception:  # a handler bug must not kill the network thread
+                log.exception("MQTT on_connected handler failed")
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
+                       _properties: Any) -> None:
+        self.connected.clear()
+        if self._started:
+            log.warning("MQTT disconnected (%s); reconnecting", reason_code)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        handler = self.on_message
+        if handler is None:
+            return
+        try:
+            handler(msg)
+        except Exception:
+            log.exception("MQTT message handler failed on %s", msg.topic)
+
+
+__all__ = ["MqttError", "MqttLink", "MqttSettings"]

@@ -1,0 +1,175 @@
+"""The MQTT side against a real Mosquitto: acks after commit, access lists, revocation < 1 s."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import paho.mqtt.client as mqtt
+import pytest
+from server_helpers import T0, ended, heartbeat, started, status
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from protocol import AccessList, Ack, Command
+from server import services as s
+from server.models import Event, Node, UsageSession
+from server.runner import CoreOptions, ServerCore
+
+pytestmark = pytest.mark.broker
+
+
+class NodeClient:
+    """A stand-in node: publishes events/status, collects acks, lists and commands."""
+
+    def __init__(self, url: str, site: str = "lab", node: str = "laser-1") -> None:
+        port = int(url.rsplit(":", 1)[1])
+        self.site, self.node = site, node
+        self.acks: queue.Queue[Ack] = queue.Queue()
+        self.acls: queue.Queue[AccessList] = queue.Queue()
+        self.cmds: queue.Queue[Command] = queue.Queue()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=f"test-{node}-{uuid.uuid4().hex[:6]}",
+                                  protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        base = f"fabpass/v1/{site}/{node}"
+        self.client.subscribe([(f"{base}/ack", 1), (f"{base}/acl", 1), (f"{base}/cmd", 1)])
+        assert subscribed.wait(5)
+
+    def _on_message(self, _c, _u, msg) -> None:  # type: ignore[no-untyped-def]
+        kind = msg.topic.rsplit("/", 1)[1]
+        if kind == "ack":
+            self.acks.put(Ack.decode(msg.payload))
+        elif kind == "acl" and msg.payload:
+            self.acls.put(AccessList.decode(msg.payload))
+        elif kind == "cmd":
+            self.cmds.put(Command.decode(msg.payload))
+
+    def publish(self, kind: str, payload: bytes, retain: bool = False) -> None:
+        info = self.client.publish(f"fabpass/v1/{self.site}/{self.node}/{kind}", payload, qos=1,
+                                   retain=retain)
+        info.wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def wait_for(q: queue.Queue, pred, timeout: float):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            item = q.get(timeout=left)
+        except queue.Empty:
+            break
+        if pred(item):
+            return item
+    raise AssertionError(f"nothing matching within {timeout} s")
+
+
+@pytest.fixture()
+def core(engine: Engine, mosquitto, lab) -> Iterator[ServerCore]:  # type: ignore[no-untyped-def]
+    opts = CoreOptions(mqtt_url=mosquitto.url, client_id=f"fabpass-test-{uuid.uuid4().hex[:8]}")
+    c = ServerCore(engine, opts)
+    c.start()
+    assert c.link.wait_connected(5)
+    yield c
+    c.stop()
+
+
+@pytest.fixture()
+def node(mosquitto) -> Iterator[NodeClient]:  # type: ignore[no-untyped-def]
+    n = NodeClient(mosquitto.url)
+    yield n
+    n.publish("acl", b"", retain=True)  # clear retained state for later tests
+    n.close()
+
+
+def test_events_acked_after_commit_duplicates_too(db: Session, core, node, lab) -> None:
+    sid = str(uuid.uuid4())
+    evs = [started(sid, ts=T0), heartbeat(sid, 30, 20, ts=T0 + timedelta(seconds=30)),
+           ended(sid, T0, 60, 40)]
+    for ev in evs + evs[:1]:
+        node.publish("event", ev.encode())
+    acked: set[str] = set()
+    deadline = time.monotonic() + 5
+    while acked != {e.id for e in evs} and time.monotonic() < deadline:
+        acked |= set(wait_for(node.acks, lambda a: True, 5).ids)
+    assert acked == {e.id for e in evs}
+    db.rollback()
+    assert db.scalar(select(func.count()).select_from(Event)) == 3
+    row = db.scalar(select(UsageSession))
+    assert row is not None and row.duration_s == 60 and row.end_reason == "badge_out"
+    # a payload from another node on this topic: acked as rejected
+    bad = started(str(uuid.uuid4()), node="printer-1")
+    node.publish("event", bad.encode())
+    ack = wait_for(node.acks, lambda a: bad.id in a.rejected, 5)
+    assert bad.id not in ack.ids
+
+
+def test_list_published_and_revocation_reaches_node_within_1s(
+        db: Session, core, node, lab) -> None:
+    alice, laser = lab["alice"], lab["laser"]
+    auth = s.grant(db, alice.id, machine_id=laser.id, role="user", actor="cli")
+    db.commit()
+    acl = wait_for(node.acls, lambda a: "04A1B2C3" in a.by_uid(), 3)
+    assert acl.machine == "laser-1" and acl.site == "lab" and acl.badges[0].label == "Alice D."
+    assert acl.valid_until - acl.issued == timedelta(days=7)
+    s.revoke(db, auth.id, reason="test", actor="cli")
+    db.commit()
+    t0 = time.monotonic()
+    newer = wait_for(node.acls, lambda a: a.version > acl.version, 1.0)
+    assert time.monotonic() - t0 < 1.0
+    assert "04A1B2C3" not in newer.by_uid()
+    deadline = time.monotonic() + 2  # the publisher commits right after publishing
+    while time.monotonic() < deadline:
+        db.rollback()
+        published = db.scalar(select(Node.acl_published_version).where(Node.slug == "laser-1"))
+        if published == newer.version:
+            break
+        time.sleep(0.02)
+    assert published == newer.version
+
+
+def test_change_from_another_process_is_seen_by_polling(
+        db: Session, core, node, lab, engine: Engine) -> None:
+    wait_for(node.acls, lambda a: True, 3)  # the initial full publish
+    # a second engine = another process (CLI): no in-process notification
+    from server.db import make_engine, make_sessionmaker
+    other_engine = make_engine(str(engine.url.render_as_string(hide_password=False)))
+    try:
+        with make_sessionmaker(other_engine)() as other:
+            s.set_machine_lock(other, lab["laser"].id, True, "maintenance", actor="cli")
+            other.info.pop("fabpass_dirty", None)  # as if committed elsewhere
+            other.commit()
+        acl = wait_for(node.acls, lambda a: a.locked, 1.5)
+        assert acl.locked
+    finally:
+        other_engine.dispose()
+
+
+def test_older_acl_version_in_status_gets_list_again_and_commands(
+        db: Session, core, node, lab) -> None:
+    first = wait_for(node.acls, lambda a: True, 3)
+    node.publish("status", status(acl_version=first.version - 1000))
+    # published_at is fresh: the server waits ACL_RESEND_AFTER before resending
+    db.rollback()
+    n = db.scalar(select(Node).where(Node.slug == "laser-1"))
+    n.acl_published_at = n.acl_published_at - timedelta(minutes=1)
+    db.commit()
+    node.publish("status", status(acl_version=first.version - 1000))
+    again = wait_for(node.acls, lambda a: a.version > first.version, 3)
+    assert again.node == "laser-1"
+    cmd = s.send_command(db, lab["laser"].id, "stop", actor="cli")
+    db.commit()
+    got = wait_for(node.cmds, lambda c: True, 2)
+    assert got.id == cmd.command_id and got.cmd == "stop"
