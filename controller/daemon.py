@@ -121,7 +121,7 @@ class NodeDaemon:
             thread = threading.Thread(target=self._decide, name="decision")
             thread.start()
             while thread.is_alive():
-                thread.join(0.5)
+                thread.join(0.2)
         except BadPinFactory as exc:
             log.error("no GPIO available (%s): is this a Raspberry Pi with gpiozero's pin "
                       "library installed? Use --simulate to run without GPIO.", exc)
