@@ -146,8 +146,14 @@ def provision(db: Session, node_slug: str, machine_slug: str, *, site_slug: str 
                 "--site SLUG to create it here")
         if db.scalar(select(Site.id).where(Site.slug == site_slug)) is None:
             raise ProvisioningError(f"site {site_slug!r} does not exist")
-        machine = services.create_machine(db, machine_slug, machine_slug, site_slug,
-                                          actor=ACTOR)
+        from server.errors import ServerError
+
+        try:
+            machine = services.create_machine(db, machine_slug, machine_slug, site_slug,
+                                              actor=ACTOR)
+        except ServerError as exc:
+            raise ProvisioningError(f"cannot create machine {machine_slug!r}: "
+                                    f"{exc.message}") from exc
     site = db.get(Site, machine.site_id)
     assert site is not None
     if site_slug is not None and site.slug != site_slug:

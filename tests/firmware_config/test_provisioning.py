@@ -87,6 +87,8 @@ def test_machine_must_exist_unless_site_given(db: Any) -> None:
         provision(db, "cnc-1", "cnc")
     with pytest.raises(ProvisioningError, match="site 'nowhere' does not exist"):
         provision(db, "cnc-1", "cnc", site_slug="nowhere")
+    with pytest.raises(ProvisioningError, match="cannot create machine 'Bad Slug'"):
+        provision(db, "cnc-1", "Bad Slug", site_slug="annex")
     result = provision(db, "cnc-1", "cnc", site_slug="annex")
     assert result.site == "annex" and result.machine == "cnc"
     with pytest.raises(ProvisioningError, match="on site 'lab', not 'annex'"):
