@@ -12,6 +12,7 @@ from the database.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,7 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext, lazy_gettext
 from sqlalchemy import select
 
@@ -77,6 +79,14 @@ def _badge_choices(db: Any) -> list[dict[str, Any]]:
     return choices
 
 
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d),\d+ \w+ [\w.]+: ")
+
+
+def _short(line: str) -> str:
+    """`2026-11-22 20:58:23,239 INFO controller.hardware: relay on` → `20:58:23 relay on`."""
+    return _LOG_PREFIX.sub(r"\1 ", line)
+
+
 def _state(db: Any) -> dict[str, Any]:
     """Machines with their node's live status, recent events, node output."""
     from server import models as m
@@ -100,7 +110,8 @@ def _state(db: Any) -> dict[str, Any]:
             "session_member": names.get(session.get("member")) if session else None,
             "busy": bool(getattr(registry, "busy", lambda _s: False)(slug)),
             "running": bool(getattr(registry, "alive", lambda _s: True)(slug)),
-            "output": list(getattr(registry, "output", lambda _s, _n: [])(slug, 8)),
+            "output": [_short(line) for line in
+                       getattr(registry, "output", lambda _s, _n: [])(slug, 8)],
         })
     zone = ZoneInfo(current_app.config.get("TIMEZONE") or "UTC")
     recent = db.scalars(select(m.Event).order_by(m.Event.received_at.desc(), m.Event.id.desc())
@@ -141,7 +152,7 @@ def state() -> str:
 
 @bp.post("/badge")
 @_login_required
-def badge() -> Response:
+def badge() -> ResponseReturnValue:
     from protocol.errors import ProtocolError
     from protocol.uid import normalize_uid
 
@@ -177,7 +188,7 @@ def badge() -> Response:
 
 @bp.post("/busy")
 @_login_required
-def busy() -> Response:
+def busy() -> ResponseReturnValue:
     registry = _nodes()
     machine = request.form.get("machine", "")
     value = request.form.get("busy", "")
