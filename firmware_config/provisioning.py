@@ -5,8 +5,8 @@ and, for the server's own MQTT user, in the `settings` table), so regenerated br
 files are byte-identical until something really changes. A password is shown once,
 when it is created or rotated.
 
-Library functions the web UI reuses: `render_node_config(db, node_slug)` and
-`render_broker_files(db)`.
+Library functions the web UI reuses: `render_node_config(db, node_slug)`,
+`rotate_credentials(db, node_slug)` and `render_broker_files(db)`.
 """
 
 from __future__ import annotations
@@ -214,6 +214,21 @@ def revoke_node(db: Session, node_slug: str) -> bool:
     services.audit(db, ACTOR, "node.revoke", "node", node.id, {})
     db.flush()
     return True
+
+
+def rotate_credentials(db: Session, node_slug: str) -> Provisioned:
+    """A new password for a bound node (a web "new password" button); the caller commits and
+    then regenerates the broker files. The result's `config` holds the password, once."""
+    from server.models import Machine, Node
+
+    node = db.scalar(select(Node).where(Node.slug == node_slug))
+    if node is None:
+        raise ProvisioningError(f"node {node_slug!r} does not exist")
+    machine = db.scalar(select(Machine).where(Machine.node_id == node.id))
+    if machine is None:
+        raise ProvisioningError(f"node {node_slug!r} drives no machine: provision it with "
+                                "--machine first")
+    return provision(db, node_slug, machine.slug, rotate=True)
 
 
 def render_node_config(db: Session, node_slug: str, *, password: str | None = None,

@@ -19,6 +19,7 @@ from firmware_config.provisioning import (
     render_broker_files,
     render_node_config,
     revoke_node,
+    rotate_credentials,
     server_credentials,
 )
 
@@ -117,6 +118,19 @@ def test_revoked_node_gets_new_credentials_when_provisioned_again(db: Any) -> No
     assert again.password is not None and again.password != first.password
     with pytest.raises(ProvisioningError, match="does not exist"):
         revoke_node(db, "ghost")
+
+
+def test_rotate_credentials_for_the_web_ui(db: Any) -> None:
+    from server.models import Node
+
+    first = provision(db, "laser-1", "laser")
+    rotated = rotate_credentials(db, "laser-1")
+    node = db.scalar(select(Node).where(Node.slug == "laser-1"))
+    assert rotated.password not in (None, first.password)
+    assert verify_password(node.mqtt_password_hash, rotated.password)
+    assert f'password = "{rotated.password}"' in rotated.config
+    with pytest.raises(ProvisioningError, match="does not exist"):
+        rotate_credentials(db, "ghost")
 
 
 def test_config_uses_node_broker_url_and_topic_root(db: Any,
