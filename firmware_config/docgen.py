@@ -26,15 +26,16 @@ writes a ready one; `fabpass config check FILE` validates one and prints one lin
 problem, `FILE:LINE: key: message`, for example:
 
 ```
+laser-1.toml:9: reader.formt: unknown key (did you mean 'format'?)
 laser-1.toml:11: gpio.relay.active_high: is required: say whether the relay board ...
 laser-1.toml:14: gpio.buzzer.pin: pin 17 is already used by gpio.relay.pin
-laser-1.toml:9: reader.formt: unknown key (did you mean 'format'?)
 ```
 
-A file that is not valid TOML gives one line with the key `toml` and the parser's message
-(`laser-1.toml:8: toml: Expected '=' after a key ...`); a missing key points at its table's
-line (or line 1 for a missing table). It exits 0 (printing `FILE: ok`) or 1. Notes that are worth knowing but not errors (a pin
-with a fixed pull-up, for instance) go to stderr and do not change the exit code.
+Problems come sorted by line. A file that is not valid TOML gives one line with the key
+`toml` and the parser's message (`laser-1.toml:8: toml: Expected '=' after a key ...`); a
+missing key points at its table's line (or line 1 for a missing table). The command exits 0
+(printing `FILE: ok`) or 1. Notes that are worth knowing but not errors (a pin with a fixed
+pull-up, for instance) go to stderr and do not change the exit code.
 
 This minimal file is valid; every other key has a default:
 
