@@ -97,7 +97,7 @@ class SimNode:
         self.connected = False
 
     def _on_message(self, _client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        ack = Ack.decode(msg.payload)
+        ack = Ack.decode(bytes(msg.payload))
         now = time.perf_counter()
         stats = self.fleet.stats
         in_window = self.fleet.window_start <= now <= self.fleet.window_end

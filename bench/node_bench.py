@@ -37,6 +37,7 @@ from bench.common import (
 
 BADGES = 10_000
 SITE = "bench"
+GAP_S = 0.01  # between a handled tap-out and the next member's tap
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -81,6 +82,7 @@ class _TimedPinMixin:
     """Records the perf_counter time of every state change (MockPin keeps only monotonic deltas)."""
 
     changes: list[tuple[float, bool]]
+    on_change: Any = None
 
     def _change_state(self, value: bool) -> bool:
         changed = super()._change_state(value)  # type: ignore[misc]
@@ -88,6 +90,8 @@ class _TimedPinMixin:
             if not hasattr(self, "changes"):
                 self.changes = []
             self.changes.append((time.perf_counter(), bool(value)))
+            if self.on_change is not None:
+                self.on_change()
         return bool(changed)
 
 
@@ -118,12 +122,51 @@ def pin_toggle_limit(samples: int) -> list[float]:
     return out
 
 
+def handoff_latencies(samples: int) -> list[float]:
+    """queue.put → a waiting thread → pin on: the decision thread's path minus the decision.
+
+    Under load, most of a decision's tail is here (thread wake-up and scheduling), so this
+    shows how much of the measured p99 the decision logic itself adds.
+    """
+    from gpiozero import DigitalOutputDevice
+
+    factory = timed_factory()
+    relay = DigitalOutputDevice(17, active_high=True, initial_value=False, pin_factory=factory)
+    pin = factory.pin(17)
+    done = threading.Event()
+    pin.on_change = done.set
+    q: queue.Queue[bool | None] = queue.Queue()
+
+    def worker() -> None:
+        while (item := q.get()) is not None:
+            relay.value = item
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    out: list[float] = []
+    for _ in range(samples):
+        time.sleep(0.002)
+        done.clear()
+        t0 = time.perf_counter()
+        q.put(True)
+        done.wait(5)
+        out.append(pin.changes[-1][0] - t0)
+        done.clear()
+        q.put(False)
+        done.wait(5)
+    q.put(None)
+    thread.join(5)
+    relay.close()
+    factory.close()
+    return out
+
+
 def badge_decision(ctx: Context) -> list[Result]:
-    samples = int(ctx.scale(2000, 100))
+    samples = int(ctx.scale(1000, 50))
     limit_lat = pin_toggle_limit(samples)
     limit_p99 = percentile(limit_lat, 99) * 1000
     try:
-        lat = _decision_latencies(ctx, samples)
+        lat, split = _decision_latencies(ctx, samples)
     except NotAvailable as exc:
         return [Result("badge_decision", "p99", None, "ms", error=f"not available: {exc}",
                        label="badge decision (reader event → relay on), p99"),
@@ -131,31 +174,144 @@ def badge_decision(ctx: Context) -> list[Result]:
                        label="bare MockFactory pin toggle, p99 (limit)")]
     p50 = percentile(lat, 50) * 1000
     p99 = percentile(lat, 99) * 1000
+    handoff = handoff_latencies(samples)
     return [
         Result("badge_decision", "p99", p99, "ms", goal=1.0, limit=limit_p99,
                label="badge decision (reader event → relay on), p99",
                extra={"p50": round(p50, 4), "samples": len(lat), "badges": BADGES,
+                      "wake_p50": round(percentile([w for w, _ in split], 50) * 1000, 4),
+                      "wake_p99": round(percentile([w for w, _ in split], 99) * 1000, 4),
+                      "decide_p50": round(percentile([d for _, d in split], 50) * 1000, 4),
+                      "decide_p99": round(percentile([d for _, d in split], 99) * 1000, 4),
                       "limit_p50": round(percentile(limit_lat, 50) * 1000, 4)}),
+        Result("badge_decision", "handoff_p99", percentile(handoff, 99) * 1000, "ms",
+               label="for comparison: queue → thread → pin on, no decision, p99",
+               extra={"p50": round(percentile(handoff, 50) * 1000, 4)}),
     ]
 
 
-def _decision_latencies(ctx: Context, samples: int) -> list[float]:
-    """Drive the node daemon's decision thread in-process; see `controller_harness`."""
-    harness = controller_harness(ctx)
+def _decision_latencies(ctx: Context, samples: int) -> tuple[list[float], list[tuple[float, float]]]:
+    """Drive the node daemon's decision thread in-process; see `DecisionHarness`."""
+    harness = DecisionHarness(ctx)
     try:
-        return harness.run(samples)
+        return harness.run(samples), harness.split
     finally:
         harness.close()
 
 
-def controller_harness(ctx: Context) -> Any:
-    raise NotAvailable("controller daemon API not integrated yet")
+class DecisionHarness:
+    """A real `NodeDaemon` (simulated reader, MockFactory pins with timestamps, the real outbox,
+    a real broker) in a thread of this process, with a retained list of 10,000 badges.
+
+    A sample: put a reader `placed` event on the daemon's queue (what the reader thread does)
+    and wait for the relay pin to switch on; then tap out and wait for it to switch off.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        try:
+            from controller.daemon import NodeDaemon
+            from firmware_config import load_node_config
+        except ImportError as exc:
+            raise NotAvailable(f"controller daemon: {exc}") from exc
+        from protocol import Topics
+
+        broker = shared_broker(ctx)
+        self.node = "decide-node"
+        self.uids = badge_uids(BADGES, prefix="D0")
+        self.acl = access_list(self.node, self.uids)
+        workdir = ctx.tmp / "badge-decision"
+        workdir.mkdir(exist_ok=True)
+        publish_retained(broker.url, Topics().acl(SITE, self.node), self.acl.encode())
+        cfg = load_node_config(str(node_config(workdir / "node.toml", self.node, broker.url,
+                                               workdir / "storage")))
+        self.factory = timed_factory()
+        self.relay_changed = threading.Event()
+        import io
+
+        self.daemon = NodeDaemon(cfg, simulate=True, pin_factory=self.factory,
+                                 stdin=io.StringIO(""))
+        # observe (not change) the decision thread: count the reader events it has finished with,
+        # so a sample starts when the previous member's tap-out is fully handled (outbox fsync
+        # included), as it is between two real members
+        self.handled = 0
+        self._handled_lock = threading.Lock()
+        handle = self.daemon._handle
+
+        self.picked: list[float] = []  # when the decision thread took each `placed` event
+
+        def observed(kind: str, payload: Any) -> None:
+            if kind == "reader" and payload.kind == "placed":
+                self.picked.append(time.perf_counter())
+            try:
+                handle(kind, payload)
+            finally:
+                if kind == "reader":
+                    with self._handled_lock:
+                        self.handled += 1
+
+        self.daemon._handle = observed  # type: ignore[method-assign]
+        self.thread = threading.Thread(target=self.daemon.run, name="bench-node", daemon=True)
+        self.thread.start()
+        self.relay_pin = wait_for(lambda: self._relay_pin(cfg.gpio.relay.pin), 10,
+                                  "the relay pin")
+        self.relay_pin.on_change = self.relay_changed.set
+        wait_for(lambda: self.daemon.machine is not None and self.daemon.machine.acl is not None
+                 and self.daemon.machine.acl.version == self.acl.version, 30,
+                 "the node to load the 10,000-badge list")
+
+    def _relay_pin(self, number: int) -> Any:
+        pins = getattr(self.factory, "pins", {})
+        for info, pin in pins.items():
+            if getattr(info, "name", None) == f"GPIO{number}" or pin.info.name == f"GPIO{number}":
+                return pin
+        return None
+
+    def run(self, samples: int) -> list[float]:
+        """Latencies (s) of `samples` taps; `self.split` gets (wake-up, decision) per tap."""
+        from badge_reader import ReaderEvent
+
+        users = [u for i, u in enumerate(self.uids) if i % 50]  # users (no trainer double tap)
+        step = max(1, len(users) // samples)
+        q = self.daemon.queue
+        out: list[float] = []
+        self.split: list[tuple[float, float]] = []
+        for k in range(samples):
+            uid = users[(k * step) % len(users)]
+            expected = 4 * k  # reader events handled so far (placed, removed, placed, removed)
+            wait_for(lambda: self.handled >= expected, 10,  # noqa: B023 (used at once)
+                     "the previous tap-out to be handled", interval=0.001)
+            time.sleep(GAP_S)
+            self.relay_changed.clear()
+            t0 = time.perf_counter()
+            q.put(("reader", ReaderEvent("placed", uid)))
+            if not self.relay_changed.wait(5):
+                raise BenchError(f"relay did not switch on for {uid} (state "
+                                 f"{self.daemon.machine.state if self.daemon.machine else '?'})")
+            when, state = self.relay_pin.changes[-1]
+            if not state:
+                raise BenchError("the relay switched off instead of on")
+            out.append(when - t0)
+            picked = self.picked[-1]
+            self.split.append((picked - t0, when - picked))
+            q.put(("reader", ReaderEvent("removed", uid)))
+            self.relay_changed.clear()
+            q.put(("reader", ReaderEvent("placed", uid)))  # tap out: the session ends
+            if not self.relay_changed.wait(5):
+                raise BenchError(f"relay did not switch off after {uid} tapped out")
+            q.put(("reader", ReaderEvent("removed", uid)))
+        return out
+
+    def close(self) -> None:
+        import signal
+
+        self.daemon.queue.put(("signal", signal.SIGTERM))
+        self.thread.join(15)
 
 
 # ---------------------------------------------------------------- 2. idle CPU with MFRC522
 
 
-def reader_cpu_child(seconds: float, rate_hz: float, bare: bool) -> None:
+def reader_cpu_child(seconds: float, rate_hz: float, bare: bool, settle: float = 1.0) -> None:
     """Child: a ReaderLoop over the real driver and the fake chip (no card), or a bare 20 Hz loop."""
     from gpiozero.pins.mock import MockFactory
 
@@ -177,7 +333,7 @@ def reader_cpu_child(seconds: float, rate_hz: float, bare: bool) -> None:
         reader = Mfrc522Reader(spi, reset_pin=25, pin_factory=MockFactory())
         loop = ReaderLoop(reader, events.append, rate_hz=rate_hz)
         loop.start()
-    time.sleep(1.0)  # settle: imports and chip init are not idle time
+    time.sleep(settle)  # imports and chip init are not idle time
     c0, t0 = time.process_time(), time.perf_counter()
     polls0 = spi.transfers if not bare else 0
     time.sleep(seconds)
@@ -187,8 +343,9 @@ def reader_cpu_child(seconds: float, rate_hz: float, bare: bool) -> None:
                       "events": len(events)}), flush=True)
 
 
-def _run_cpu_child(seconds: float, rate: float, bare: bool) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "bench.node_bench", "reader-cpu", str(seconds), str(rate)]
+def _run_cpu_child(seconds: float, rate: float, bare: bool, settle: float) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "bench.node_bench", "reader-cpu", str(seconds), str(rate),
+           f"--settle={settle}"]
     if bare:
         cmd.append("--bare")
     out = subprocess.run(cmd, env=bench_env(), cwd=str(REPO), capture_output=True,
@@ -204,9 +361,10 @@ def reader_cpu(ctx: Context) -> list[Result]:
     from firmware_config.node_config import ReaderConfig
 
     rate = ReaderConfig().poll_hz
-    seconds = ctx.scale(10.0, 2.0)
-    real = _run_cpu_child(seconds, rate, bare=False)
-    bare = _run_cpu_child(seconds, rate, bare=True)
+    seconds = ctx.scale(10.0, 1.0)
+    settle = ctx.scale(1.0, 0.3)
+    real = _run_cpu_child(seconds, rate, bare=False, settle=settle)
+    bare = _run_cpu_child(seconds, rate, bare=True, settle=settle)
     pct = 100.0 * real["cpu_s"] / real["wall_s"]
     bare_pct = 100.0 * bare["cpu_s"] / bare["wall_s"]
     return [Result("reader_cpu", "cpu_percent", pct, "% of a core", goal=2.0, limit=bare_pct,
@@ -252,7 +410,7 @@ class StatusWatcher:
                 self.last[msg.topic] = json.loads(msg.payload)
             except ValueError:
                 self.last[msg.topic] = None
-            self.received.put((now, msg.topic, msg.payload))
+            self.received.put((now, msg.topic, bytes(msg.payload)))
 
         self.client.on_connect = on_connect
         self.client.on_subscribe = on_subscribe
@@ -312,7 +470,7 @@ def node_memory(ctx: Context) -> list[Result]:
                 if proc.poll() is not None or "not built" in log_tail(log_path):
                     raise NotAvailable(f"fabpass node --simulate: {log_tail(log_path, 300)}") from exc
                 raise
-            time.sleep(ctx.scale(5.0, 1.0))  # idle
+            time.sleep(ctx.scale(5.0, 0.5))  # idle
             rss = rss_mib(proc.pid)
     finally:
         watcher.close()
@@ -340,6 +498,8 @@ def shared_broker(ctx: Context) -> Any:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "reader-cpu":
-        reader_cpu_child(float(sys.argv[2]), float(sys.argv[3]), "--bare" in sys.argv[4:])
+        opts = sys.argv[4:]
+        settle = next((float(o.split("=", 1)[1]) for o in opts if o.startswith("--settle=")), 1.0)
+        reader_cpu_child(float(sys.argv[2]), float(sys.argv[3]), "--bare" in opts, settle)
     else:
         raise SystemExit("usage: python -m bench.node_bench reader-cpu SECONDS RATE [--bare]")

@@ -260,7 +260,7 @@ def make_server(ctx: Context, backend: str) -> ServerUnderTest:
 
 
 def settle(sut: ServerUnderTest, timeout: float = 60.0) -> None:
-    """Wait until the server has no backlog left (the events count stops growing for 1 s)."""
+    """Wait until the server has no backlog left (the events count stops growing for 0.5 s)."""
     last = [-1]
 
     def still() -> bool:
@@ -270,7 +270,7 @@ def settle(sut: ServerUnderTest, timeout: float = 60.0) -> None:
         return quiet
 
     try:
-        wait_for(still, timeout, "the server's backlog to drain", interval=1.0)
+        wait_for(still, timeout, "the server's backlog to drain", interval=0.5)
     except BenchError:
         log.warning("the server still had a backlog after %.0f s; measuring anyway", timeout)
 
@@ -281,7 +281,7 @@ def shared_server(ctx: Context) -> ServerUnderTest:
     if sut is None or sut.proc is None:
         sut = make_server(ctx, "sqlite")
         ctx.cache["server:sqlite"] = sut
-        time.sleep(ctx.scale(5.0, 1.0))  # settle: lists published, caches warm, then idle
+        time.sleep(ctx.scale(5.0, 0.5))  # settle: lists published, caches warm, then idle
         ctx.cache["server_rss_idle"] = sut.rss()
     return sut
 
