@@ -37,14 +37,9 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
-try:
-    from server.auth import ADMIN, MANAGER, roles_required
+from server.auth import ADMIN, MANAGER, roles_required
 
-    def _managers(fn: Any) -> Any:
-        return roles_required(ADMIN, MANAGER)(fn)
-except ImportError:  # the web helper's auth module is not there yet
-    from flask_login import login_required as _managers  # type: ignore[assignment]
-    ADMIN, MANAGER = "admin", "manager"
+_managers = roles_required(ADMIN, MANAGER)
 
 
 def _db() -> Any:
