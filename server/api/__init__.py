@@ -74,6 +74,9 @@ def _unexpected(e: Exception) -> Any:
 
 def init_app(app: Flask) -> None:
     from server.api import routes  # noqa: F401  (registers the routes)
+    from server.web import register_converters
+
+    register_converters(app)
 
     app.register_blueprint(bp)
     csrf = app.extensions.get("csrf")

@@ -281,12 +281,12 @@ def list_members() -> Any:
     return _listing(pg, member_json)
 
 
-@bp.get("/members/<int:member_id>")
+@bp.get("/members/<id:member_id>")
 def get_member(member_id: int) -> Any:
     return jsonify(member_json(services.get_member(get_db(), _path_id(member_id, "member"))))
 
 
-@bp.patch("/members/<int:member_id>")
+@bp.patch("/members/<id:member_id>")
 def patch_member(member_id: int) -> Any:
     mid = _path_id(member_id, "member")
     b = _body(("name", "email", "member_no", "site", "tags", "active_until", "active"))
@@ -299,7 +299,7 @@ def patch_member(member_id: int) -> Any:
     return jsonify(member_json(m))
 
 
-@bp.delete("/members/<int:member_id>")
+@bp.delete("/members/<id:member_id>")
 def delete_member(member_id: int) -> Any:
     db = get_db()
     services.deactivate_member(db, _path_id(member_id, "member"), actor=_actor())
@@ -307,7 +307,7 @@ def delete_member(member_id: int) -> Any:
     return "", 204
 
 
-@bp.post("/members/<int:member_id>/badges")
+@bp.post("/members/<id:member_id>/badges")
 def add_badge(member_id: int) -> Any:
     mid = _path_id(member_id, "member")
     b = _body(("uid",))
@@ -358,12 +358,12 @@ def list_machines() -> Any:
                     machine_json)
 
 
-@bp.get("/machines/<int:machine_id>")
+@bp.get("/machines/<id:machine_id>")
 def get_machine(machine_id: int) -> Any:
     return jsonify(machine_json(services.get_machine(get_db(), _path_id(machine_id, "machine"))))
 
 
-@bp.patch("/machines/<int:machine_id>")
+@bp.patch("/machines/<id:machine_id>")
 def patch_machine(machine_id: int) -> Any:
     mid = _path_id(machine_id, "machine")
     b = _body(("name", "kind", "node", "requires_authorization", "policy", "hourly_rate", "active",
@@ -418,13 +418,13 @@ def list_authorizations() -> Any:
     return _listing(pg, authorization_json)
 
 
-@bp.get("/authorizations/<int:authorization_id>")
+@bp.get("/authorizations/<id:authorization_id>")
 def get_authorization(authorization_id: int) -> Any:
     a = services.get_authorization(get_db(), _path_id(authorization_id, "authorization"))
     return jsonify(authorization_json(a))
 
 
-@bp.delete("/authorizations/<int:authorization_id>")
+@bp.delete("/authorizations/<id:authorization_id>")
 def delete_authorization(authorization_id: int) -> Any:
     aid = _path_id(authorization_id, "authorization")
     reason = request.args.get("reason") or None

@@ -17,6 +17,7 @@ from flask_babel import Babel, lazy_gettext
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from server import auth
 from server.web.blueprint import bp
@@ -30,6 +31,17 @@ babel = Babel()
 
 class WebError(Exception):
     """Root of this package's own exceptions."""
+
+
+class IdConverter(IntegerConverter):
+    """`<id:…>`: a database id (1..2^31-1); anything else is a plain 404, never an overflow."""
+
+    def __init__(self, url_map: Any) -> None:
+        super().__init__(url_map, min=1, max=2**31 - 1)
+
+
+def register_converters(app: Flask) -> None:
+    app.url_map.converters.setdefault("id", IdConverter)
 
 
 class _SecureWhenHttps(SecureCookieSessionInterface):
@@ -102,6 +114,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
     app.session_interface = _SecureWhenHttps()
 
+    register_converters(app)
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)
     auth.init_app(app)

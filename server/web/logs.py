@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 from server import auth
 from server.app import get_db
 from server.models import AuditLog, Machine, Member, Node, UsageSession
-from server.web.blueprint import bp
+from server.web.blueprint import arg_id, arg_page, bp
 
 MANAGERS = (auth.ADMIN, auth.MANAGER)
 PER_PAGE = 50
@@ -33,8 +33,8 @@ def sessions() -> Any:
     db = get_db()
     stmt = select(UsageSession).options(selectinload(UsageSession.member),
                                         selectinload(UsageSession.machine))
-    machine_id = request.args.get("machine_id", type=int)
-    member_id = request.args.get("member_id", type=int)
+    machine_id = arg_id(request.args, "machine_id")
+    member_id = arg_id(request.args, "member_id")
     since, until = _date_arg("since"), _date_arg("until", end=True)
     open_only = request.args.get("open") == "1"
     if machine_id:
@@ -47,7 +47,7 @@ def sessions() -> Any:
         stmt = stmt.where(UsageSession.started_at <= until)
     if open_only:
         stmt = stmt.where(UsageSession.ended_at.is_(None))
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = arg_page(request.args)
     total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = db.scalars(stmt.order_by(UsageSession.started_at.desc())
                       .offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
@@ -66,7 +66,7 @@ def audit() -> Any:
     action = (request.args.get("action") or "").strip()[:50]
     if action:
         stmt = stmt.where(AuditLog.action.like(f"{action}%"))
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = arg_page(request.args)
     total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = db.scalars(stmt.order_by(AuditLog.at.desc(), AuditLog.id.desc())
                       .offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()

@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Rege
 
 from server import auth
 from server.app import get_db
-from server.errors import ServerError
+from server.errors import Conflict, ServerError
 from server.models import Authorization, Machine, MachineGroup, UsageSession
 from server.web import ops
 from server.web.blueprint import bp
@@ -95,7 +95,7 @@ def machines() -> Any:
                            groups=groups, can_manage=auth.me().role in MANAGERS)
 
 
-@bp.route("/machines/<int:machine_id>", methods=["GET", "POST"])
+@bp.route("/machines/<id:machine_id>", methods=["GET", "POST"])
 @auth.roles_required()
 def machine_detail(machine_id: int) -> Any:
     from server.web.pages import STATE_LABELS, machine_states
@@ -162,7 +162,7 @@ def machine_detail(machine_id: int) -> Any:
                            help=POLICY_HELP, auths=auths, sessions=sessions, now=ops.now()), status
 
 
-@bp.post("/machines/<int:machine_id>/lock")
+@bp.post("/machines/<id:machine_id>/lock")
 @auth.roles_required(*MANAGERS)
 def machine_lock(machine_id: int) -> Any:
     m = _machine_or_404(machine_id)
@@ -177,7 +177,7 @@ def machine_lock(machine_id: int) -> Any:
     return redirect(url_for("web.machine_detail", machine_id=m.id))
 
 
-@bp.post("/machines/<int:machine_id>/unlock")
+@bp.post("/machines/<id:machine_id>/unlock")
 @auth.roles_required(*MANAGERS)
 def machine_unlock(machine_id: int) -> Any:
     m = _machine_or_404(machine_id)
@@ -188,7 +188,7 @@ def machine_unlock(machine_id: int) -> Any:
     return redirect(url_for("web.machine_detail", machine_id=m.id))
 
 
-@bp.post("/machines/<int:machine_id>/stop")
+@bp.post("/machines/<id:machine_id>/stop")
 @auth.roles_required(*MANAGERS)
 def machine_stop(machine_id: int) -> Any:
     m = _machine_or_404(machine_id)
@@ -205,7 +205,7 @@ def machine_stop(machine_id: int) -> Any:
 
 
 @bp.route("/groups/new", methods=["GET", "POST"], defaults={"group_id": None})
-@bp.route("/groups/<int:group_id>", methods=["GET", "POST"])
+@bp.route("/groups/<id:group_id>", methods=["GET", "POST"])
 @auth.roles_required(*MANAGERS)
 def group_edit(group_id: int | None) -> Any:
     db = get_db()
@@ -231,6 +231,10 @@ def group_edit(group_id: int | None) -> Any:
             try:
                 group = ops.save_group(db, me, group, slug=form.slug.data or "",
                                        name=form.name.data or "", machines=chosen)
+            except Conflict:
+                db.rollback()
+                form.slug.errors = [_("This short code is already used by another group.")]
+                status = 400
             except ServerError as e:
                 db.rollback()
                 flash_error(e, form)

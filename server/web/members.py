@@ -14,7 +14,7 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from server import auth
 from server.app import get_db
-from server.errors import ServerError
+from server.errors import Conflict, Invalid, ServerError
 from server.models import (
     Authorization,
     Badge,
@@ -25,7 +25,7 @@ from server.models import (
     UsageSession,
 )
 from server.web import ops
-from server.web.blueprint import bp
+from server.web.blueprint import arg_id, arg_page, bp
 
 MANAGERS = (auth.ADMIN, auth.MANAGER)
 PER_PAGE = 50
@@ -65,6 +65,15 @@ def _require_manage(member: Member) -> None:
         abort(403)
 
 
+def badge_error(e: ServerError) -> str:
+    """The volunteer-facing words for a refused badge enrolment."""
+    if isinstance(e, Conflict):
+        return _("This badge already belongs to another member. Declare it lost there first.")
+    if isinstance(e, Invalid):
+        return _("A badge number has 8, 14 or 20 hexadecimal digits (0-9, A-F).")
+    return _(e.message)
+
+
 def flash_error(e: ServerError, form: FlaskForm | None = None) -> None:
     """Show a service error; field messages go next to their field when the form has it."""
     fields = getattr(e, "fields", {}) or {}
@@ -85,7 +94,7 @@ def members() -> Any:
     db = get_db()
     q = (request.args.get("q") or "").strip()[:200]
     show_inactive = request.args.get("inactive") == "1"
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = arg_page(request.args)
     stmt = select(Member)
     if not show_inactive:
         stmt = stmt.where(Member.active.is_(True))
@@ -122,7 +131,7 @@ def member_new() -> Any:
     return render_template("members/form.html", form=form, member=None), 400 if form.errors else 200
 
 
-@bp.get("/members/<int:member_id>")
+@bp.get("/members/<id:member_id>")
 @auth.roles_required()
 def member_detail(member_id: int) -> Any:
     db = get_db()
@@ -139,7 +148,7 @@ def member_detail(member_id: int) -> Any:
                            now=ops.now())
 
 
-@bp.route("/members/<int:member_id>/edit", methods=["GET", "POST"])
+@bp.route("/members/<id:member_id>/edit", methods=["GET", "POST"])
 @auth.roles_required(*MANAGERS)
 def member_edit(member_id: int) -> Any:
     m = _member_or_404(member_id)
@@ -165,7 +174,7 @@ def member_edit(member_id: int) -> Any:
     return render_template("members/form.html", form=form, member=m), 400 if form.errors else 200
 
 
-@bp.post("/members/<int:member_id>/deactivate")
+@bp.post("/members/<id:member_id>/deactivate")
 @auth.roles_required(*MANAGERS)
 def member_deactivate(member_id: int) -> Any:
     m = _member_or_404(member_id)
@@ -175,7 +184,7 @@ def member_deactivate(member_id: int) -> Any:
     return redirect(url_for("web.member_detail", member_id=m.id))
 
 
-@bp.post("/members/<int:member_id>/reactivate")
+@bp.post("/members/<id:member_id>/reactivate")
 @auth.roles_required(*MANAGERS)
 def member_reactivate(member_id: int) -> Any:
     m = _member_or_404(member_id)
@@ -185,7 +194,7 @@ def member_reactivate(member_id: int) -> Any:
     return redirect(url_for("web.member_detail", member_id=m.id))
 
 
-@bp.post("/members/<int:member_id>/badges")
+@bp.post("/members/<id:member_id>/badges")
 @auth.roles_required(*MANAGERS)
 def member_add_badge(member_id: int) -> Any:
     m = _member_or_404(member_id)
@@ -196,7 +205,7 @@ def member_add_badge(member_id: int) -> Any:
             b = ops.enrol_badge(get_db(), auth.me(), m, form.uid.data or "")
         except ServerError as e:
             get_db().rollback()
-            flash_error(e)
+            flash(badge_error(e), "error")
         else:
             flash(_("Badge %(uid)s now belongs to %(name)s.", uid=b.uid, name=m.name), "success")
     else:
@@ -233,14 +242,14 @@ def unknown_badges() -> Any:
     return render_template("members/unknown.html", rows=rows, members=members)
 
 
-@bp.post("/badges/unknown/<int:unknown_id>/assign")
+@bp.post("/badges/unknown/<id:unknown_id>/assign")
 @auth.roles_required(*MANAGERS)
 def unknown_badge_assign(unknown_id: int) -> Any:
     db = get_db()
     ub = db.get(UnknownBadge, unknown_id)
     if ub is None:
         abort(404)
-    member_id = request.form.get("member_id", type=int)
+    member_id = arg_id(request.form, "member_id")
     m = db.get(Member, member_id) if member_id else None
     if m is None:
         flash(_("Choose the member this badge belongs to."), "error")
@@ -250,7 +259,7 @@ def unknown_badge_assign(unknown_id: int) -> Any:
         ops.enrol_badge(db, auth.me(), m, ub.uid)
     except ServerError as e:
         db.rollback()
-        flash_error(e)
+        flash(badge_error(e), "error")
         return redirect(url_for("web.unknown_badges"))
     flash(_("Badge %(uid)s now belongs to %(name)s.", uid=ub.uid, name=m.name), "success")
     return redirect(url_for("web.unknown_badges"))

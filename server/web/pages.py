@@ -169,3 +169,14 @@ def dashboard_state() -> Any:
     for it in items:
         it["label"] = str(STATE_LABELS.get(it["state"], it["state"]))
     return jsonify({"machines": items, "now": _iso(datetime.now(UTC))})
+
+
+@bp.before_app_request
+def _refuse_nul_characters() -> None:
+    """NUL cannot be stored by PostgreSQL: refuse it up front (400) rather than fail later."""
+    if request.path.startswith("/api/"):
+        return  # the API answers its own JSON 400
+    for values in (request.args, request.form):
+        for v in values.values():
+            if "\x00" in v:
+                abort(400)

@@ -19,7 +19,7 @@ from server.app import get_db
 from server.errors import ServerError
 from server.models import Authorization, Machine, MachineGroup, Member
 from server.web import ops
-from server.web.blueprint import bp
+from server.web.blueprint import arg_id, arg_page, bp
 from server.web.members import flash_error
 
 PER_PAGE = 50
@@ -58,8 +58,8 @@ def authorizations() -> Any:
     stmt = select(Authorization).options(selectinload(Authorization.member),
                                          selectinload(Authorization.machine),
                                          selectinload(Authorization.group))
-    member_id = request.args.get("member_id", type=int)
-    machine_id = request.args.get("machine_id", type=int)
+    member_id = arg_id(request.args, "member_id")
+    machine_id = arg_id(request.args, "machine_id")
     show_all = request.args.get("all") == "1"
     if member_id:
         stmt = stmt.where(Authorization.member_id == member_id)
@@ -67,7 +67,7 @@ def authorizations() -> Any:
         stmt = stmt.where(Authorization.machine_id == machine_id)
     if not show_all:
         stmt = stmt.where(Authorization.revoked_at.is_(None))
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = arg_page(request.args)
     total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = db.scalars(stmt.order_by(Authorization.granted_at.desc())
                       .offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
@@ -91,10 +91,10 @@ def authorization_new() -> Any:
     form.members.choices = [(m.id, f"{m.name}" + (f" ({m.member_no})" if m.member_no else ""))
                             for m in members]
     if request.method == "GET":
-        pre = request.args.getlist("member_id", type=int)
+        pre = [i for i in request.args.getlist("member_id", type=int) if 1 <= i < 2**31]
         if pre:
             form.members.data = pre
-        if request.args.get("machine_id", type=int):
+        if arg_id(request.args, "machine_id"):
             form.target.data = f"machine:{request.args.get('machine_id', type=int)}"
     status = 200
     if request.method == "POST":
@@ -133,7 +133,7 @@ def authorization_new() -> Any:
     return render_template("trainings/grant.html", form=form), status
 
 
-@bp.route("/authorizations/<int:auth_id>/revoke", methods=["GET", "POST"])
+@bp.route("/authorizations/<id:auth_id>/revoke", methods=["GET", "POST"])
 @auth.roles_required()
 def authorization_revoke(auth_id: int) -> Any:
     db = get_db()

@@ -98,11 +98,22 @@ def test_table_covers_every_web_route(app: Flask, seed: Any) -> None:
     assert registered - covered == set()
 
 
+def _audit_count(app: Flask) -> int:
+    from sqlalchemy import func, select
+
+    from server.app import get_db
+    from server.models import AuditLog
+
+    with app.app_context():
+        return int(get_db().scalar(select(func.count()).select_from(AuditLog)) or 0)
+
+
 @pytest.mark.parametrize("role", ROLES)
-def test_role_matrix(role: str, actions: Any, seed: Any) -> None:
+def test_role_matrix(role: str, actions: Any, seed: Any, app: Flask) -> None:
     c = actions.client
     if role != "anon":
         assert actions.login(EMAIL[role]).status_code == 302
+    audit_before = _audit_count(app)
     for path, expected in GETS:
         url = _fmt(path, seed)
         r = c.get(url)
@@ -110,6 +121,7 @@ def test_role_matrix(role: str, actions: Any, seed: Any) -> None:
             assert r.status_code == 302 and "/login" in r.headers["Location"], url
         else:
             assert r.status_code == expected[role], (role, url, r.status_code)
+    assert _audit_count(app) == audit_before  # no GET changes anything
     for path, data, expected in POSTS:
         url = _fmt(path, seed)
         token = actions.token("/login")

@@ -101,3 +101,29 @@ def test_changes_are_audited_with_the_user(actions: Any, app: Any, seed: Any) ->
     with app.app_context():
         row = get_db().scalars(select(AuditLog).where(AuditLog.action == "machine.lock")).one()
         assert "manager@example.org" in row.actor
+
+
+def test_enrol_conflict_is_explained(actions: Any, seed: Any) -> None:
+    actions.login("admin@example.org")
+    r = actions.post(f"/members/{seed.bob}/badges", {"uid": "04a1b2c3"}, follow_redirects=True)
+    assert "already belongs to another member" in r.get_data(as_text=True)
+    r = actions.post(f"/members/{seed.bob}/badges", {"uid": "nonsense"}, follow_redirects=True)
+    assert "8, 14 or 20 hexadecimal digits" in r.get_data(as_text=True)
+
+
+
+def test_huge_ids_are_404_not_500(actions: Any) -> None:
+    actions.login("admin@example.org")
+    for path in ["/members/99999999999999999999", "/machines/0", "/members/2147483648/edit"]:
+        assert actions.client.get(path).status_code == 404
+
+
+def test_huge_query_values_are_harmless(actions: Any) -> None:
+    actions.login("admin@example.org")
+    big = "99999999999999999999"
+    for path in [f"/authorizations?member_id={big}&machine_id={big}&page={big}",
+                 f"/sessions?member_id={big}&machine_id={big}&since=x&until=2026-99-99&page={big}",
+                 f"/members?page={big}", f"/audit?page={big}",
+                 f"/authorizations/new?member_id={big}&machine_id={big}"]:
+        assert actions.client.get(path).status_code == 200, path
+    assert actions.client.get("/members?q=a%00b").status_code == 400
