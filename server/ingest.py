@@ -95,6 +95,16 @@ class IngestStats:
                 "statuses": self.statuses, "batches": self.batches, "db_errors": self.db_errors}
 
 
+@dataclass
+class _BatchCache:
+    """Rows looked up once per batch on the fast path."""
+
+    nodes: dict[tuple[str, str], Node | None] = field(default_factory=dict)
+    sessions: dict[str, UsageSession] = field(default_factory=dict)
+    sessions_loaded: set[str] = field(default_factory=set)
+    badge_members: dict[str, int | None] = field(default_factory=dict)
+
+
 class _Rejected(Exception):
     """Internal: this message goes to the dead-letter table with `reason`."""
 
@@ -149,6 +159,7 @@ class Ingest:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_stats_log = time.monotonic()
+        self._cache: _BatchCache | None = None
 
     # ------------------------------------------------------------ MQTT wiring
 
@@ -230,8 +241,28 @@ class Ingest:
         return outcomes
 
     def handle_batch(self, batch: list[Incoming]) -> list[Outcome]:
-        """One transaction for the batch; raises (after rollback) on database errors."""
+        """One transaction for the batch; raises (after rollback) on database errors.
+
+        The fast path does a few statements per batch (one lookup of known ids, one
+        multi-row INSERT … ON CONFLICT DO NOTHING, cached nodes and sessions). If
+        anything unexpected happens there (a race with another worker, a bug on odd
+        data), the batch is rolled back and redone message by message, each in a
+        savepoint, so one bad message never blocks the others.
+        """
+        try:
+            outcomes = self._fast_batch(batch)
+        except Exception as exc:
+            if _is_retryable(exc):
+                raise
+            log.info("ingest: fast path gave up on a batch of %d (%s: %s); "
+                     "redoing it message by message", len(batch), type(exc).__name__, exc)
+            outcomes = self._slow_batch(batch)
+        self.stats.batches += 1
+        return outcomes
+
+    def _slow_batch(self, batch: list[Incoming]) -> list[Outcome]:
         outcomes: list[Outcome] = []
+        self._cache = None
         with self.sessions() as db:
             try:
                 for item in batch:
@@ -240,8 +271,98 @@ class Ingest:
             except BaseException:
                 db.rollback()
                 raise
-        self.stats.batches += 1
         return outcomes
+
+    def _fast_batch(self, batch: list[Incoming]) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(batch)
+        pending: list[tuple[int, Incoming, Node, EventMsg]] = []
+        counted = 0
+        with self.sessions() as db:
+            self._cache = _BatchCache()
+            try:
+                for i, item in enumerate(batch):
+                    counted += 1
+                    try:
+                        parts = self.topics.parse(item.topic)
+                        if parts.kind == "event":
+                            node, msg = self._check_event(db, item, parts.site, parts.node)
+                            pending.append((i, item, node, msg))
+                        elif parts.kind == "status":
+                            outcomes[i] = self._status(db, item, parts.site, parts.node)
+                        else:
+                            raise _Rejected(f"not an inbound topic kind: {parts.kind}",
+                                            parts.site, parts.node)
+                    except ProtocolError as exc:
+                        outcomes[i] = self._dead_letter(db, item, _Rejected(f"bad topic: {exc}"))
+                    except _Rejected as rejected:
+                        outcomes[i] = self._dead_letter(db, item, rejected)
+                inserted = self._insert_events(db, pending)
+                self._preload_sessions(db, [m for _, _, _, m in pending if m.id in inserted])
+                for i, _item, node, msg in pending:
+                    outcomes[i] = Outcome(site=node.site.slug, node=node.slug, event_id=msg.id,
+                                          accepted=True)
+                    if msg.id in inserted:
+                        inserted.discard(msg.id)  # a second copy in the same batch is a dup
+                        self.stats.stored += 1
+                        handler = _HANDLERS.get(msg.type)
+                        if handler is not None:
+                            handler(self, db, node, msg)
+                    else:
+                        self.stats.duplicates += 1
+                db.commit()
+            except BaseException:
+                db.rollback()
+                self.stats.received -= counted  # the slow path counts them again
+                raise
+            finally:
+                self._cache = None
+        return [o if o is not None else Outcome() for o in outcomes]
+
+    def _insert_events(self, db: Session,
+                       pending: list[tuple[int, Incoming, Node, EventMsg]]) -> set[str]:
+        """Insert the batch's new events at once; returns the ids this call stored."""
+        if not pending:
+            return set()
+        ids = list({m.id for _, _, _, m in pending})
+        known = set(db.scalars(select(Event.event_id).where(Event.event_id.in_(ids))))
+        rows: dict[str, dict[str, Any]] = {}
+        for _, item, node, msg in pending:
+            if msg.id in known or msg.id in rows:
+                continue
+            skew = (item.received_at - msg.ts).total_seconds()
+            skewed = abs(skew) > SKEW_LIMIT.total_seconds()
+            if skewed:
+                log.warning("node %s clock skew %.0f s (event %s)", node.slug, skew, msg.id)
+            rows[msg.id] = {"event_id": msg.id, "node_id": node.id, "node_slug": node.slug,
+                            "type": msg.type, "ts": msg.ts, "received_at": item.received_at,
+                            "boot": msg.boot, "seq": msg.seq, "data": msg.data, "skew_s": skew,
+                            "clock_skewed": skewed}
+        if not rows:
+            return set()
+        dialect = db.get_bind().dialect.name
+        stmt: Any
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+            stmt = pg_insert(Event).on_conflict_do_nothing(index_elements=["event_id"])
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+            stmt = sqlite_insert(Event).on_conflict_do_nothing(index_elements=["event_id"])
+        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+            raise RuntimeError(f"unsupported database {dialect}")
+        stmt = stmt.returning(Event.event_id)
+        result = db.connection().execute(stmt, list(rows.values()))
+        return set(result.scalars().all())
+
+    def _preload_sessions(self, db: Session, msgs: list[EventMsg]) -> None:
+        cache = self._cache
+        assert cache is not None
+        sids = {m.data["session"] for m in msgs if m.type.startswith("session.")
+                and isinstance(m.data.get("session"), str)}
+        if sids:
+            for row in db.scalars(select(UsageSession)
+                                  .where(UsageSession.session_uuid.in_(list(sids)))):
+                cache.sessions[row.session_uuid] = row
+        cache.sessions_loaded = sids
 
     def _handle_one(self, db: Session, item: Incoming) -> Outcome:
         self.stats.received += 1
@@ -305,8 +426,15 @@ class Ingest:
 
     def _registered_node(self, db: Session, site: str, node_slug: str,
                          event_id: str | None) -> Node:
-        node = db.scalar(select(Node).join(Site, Node.site_id == Site.id)
-                         .where(Node.slug == node_slug, Site.slug == site))
+        cache = self._cache
+        key = (site, node_slug)
+        if cache is not None and key in cache.nodes:
+            node = cache.nodes[key]
+        else:
+            node = db.scalar(select(Node).join(Site, Node.site_id == Site.id)
+                             .where(Node.slug == node_slug, Site.slug == site))
+            if cache is not None:
+                cache.nodes[key] = node
         if node is None or node.revoked_at is not None:
             raise _Rejected(f"node not registered: {node_slug!r} of site {site!r}", site,
                             node_slug, event_id)
@@ -378,7 +506,8 @@ class Ingest:
 
     # ------------------------------------------------------------ events
 
-    def _event(self, db: Session, item: Incoming, site: str, node_slug: str) -> Outcome:
+    def _check_event(self, db: Session, item: Incoming, site: str,
+                     node_slug: str) -> tuple[Node, EventMsg]:
         event_id = _raw_event_id(item.payload)
         try:
             msg = EventMsg.decode(item.payload)
@@ -387,7 +516,10 @@ class Ingest:
         if msg.node != node_slug:
             raise _Rejected(f"topic/payload mismatch: event of {msg.node!r} on {node_slug!r}'s "
                             "topic", site, node_slug, msg.id)
-        node = self._registered_node(db, site, node_slug, msg.id)
+        return self._registered_node(db, site, node_slug, msg.id), msg
+
+    def _event(self, db: Session, item: Incoming, site: str, node_slug: str) -> Outcome:
+        node, msg = self._check_event(db, item, site, node_slug)
         outcome = Outcome(site=site, node=node_slug, event_id=msg.id, accepted=True)
         if db.scalar(select(Event.id).where(Event.event_id == msg.id)) is not None:
             self.stats.duplicates += 1
@@ -418,18 +550,36 @@ class Ingest:
                 db.get(Member, member) is not None:
             return member
         uid = data.get("uid")
-        return db.scalar(select(Badge.member_id).where(Badge.uid == uid)) if uid else None
+        if not uid:
+            return None
+        cache = self._cache
+        if cache is not None and uid in cache.badge_members:
+            return cache.badge_members[uid]
+        found = db.scalar(select(Badge.member_id).where(Badge.uid == uid))
+        if cache is not None:
+            cache.badge_members[uid] = found
+        return found
 
     def _session_row(self, db: Session, node: Node, msg: EventMsg,
                      started_at: datetime) -> UsageSession:
         """The session of this uuid, created if new (race-safe across workers)."""
         sid = msg.data["session"]
-        row = db.scalar(select(UsageSession).where(UsageSession.session_uuid == sid))
-        if row is not None:
-            return row
+        cache = self._cache
+        if cache is not None and sid in cache.sessions:
+            return cache.sessions[sid]
+        if cache is None or sid not in cache.sessions_loaded:
+            row = db.scalar(select(UsageSession).where(UsageSession.session_uuid == sid))
+            if row is not None:
+                return row
         row = UsageSession(session_uuid=sid, machine_id=node.machine.id if node.machine else None,
                            node_id=node.id, member_id=self._member_id(db, msg.data),
                            badge_uid=msg.data["uid"], started_at=started_at)
+        if cache is not None:
+            # fast path: inserted with the batch's flush; a race with another worker raises
+            # IntegrityError there, and the slow path redoes the batch with savepoints
+            db.add(row)
+            cache.sessions[sid] = row
+            return row
         try:
             with db.begin_nested():
                 db.add(row)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from server_helpers import T0, ended, ev_in, event, heartbeat, incoming, started, status
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from server import services as s
@@ -217,3 +218,47 @@ def test_status_and_last_will_tracked(db, lab, ingest) -> None:
     ingest.handle_batch([incoming("fabpass/v1/lab/laser-1/status",
                                   status(node="printer-1"))])
     assert _count(db, DeadLetter) == 1
+
+
+def test_two_workers_racing_on_the_same_events_store_each_once(db, lab, writer_sessions) -> None:
+    """As with shared subscriptions plus redeliveries: concurrent batches, no duplicates."""
+    import threading
+
+    from protocol import Topics
+    from server.ingest import Ingest
+
+    evs = []
+    for _ in range(60):
+        sid = str(uuid.uuid4())
+        evs += [started(sid, ts=T0), heartbeat(sid, 5, 1, ts=T0 + timedelta(seconds=5)),
+                ended(sid, T0, 10, 2)]
+    workers = [Ingest(writer_sessions, Topics("fabpass")) for _ in range(2)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def run(w: Ingest, order: list) -> None:  # type: ignore[type-arg]
+        try:
+            barrier.wait(5)
+            for i in range(0, len(order), 30):
+                for attempt in range(5):  # as the writer thread does: retry DB errors
+                    try:
+                        w.handle_batch([ev_in(e) for e in order[i:i + 30]])
+                        break
+                    except DBAPIError:
+                        if attempt == 4:
+                            raise
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(workers[0], evs)),
+               threading.Thread(target=run, args=(workers[1], list(reversed(evs))))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert _count(db, Event) == len(evs)
+    assert _count(db, UsageSession) == 60
+    db.rollback()
+    assert set(db.scalars(select(UsageSession.duration_s))) == {10}
+    assert sum(w.stats.stored for w in workers) == len(evs)
