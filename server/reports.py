@@ -120,7 +120,11 @@ def _shift(dialect: str, col: Any, delta: timedelta) -> Any:
 def _noindex(dialect: str, col: Any) -> Any:
     """Keeps SQLite from driving the join by a sessions index (one scan of sessions, probing the
     small calendar by index, is the fast order)."""
-    return sa.func.coalesce(col, col, type_=col.type) if dialect == "sqlite" else col
+    if dialect == "sqlite":
+        return sa.func.coalesce(col, col, type_=col.type)
+    if isinstance(col.type, sa.Integer):
+        return col + 0
+    return col
 
 
 def _least(a: Any, b: Any) -> Any:
@@ -207,6 +211,8 @@ class _Calendar:
         self.table.create(conn)
         if self.rows:
             conn.execute(self.table.insert(), self.rows)
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"ANALYZE {self.table.name}"))
         return self.table
 
     def __exit__(self, *exc: object) -> None:
