@@ -75,6 +75,8 @@ NAV: list[tuple[str, Any, tuple[str, ...]]] = [
     ("web.sessions", lazy_gettext("Sessions"), (auth.ADMIN, auth.MANAGER)),
     ("web.nodes", lazy_gettext("Nodes"), (auth.ADMIN, auth.MANAGER)),
     ("web.audit", lazy_gettext("Audit log"), (auth.ADMIN, auth.MANAGER)),
+    ("web.sites", lazy_gettext("Sites"), (auth.ADMIN,)),
+    ("web.users", lazy_gettext("Web logins"), (auth.ADMIN,)),
 ]
 
 
@@ -119,7 +121,7 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     auth.init_app(app)
 
-    from server.web import logs, machines, members, pages, trainings  # noqa: F401  (routes)
+    from server.web import admin, logs, machines, members, pages, trainings  # noqa: F401  (routes)
 
     app.register_blueprint(bp)
 

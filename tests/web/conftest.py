@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +17,6 @@ assert _spec is not None and _spec.loader is not None
 seedmod = importlib.util.module_from_spec(_spec)
 sys.modules["fabpass_web_seed"] = seedmod
 _spec.loader.exec_module(seedmod)
-
-CSRF_RE = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
-
 
 make_app = seedmod.make_app
 
@@ -52,28 +48,8 @@ def runner(app: Flask) -> Any:
     return app.test_cli_runner()
 
 
-def csrf_from(html: str) -> str:
-    m = CSRF_RE.search(html)
-    assert m, "no CSRF token on the page"
-    return m.group(1)
-
-
-class Actions:
-    """Log in and post forms like a browser would (CSRF token taken from a page)."""
-
-    def __init__(self, client: FlaskClient) -> None:
-        self.client = client
-
-    def token(self, path: str = "/login") -> str:
-        return csrf_from(self.client.get(path).get_data(as_text=True))
-
-    def login(self, email: str, password: str = seedmod.PASSWORD) -> Any:
-        return self.client.post("/login", data={"email": email, "password": password,
-                                                "csrf_token": self.token()})
-
-    def post(self, path: str, data: dict[str, Any] | None = None, page: str = "/",
-             **kw: Any) -> Any:
-        return self.client.post(path, data={**(data or {}), "csrf_token": self.token(page)}, **kw)
+csrf_from = seedmod.csrf_from
+Actions = seedmod.Actions
 
 
 @pytest.fixture()

@@ -5,6 +5,7 @@ Loaded by tests/web/conftest.py and tests/api/conftest.py (importlib mode: not a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ class Seed:
     group: int
     alice_laser: int  # alice's authorization on the laser
     bob_printer: int  # bob's authorization on the printer (other site)
+    manager_user: int
     token: str  # admin API token
     manager_token: str
 
@@ -58,8 +60,9 @@ def seed(db: Session) -> Seed:
     pw = hash_password(PASSWORD)
     site_lab = db.get(Site, lab.id)
     db.add(User(email="admin@example.org", password_hash=pw, role=UserRole.admin))
-    db.add(User(email="manager@example.org", password_hash=pw, role=UserRole.manager,
-                sites=[site_lab]))
+    manager_user = User(email="manager@example.org", password_hash=pw, role=UserRole.manager,
+                        sites=[site_lab])
+    db.add(manager_user)
     db.add(User(email="trainer@example.org", password_hash=pw, role=UserRole.trainer,
                 member_id=tom.id))
     _, token = services.create_token(db, "tests", "admin", actor="test")
@@ -68,7 +71,7 @@ def seed(db: Session) -> Seed:
         n.online = True
         n.state = "idle"
     db.commit()
-    return Seed(lab=lab.id, other=other.id, laser=laser.id, printer=printer.id, alice=alice.id,
+    return Seed(manager_user=manager_user.id, lab=lab.id, other=other.id, laser=laser.id, printer=printer.id, alice=alice.id,
                 bob=bob.id, tom=tom.id, unknown_badge=ub.id, group=group.id,
                 alice_laser=a1.id, bob_printer=a2.id, token=token, manager_token=mtoken)
 
@@ -112,3 +115,32 @@ def make_app(url: str, **extra: Any) -> tuple[Any, Seed]:
     with app.app_context():
         data = seed(get_db())
     return app, data
+
+
+CSRF_RE = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    m = CSRF_RE.search(html)
+    assert m, "no CSRF token on the page"
+    return m.group(1)
+
+
+class Actions:
+    """Log in and post forms like a browser would (CSRF token taken from a page)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def token(self, path: str = "/login") -> str:
+        return csrf_from(self.client.get(path).get_data(as_text=True))
+
+    def login(self, email: str, password: str = PASSWORD) -> Any:
+        return self.client.post("/login", data={"email": email, "password": password,
+                                                "csrf_token": self.token()})
+
+    def post(self, path: str, data: dict[str, Any] | None = None, page: str = "/",
+             **kw: Any) -> Any:
+        return self.client.post(path, data={**(data or {}), "csrf_token": self.token(page)}, **kw)
+
+

@@ -43,6 +43,11 @@ GETS: list[tuple[str, dict[str, int]]] = [
     ("/sessions", ok(A, M)),
     ("/audit", ok(A, M)),
     ("/nodes", ok(A, M)),
+    ("/machines/new", ok(A, M)),
+    ("/sites", ok(A)),
+    ("/users", ok(A)),
+    ("/users/new", ok(A)),
+    ("/users/{manager_user}", ok(A)),
 ]
 
 POSTS: list[tuple[str, dict[str, Any], dict[str, int]]] = [
@@ -69,6 +74,15 @@ POSTS: list[tuple[str, dict[str, Any], dict[str, int]]] = [
      {A: 302, M: 400, T: 400}),
     ("/authorizations/{alice_laser}/revoke", {"reason": "test"}, ok(A, M, T, code=302)),
     ("/authorizations/{bob_printer}/revoke", {"reason": "test"}, ok(A, code=302)),
+    ("/machines/new", {"name": "CNC", "slug": "cnc-1", "site": "lab", "kind": "cnc",
+                       "requires_authorization": "y"}, ok(A, M, code=302)),
+    ("/machines/new", {"name": "CNC", "slug": "cnc-2", "site": "other", "kind": "cnc"},
+     {A: 302, M: 400, T: 403}),
+    ("/sites", {"slug": "amiens", "name": "Amiens", "timezone": "Europe/Paris"}, ok(A, code=302)),
+    ("/users/new", {"email": "new@example.org", "password": "long enough pw", "role": "manager",
+                    "sites": "{lab}", "member": ""}, ok(A, code=302)),
+    ("/users/{manager_user}", {"email": "manager@example.org", "role": "manager",
+                               "sites": "{other}", "member": "", "active": "y"}, ok(A, code=302)),
     ("/lang", {"lang": "fr"}, ok(A, M, T, code=302)),
     ("/logout", {}, ok(A, M, T, code=302)),
 ]
