@@ -188,7 +188,7 @@ def capture(browser: Any, base: str, email: str, password: str, lang: str, out: 
         page.goto(f"{base}/")
         href = first_link(page, "header nav a[href*='report']")
         if href:
-            page.goto(base + href)
+            page.goto(base + href + ("&" if "?" in href else "?") + "group_by=day")
             page.wait_for_timeout(500)
             written.append(out / f"reports-{lang}.png")
             shoot(page, written[-1])
