@@ -170,11 +170,21 @@ def _open_session(db: Any, machine_id: int) -> UsageSession | None:
                      .order_by(UsageSession.started_at.desc()).limit(1))
 
 
-def machine_json(m: Machine) -> dict[str, Any]:
+def _open_sessions(db: Any, machine_ids: list[int]) -> dict[int, UsageSession]:
+    """The latest open session of each machine, in one query (lists of up to 500 machines)."""
+    if not machine_ids:
+        return {}
+    rows = db.scalars(select(UsageSession).where(UsageSession.machine_id.in_(machine_ids),
+                                                 UsageSession.ended_at.is_(None))
+                      .order_by(UsageSession.started_at)).all()
+    return {r.machine_id: r for r in rows}
+
+
+def machine_json(m: Machine, open_map: dict[int, UsageSession] | None = None) -> dict[str, Any]:
     db = get_db()
     node = m.node
     online = bool(node and node.online)
-    sess = _open_session(db, m.id)
+    sess = open_map.get(m.id) if open_map is not None else _open_session(db, m.id)
     if m.locked or (node and node.state == "locked"):
         state = "locked"
     elif not online:
@@ -278,6 +288,10 @@ def list_members() -> Any:
     _no_nul(site, "site")
     db = get_db()
     pg = services.list_members(db, q=q, active=active, site=site, page=page, per_page=per_page)
+    ids = [m.id for m in pg.items]
+    if ids:  # badges and sites in one query each, not one per member
+        db.scalars(select(Member).where(Member.id.in_(ids))
+                   .options(selectinload(Member.badges), selectinload(Member.site))).all()
     return _listing(pg, member_json)
 
 
@@ -354,8 +368,14 @@ def list_machines() -> Any:
     page, per_page = _page_args()
     site = request.args.get("site") or None
     _no_nul(site, "site")
-    return _listing(services.list_machines(get_db(), site=site, page=page, per_page=per_page),
-                    machine_json)
+    db = get_db()
+    pg = services.list_machines(db, site=site, page=page, per_page=per_page)
+    ids = [m.id for m in pg.items]
+    if ids:  # nodes and sites in one query each
+        db.scalars(select(Machine).where(Machine.id.in_(ids))
+                   .options(selectinload(Machine.node), selectinload(Machine.site))).all()
+    open_map = _open_sessions(db, ids)
+    return _listing(pg, lambda m: machine_json(m, open_map))
 
 
 @bp.get("/machines/<id:machine_id>")
@@ -453,7 +473,13 @@ def list_sessions() -> Any:
 @bp.get("/nodes")
 def list_nodes() -> Any:
     page, per_page = _page_args()
-    return _listing(services.list_nodes(get_db(), page=page, per_page=per_page), node_json)
+    db = get_db()
+    pg = services.list_nodes(db, page=page, per_page=per_page)
+    ids = [n.id for n in pg.items]
+    if ids:
+        db.scalars(select(Node).where(Node.id.in_(ids))
+                   .options(selectinload(Node.machine), selectinload(Node.site))).all()
+    return _listing(pg, node_json)
 
 
 @bp.get("/reports/usage")
