@@ -49,7 +49,7 @@ FR = {
     "Node": "Boîtier",
     "Event": "Événement",
     "Badge": "Badge",
-    "Reason": "Raison",
+    "Refusal or end reason": "Motif du refus ou de la fin",
     "No event yet.": "Aucun événement pour l'instant.",
     "This page exists only in the demo. It plays the member holding a card in front of a "
     "machine's reader: the simulated node decides from its own access list, switches its relay "
@@ -145,20 +145,20 @@ def main() -> int:
 
 
 def conflicts_with_web() -> list[tuple[str, str, str]]:
-    """Strings the web UI's catalog also translates, differently: Flask-Babel merges the
-    catalogs and the last one wins, so ours would change the web pages' French."""
+    """Strings the other catalogs (web UI, reports) also translate, differently: Flask-Babel
+    merges the catalogs and the last one wins, so ours would change their pages' French."""
     from babel.messages.pofile import read_po
 
-    web_po = Path(__file__).parent.parent / "translations" / "fr" / "LC_MESSAGES" / "messages.po"
-    if not web_po.exists():
-        return []
-    with open(web_po, "rb") as f:
-        web = read_po(f)
     found = []
-    for msgid, ours in FR.items():
-        theirs = web.get(msgid)
-        if theirs is not None and theirs.string and theirs.string != ours:
-            found.append((msgid, str(theirs.string), ours))
+    for web_po in sorted(Path(__file__).parent.parent.glob("translations*/fr/LC_MESSAGES/*.po")):
+        if web_po.parent.parent.parent == Path(__file__).parent:
+            continue
+        with open(web_po, "rb") as f:
+            web = read_po(f)
+        for msgid, ours in FR.items():
+            theirs = web.get(msgid)
+            if theirs is not None and theirs.string and theirs.string != ours:
+                found.append((msgid, str(theirs.string), ours))
     return found
 
 
