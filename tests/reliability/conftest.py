@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from server.db import make_engine, make_sessionmaker, upgrade
+
+# reliability_harness / reliability_chaos (pytest runs in importlib mode; the soak command too).
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture()
