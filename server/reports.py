@@ -52,6 +52,11 @@ class ReportError(ValueError):
     """A report was asked with a bad parameter (unknown dimension, site, inverted range)."""
 
 
+MAX_PERIODS = 50_000  # calendar rows per report: 20 years of days at 6 sites
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 # ---------------------------------------------------------------- calendar
 
 
@@ -88,7 +93,9 @@ def calendar(tz: str, kind: str, since: datetime, until: datetime) -> list[tuple
     zone = ZoneInfo(tz)
     out: list[tuple[str, datetime, datetime]] = []
     d = _local_floor(since.astimezone(zone), kind)
-    for _ in range(100_000):  # bounded: 270 years of days
+    for _ in range(MAX_PERIODS + 1):
+        if len(out) >= MAX_PERIODS:
+            raise ReportError(f"too many {kind}s in the range: narrow it or group by a longer period")
         start = datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(UTC)
         if start >= until:
             break
@@ -136,9 +143,14 @@ def _greatest(a: Any, b: Any) -> Any:
 
 
 def _aware(value: datetime | None) -> datetime | None:
+    """UTC-aware, within 1970-2200 (a wider range cannot be in the data and would overflow
+    time zone arithmetic)."""
     if value is None:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not EARLIEST <= value <= LATEST:
+        raise ReportError("since/until: between 1900 and 2200")
+    return value
 
 
 def _dims(group_by: str | Sequence[str]) -> list[str]:
@@ -182,6 +194,16 @@ def _data_range(db: Session, site_id: int | None) -> tuple[datetime, datetime] |
     return lo, max(hi, lo) + timedelta(seconds=1)
 
 
+def _zone_name(tz: str | None) -> str:
+    """A site's zone, or UTC if it is unknown to this system (logged: the report stays usable)."""
+    try:
+        ZoneInfo(tz or "UTC")
+    except (KeyError, ValueError):
+        log.warning("unknown time zone %r: reporting that site in UTC", tz)
+        return "UTC"
+    return tz or "UTC"
+
+
 class _Calendar:
     """A temporary table of periods per site, created for one query and dropped after."""
 
@@ -203,8 +225,10 @@ class _Calendar:
         self.rows = [
             {"site_id": sid, "pkey": key, "p_start": a, "p_end": b}
             for sid, tz in db.execute(q).all()
-            for key, a, b in calendar(tz or "UTC", kind, since, until)
+            for key, a, b in calendar(_zone_name(tz), kind, since, until)
         ]
+        if len(self.rows) > MAX_PERIODS:
+            raise ReportError(f"too many {kind}s in the range: narrow it or group by a longer period")
 
     def __enter__(self) -> sa.Table:
         conn = self.db.connection()

@@ -89,10 +89,13 @@ def _period(default_days: int = 365) -> tuple[date, date, datetime, datetime, st
     def parse(name: str, default: date) -> date:
         raw = request.args.get(name, "")
         try:
-            return date.fromisoformat(raw) if raw else default
+            value = date.fromisoformat(raw) if raw else default
         except ValueError:
+            value = None
+        if value is None or not 1970 <= value.year < 2200:
             flash(_("%(field)s: not a date (YYYY-MM-DD)", field=name), "error")
             return default
+        return value
 
     first = parse("from", date(today.year, 1, 1) if default_days >= 365
                   else today - timedelta(days=default_days))
@@ -209,13 +212,15 @@ def usage() -> Any:
     db = _db()
     try:
         rows = rep.usage_report(db, group, since, until, site)
+        if group in ("day", "month", "member"):
+            visits = {r[group]: r["visits"]
+                      for r in rep.visits_report(db, group, since, until, site)}
+            for r in rows:
+                r["visits"] = visits.get(r[group], 0)
     except rep.ReportError as exc:
+        db.rollback()
         flash(str(exc), "error")
         rows = []
-    if group in ("day", "month", "member"):
-        visits = {r[group]: r["visits"] for r in rep.visits_report(db, group, since, until, site)}
-        for r in rows:
-            r["visits"] = visits.get(r[group], 0)
     if group == "member":
         names = dict(db.execute(sa.select(Member.id, Member.name).where(
             Member.id.in_([r["member"] for r in rows if r["member"] is not None]))).all())
@@ -257,7 +262,11 @@ def denied() -> Any:
     group = request.args.get("group_by", "reason")
     if group not in ("reason", "machine", "site", "month"):
         group = "reason"
-    rows = rep.denied_report(_db(), group, since, until, site)
+    try:
+        rows = rep.denied_report(_db(), group, since, until, site)
+    except rep.ReportError as exc:
+        flash(str(exc), "error")
+        rows = []
     if request.args.get("format") == "csv":
         return _csv(rep.rows_to_csv(rows, columns=[group, "denied"]), f"denied-{first}-{last}")
     rows, sort, direction = _sorted(rows, [group, "denied"])
@@ -401,7 +410,11 @@ def maintenance() -> Any:
 @_managers
 def funder() -> Any:
     first, last, since, until, site = _period()
-    report = rep.funder_report(_db(), since, until, site)
+    try:
+        report = rep.funder_report(_db(), since, until, site)
+    except rep.ReportError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("reports.funder"))
     if request.args.get("format") == "csv":
         return _csv(rep.rows_to_csv(report["rows"], columns=rep.FUNDER_COLUMNS),
                     f"activity-{site or 'all'}-{first}-{last}")

@@ -181,3 +181,14 @@ def test_calendar_dst_months() -> None:
         ("2026-04", T("2026-03-31T22:00:00Z"), T("2026-04-30T22:00:00Z")),
         ("2026-05", T("2026-04-30T22:00:00Z"), T("2026-05-01T00:00:00Z")),
     ]
+
+
+def test_ranges_that_cannot_be_reported_are_refused(db: Session, data: dict[str, Any]) -> None:
+    with pytest.raises(ReportError, match="between 1900"):
+        usage_report(db, "day", since=T("0001-01-01T00:00:00Z"))
+    with pytest.raises(ReportError, match="too many days"):
+        usage_report(db, "day", since=T("1970-01-01T00:00:00Z"), until=T("2199-01-01T00:00:00Z"))
+    # the same range by month is fine (and empty outside the data)
+    rows = usage_report(db, "month", since=T("1970-01-01T00:00:00Z"),
+                        until=T("2026-10-01T00:00:00Z"))
+    assert rows == []

@@ -151,3 +151,13 @@ def test_machine_fragment_and_french(app: Flask, data: dict[str, Any]) -> None:
     client = login(app, "manager@example.org")
     html = client.get("/reports/funder", headers={"Accept-Language": "fr"}).get_data(as_text=True)
     assert "Rapport d’activité" in html
+
+
+def test_bad_period_is_a_message_not_an_error(app: Flask, data: dict[str, Any]) -> None:
+    client = login(app, "manager@example.org")
+    for query in ("from=0001-01-01&to=2026-12-31", "from=nonsense", "from=2026-12-31&to=2026-01-01",
+                  "group_by=colour", "group_by=day&from=1970-01-01&to=2199-12-31"):
+        res = client.get(f"/reports/?{query}")
+        assert res.status_code == 200, query
+    html = client.get("/reports/?from=nonsense").get_data(as_text=True)
+    assert "not a date" in html
