@@ -24,18 +24,16 @@ from typing import Any, TypeVar, cast
 
 from flask import Flask, abort, current_app, request
 from flask_login import LoginManager, current_user
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.models import (
     ApiToken,
     Authorization,
-    AuthRole,
     Machine,
     Member,
     User,
     UserRole,
-    machine_group_members,
 )
 from server.security import hash_token
 
@@ -194,22 +192,9 @@ def trainer_machine_ids(db: Session, member_id: int | None) -> set[int]:
     """Machines on which this member holds a valid trainer authorization (direct or group)."""
     if member_id is None:
         return set()
-    now = datetime.now(UTC)
-    valid = (
-        (Authorization.member_id == member_id)
-        & (Authorization.role == AuthRole.trainer)
-        & Authorization.revoked_at.is_(None)
-        & or_(Authorization.expires_at.is_(None), Authorization.expires_at > now)
-    )
-    direct = db.scalars(
-        select(Authorization.machine_id).where(valid, Authorization.machine_id.is_not(None))
-    ).all()
-    via_group = db.scalars(
-        select(machine_group_members.c.machine_id).join(
-            Authorization, Authorization.group_id == machine_group_members.c.group_id
-        ).where(valid)
-    ).all()
-    return {int(m) for m in direct if m is not None} | {int(m) for m in via_group}
+    from server.services import trainer_machine_ids as _trainer_machines
+
+    return _trainer_machines(db, member_id)
 
 
 def can_grant_machine(db: Session, p: Principal, machine: Machine) -> bool:
