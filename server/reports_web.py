@@ -31,13 +31,12 @@ from markupsafe import Markup, escape
 
 from server import maintenance as mnt
 from server import reports as rep
+from server.auth import ADMIN, MANAGER, roles_required
 from server.models import Machine, MaintenanceTask, Member, Site
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
-
-from server.auth import ADMIN, MANAGER, roles_required
 
 _managers = roles_required(ADMIN, MANAGER)
 
