@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -161,8 +161,10 @@ def principal_from_bearer(db: Session) -> Principal | None:
     role = str(tok.role.value if hasattr(tok.role, "value") else tok.role)
     if role not in (ADMIN, MANAGER):
         return None
-    tok.last_used = datetime.now(UTC)
-    db.commit()
+    now = datetime.now(UTC)
+    if tok.last_used is None or now - tok.last_used > timedelta(minutes=1):
+        tok.last_used = now  # at most one write a minute per token: reads stay read-only
+        db.commit()
     return principal_from_token(tok)
 
 
