@@ -170,6 +170,13 @@ class NodeProc(Proc):
         self.name = name
         self.storage = storage
 
+    def tap(self, uid: str, timeout: float = 10.0) -> int:
+        """Tap a card and wait until the reader saw it leave; returns the line mark before it."""
+        mark = self.mark()
+        self.send(f"tap {uid}")
+        self.wait_line(rf"reader: {uid} removed", timeout, since=mark)
+        return mark
+
     def relay(self) -> list[str]:
         return [m.group(1) for m in self.find(r": relay (on|off)$")]
 
