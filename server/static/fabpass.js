@@ -16,4 +16,15 @@
     }
   };
   document.querySelectorAll("time[datetime]").forEach(window.fabpassLocalTime);
+  // A search box that narrows a long <select>: chosen options always stay visible.
+  document.querySelectorAll("input[data-filter-for]").forEach(function (box) {
+    var select = document.getElementById(box.getAttribute("data-filter-for"));
+    if (!select) { return; }
+    box.addEventListener("input", function () {
+      var q = box.value.trim().toLowerCase();
+      Array.prototype.forEach.call(select.options, function (opt) {
+        opt.hidden = !!q && !opt.selected && opt.text.toLowerCase().indexOf(q) === -1;
+      });
+    });
+  });
 })();
