@@ -127,3 +127,17 @@ def test_huge_query_values_are_harmless(actions: Any) -> None:
                  f"/authorizations/new?member_id={big}&machine_id={big}"]:
         assert actions.client.get(path).status_code == 200, path
     assert actions.client.get("/members?q=a%00b").status_code == 400
+
+
+def test_login_returns_to_the_page_asked_for(actions: Any, seed: Any) -> None:
+    r = actions.client.get(f"/members/{seed.alice}")
+    assert r.status_code == 302 and "/login?next=" in r.headers["Location"]
+    token = actions.token(r.headers["Location"])
+    r = actions.client.post(r.headers["Location"], data={
+        "email": "admin@example.org", "password": "correct horse battery", "csrf_token": token})
+    assert r.status_code == 302 and r.headers["Location"] == f"/members/{seed.alice}"
+    actions.client.post("/logout", data={"csrf_token": actions.token("/")})
+    r = actions.client.post("/login?next=//evil.example/x", data={
+        "email": "admin@example.org", "password": "correct horse battery",
+        "csrf_token": actions.token("/login")})
+    assert r.headers["Location"] == "/"
