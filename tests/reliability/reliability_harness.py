@@ -192,6 +192,10 @@ class NodeProc(Proc):
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
             return {str(r[0]) for r in db.execute("SELECT id FROM outbox")}
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # the node is creating it right now
+                return set()
+            raise
         finally:
             db.close()
 
