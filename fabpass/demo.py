@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 TIMEZONE = "Europe/Paris"
 ADMIN_EMAIL = "admin@example.org"
 IDLE_END_S = 60  # printers: the relay stays on until the machine has been idle this long
+# A simulated `tap` keeps the card on the reader ~0.3 s and the reader needs a few polls to see
+# it gone; a hand cannot present a card again faster than this, so the registry paces card lines.
+MIN_CARD_GAP_S = 0.8
 
 
 class DemoError(RuntimeError):
@@ -259,6 +262,7 @@ class DemoNode:
         self.lines: collections.deque[str] = collections.deque(maxlen=200)
         self.busy = False
         self._lock = threading.Lock()
+        self._last_card = -MIN_CARD_GAP_S
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
@@ -290,6 +294,11 @@ class DemoNode:
         if proc is None or proc.stdin is None or proc.poll() is not None:
             raise DemoError(f"node {self.slug} is not running")
         with self._lock:
+            if line.startswith(("tap ", "place ")):
+                wait = self._last_card + MIN_CARD_GAP_S - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)  # pacing a human hand, not waiting for a condition
+                self._last_card = time.monotonic()
             try:
                 proc.stdin.write(line.strip() + "\n")
                 proc.stdin.flush()

@@ -152,6 +152,23 @@ def test_demo_starts_taps_a_badge_and_stops_cleanly(demo_proc: Any) -> None:
 
     _wait_for("a session open on laser-1", open_session, timeout=15, proc=proc)
 
+    # A printer is not cut mid-print: badge in, machine busy, badge out → finishing, relay on.
+    def post(path: str, data: dict[str, str]) -> None:
+        page = web.get(f"{base}/demo/", timeout=5)
+        assert web.post(f"{base}{path}", data={**data, "csrf_token": _csrf(page.text)},
+                        timeout=5).ok
+
+    def printer_state() -> tuple[str, int] | None:
+        rows = _query(db, "SELECT state, relay FROM nodes WHERE slug = 'printer-1'")
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    post("/demo/badge", {"machine": "printer-1", "uid": "6D1F3B5E", "action": "tap"})
+    _wait_for("printer-1 in use", lambda: printer_state() == ("in_use", 1), timeout=10, proc=proc)
+    post("/demo/busy", {"machine": "printer-1", "busy": "on"})
+    post("/demo/badge", {"machine": "printer-1", "uid": "6D1F3B5E", "action": "tap"})
+    _wait_for("printer-1 finishing with the relay on",
+              lambda: printer_state() == ("finishing", 1), timeout=10, proc=proc)
+
     # SIGTERM: everything the demo started exits within a few seconds.
     children = _pids_using(str(data_dir))
     assert len(children) >= 3, f"expected the node processes (and mosquitto), got {children}"
