@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from server.errors import ServerError
@@ -63,6 +64,15 @@ def _server_error(e: ServerError) -> Response:
         return error_response(e.status, e.code, e.message, e.fields)
     return error_response(STATUS_OF.get(e.code, 400), e.code, e.message,
                           getattr(e, "fields", None))
+
+@bp.errorhandler(IntegrityError)
+def _integrity(_e: IntegrityError) -> Response:
+    """Two requests racing for the same unique value: the loser gets a 409, not a 500."""
+    from server.app import get_db
+
+    get_db().rollback()
+    return error_response(409, "conflict", "this conflicts with an existing record")
+
 
 @bp.errorhandler(Exception)
 def _unexpected(e: Exception) -> Any:
