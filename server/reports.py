@@ -210,8 +210,10 @@ class _Calendar:
     def __init__(self, db: Session, kind: str, since: datetime, until: datetime,
                  site_id: int | None) -> None:
         self.db = db
+        self.kind = kind
         self.table = sa.Table(
             f"tmp_report_periods_{uuid.uuid4().hex[:10]}", sa.MetaData(),
+            sa.Column("pid", sa.Integer, nullable=False),
             sa.Column("site_id", sa.Integer, nullable=False),
             sa.Column("pkey", sa.String(16), nullable=False),
             sa.Column("p_start", UTCDateTime(), nullable=False),
@@ -229,15 +231,21 @@ class _Calendar:
         ]
         if len(self.rows) > MAX_PERIODS:
             raise ReportError(f"too many {kind}s in the range: narrow it or group by a longer period")
+        # the same period has the same number at every site (its label may start at different
+        # instants): grouping by it merges sites, as grouping by the label would
+        numbers = {k: i for i, k in enumerate(sorted({str(r["pkey"]) for r in self.rows}))}
+        for row in self.rows:
+            row["pid"] = numbers[str(row["pkey"])]
+        self.labels = {i: k for k, i in numbers.items()}
 
-    def __enter__(self) -> sa.Table:
+    def __enter__(self) -> _Calendar:
         conn = self.db.connection()
         self.table.create(conn)
         if self.rows:
             conn.execute(self.table.insert(), self.rows)
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text(f"ANALYZE {self.table.name}"))
-        return self.table
+        return self
 
     def __exit__(self, *exc: object) -> None:
         try:
@@ -282,12 +290,12 @@ def usage_report(
         until = until or rng[1]
         if until <= since:
             return []
-    with _Calendar(db, time_dim, since, until, site_id) as periods:
-        return _run(db, dims, since, until, site_id, (periods, time_dim), filters)
+    with _Calendar(db, time_dim, since, until, site_id) as cal:
+        return _run(db, dims, since, until, site_id, cal, filters)
 
 
 def _run(db: Session, dims: list[str], since: datetime | None, until: datetime | None,
-         site_id: int | None, cal: tuple[sa.Table, str] | None,
+         site_id: int | None, cal: _Calendar | None,
          filters: dict[str, int | None] | None = None) -> list[dict[str, Any]]:
     dialect = db.get_bind().dialect.name
     s = UsageSession.__table__.alias("s")
@@ -301,7 +309,7 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
             where.append(s.c[col] == value)
 
     if cal is not None:
-        p, kind = cal
+        p, kind = cal.table, cal.kind
         lo: Any = p.c.p_start
         hi: Any = p.c.p_end
         frm = frm.join(p, sa.and_(
@@ -341,11 +349,21 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
                      else sa.func.count())
     duration = sa.func.coalesce(s.c.duration_s, sa.case((wall > 0, wall), else_=0.0))
 
+    # group by integer ids where a label is only a name (cheaper to sort than text), and map
+    # them to slugs / period labels afterwards: a few thousand rows at most
     keys: list[Any] = []
+    labels: dict[str, dict[Any, Any]] = {}
     for d in dims:
         if d in TIME_DIMENSIONS:
             assert cal is not None
-            keys.append(cal[0].c.pkey.label(d))
+            keys.append(cal.table.c.pid.label(d))
+            labels[d] = cal.labels
+        elif d == "machine":
+            keys.append(s.c.machine_id.label(d))
+            labels[d] = dict(db.execute(sa.select(Machine.id, Machine.slug)).all())
+        elif d == "site":
+            keys.append(m.c.site_id.label(d))
+            labels[d] = dict(db.execute(sa.select(Site.id, Site.slug)).all())
         else:
             frm, key = _dimension(dialect, d, frm, s, m)
             keys.append(key)
@@ -361,11 +379,15 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
         .select_from(frm)
         .where(*where)
         .group_by(*keys)
-        .order_by(*keys)
     )
+    if dialect == "postgresql":
+        # sorts and hashes of a million rows in memory rather than in temporary files
+        db.execute(sa.text("SET LOCAL work_mem = '64MB'"))
     rows = []
     for r in db.execute(q).mappings():
         row = dict(r)
+        for d, names in labels.items():
+            row[d] = names.get(row[d], row[d])
         row["sessions"] = int(row["sessions"] or 0)
         row["hours"] = round(float(row["hours"] or 0.0), 4)
         row["active_hours"] = round(float(row["active_hours"] or 0.0), 4)
@@ -373,6 +395,7 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
         if "kind" in row and row["kind"] is not None:
             row["kind"] = str(getattr(row["kind"], "value", row["kind"]))
         rows.append(row)
+    rows.sort(key=lambda r: tuple((r[d] is None, r[d] if r[d] is not None else 0) for d in dims))
     return rows
 
 
@@ -404,7 +427,8 @@ def visits_report(db: Session, group_by: str | Sequence[str] = (), since: dateti
     if until <= since:
         raise ReportError("until must be after since")
     dialect = db.get_bind().dialect.name
-    with _Calendar(db, "day", since, until, site_id) as p:
+    with _Calendar(db, "day", since, until, site_id) as cal:
+        p = cal.table
         s = UsageSession.__table__.alias("s")
         m = Machine.__table__.alias("m")
         frm: Any = s.join(m, m.c.id == _noindex(dialect, s.c.machine_id)).join(p, sa.and_(
