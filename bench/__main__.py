@@ -79,7 +79,7 @@ def run(names: list[str], quick: bool, out: Any = sys.stdout) -> list[dict[str, 
             for item in results:
                 row = item.to_dict() if isinstance(item, Result) else dict(item)
                 row.setdefault("bench", name)
-                row.setdefault("seconds", round(time.monotonic() - started, 1))
+                row.setdefault("elapsed_s", round(time.monotonic() - started, 1))
                 row.setdefault("loadavg", load)
                 rows.append(row)
                 print(json.dumps(row), file=out, flush=True)

@@ -37,10 +37,14 @@ Every benchmark prints one JSON object per figure (`{"bench", "metric", "value",
 NOTES = """
 ## How each figure is measured
 
-- **badge decision**: the node's decision thread in-process (gpiozero `MockFactory` pins, an access
-  list of 10,000 badges): time from putting a reader `placed` event on the controller's queue to
-  the relay pin's state change (recorded by the pin itself). Limit: switching the same kind of
-  `DigitalOutputDevice` on a `MockFactory` pin directly.
+- **badge decision**: a real `NodeDaemon` in a thread of the benchmark process (simulated reader,
+  gpiozero `MockFactory` pins that record the time of each change, the real SQLite outbox, a real
+  broker, a retained access list of 10,000 badges): time from putting a reader `placed` event on
+  the daemon's queue (what the reader thread does) to the relay pin's change. Each tap is followed
+  by a tap-out; the next member taps 10 ms after the tap-out was fully handled. The JSON line
+  splits each sample into the decision thread's wake-up (queue → thread) and the decision itself
+  (thread → pin). Limit: switching a `DigitalOutputDevice` on a `MockFactory` pin directly; for
+  comparison, a bare queue → thread → pin hand-off in the same process.
 - **node idle CPU**: a child process running the real MFRC522 driver against the register-level fake
   chip (no card) in a `ReaderLoop` at the default 20 Hz; CPU time of that process over the window.
 - **node memory**: the real `fabpass node --simulate` process after it received and stored a retained
@@ -56,9 +60,11 @@ NOTES = """
   delays small QoS 1 acknowledgements by up to 40 ms and caps every client).
 - **ingest latency**: the same fleet open-loop at 1,000 events/s in all; time from when each event
   was due to when the node received the `ack` naming it.
-- **revocation**: `server.services.revoke` + commit in the benchmark process; time until a subscriber
-  on the node's `acl` topic receives a list without the badge (the server's publisher runs in the
-  `fabpass server` process).
+- **revocation**: two paths, each until a subscriber on the node's `acl` topic receives a list
+  without the badge: `DELETE /api/v1/authorizations/{id}` on the running server (what the web UI
+  and the API do), and `server.services.revoke` + commit in another process (what `fabpass revoke`
+  does; the server's publisher finds it by polling). Limit: a retained publish of a list of the
+  same size → the same subscriber.
 - **web pages**: `fabpass server` (waitress), 10 threads with logged-in sessions, each requesting the
   dashboard and the members page in turn; latency of each request.
 - **server memory**: `VmRSS` of the `fabpass server` process (and children) idle after start, and after
@@ -83,7 +89,23 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
+def _normalise(row: dict[str, Any]) -> dict[str, Any]:
+    """Rows in the reports benchmark's shape (`seconds`, `goal_s`, `db`) → the common shape."""
+    if "value" in row or "error" in row or "seconds" not in row:
+        return row
+    out = dict(row)
+    out["value"] = row["seconds"]
+    out["unit"] = "s"
+    out.setdefault("goal", row.get("goal_s"))
+    out.setdefault("goal_op", "<=")
+    if not out.get("label"):
+        db = f" ({row['db']})" if row.get("db") else ""
+        out["label"] = f"{row.get('bench')}{db}"
+    return out
+
+
 def _cells(row: dict[str, Any]) -> list[str]:
+    row = _normalise(row)
     name = row.get("label") or f"{row.get('bench')} {row.get('metric', '')}".strip()
     if row.get("error"):
         return [name, "", "error: " + " ".join(str(row["error"]).split())[:200], "", "", ""]
@@ -117,17 +139,27 @@ def markdown_table(rows: list[dict[str, Any]], info: dict[str, Any], quick: bool
                f" ({info.get('memory_mib')} MiB), Linux {info.get('kernel')}, Python "
                f"{info['python']}, {info.get('mosquitto')}"
                + (" — **quick mode: not meaningful figures**" if quick else "") + ".")
+    loads = [float(r["loadavg"]) for r in rows if isinstance(r.get("loadavg"), (int, float))
+             and r["loadavg"] >= 0]
+    if loads:
+        busy = max(loads) > (info.get("nproc") or 1) * 0.75
+        out.append(f"1-minute load average at the start of each benchmark: {min(loads):.1f}–"
+                   f"{max(loads):.1f}"
+                   + (" — **the machine was busy with other work during this run; latencies and "
+                      "throughputs are pessimistic**" if busy else "") + ".")
     out.append("")
     out.append("| " + " | ".join(COLUMNS) + " |")
     out.append("|" + "---|" * len(COLUMNS))
     for row in rows:
+        if str(row.get("bench", "")).startswith("reports"):
+            continue  # the reports benchmark has its own section below
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |")
     extras = [r for r in rows if r.get("note")]
     if extras:
         out.append("")
         for r in extras:
             out.append(f"- {r.get('label') or r.get('bench')}: {r['note']}")
-    out += ["", END]
+    out += ["", NOTES.strip(), "", END]
     return "\n".join(out)
 
 
@@ -141,10 +173,13 @@ def write(rows: list[dict[str, Any]], info: dict[str, Any], *, quick: bool = Fal
             head, rest = text.split(START, 1)
             _, tail = rest.split(END, 1)
             text = head + block + tail
+        elif "\n## Reports" in text:
+            head, tail = text.split("\n## Reports", 1)
+            text = head.rstrip() + "\n\n" + block + "\n\n## Reports" + tail
         else:
-            text = text.rstrip() + "\n\n" + block + "\n"
+            text = text.rstrip() + "\n\n" + block + "\n\n## Reports\n\n"
     else:
-        text = HEADER + block + "\n" + NOTES + "\n## Reports\n\n"
+        text = HEADER + block + "\n\n## Reports\n\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path

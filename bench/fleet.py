@@ -52,6 +52,12 @@ class FleetStats:
     latencies: list[float] = field(default_factory=list)  # s, publish → ack, acks in window
     unacked_left: int = 0
     window_s: float = 0.0
+    stopped_at: float | None = None  # s into the run when the backlog bound stopped publishing
+    backlog_at_stop: int = 0
+
+    @property
+    def outstanding(self) -> int:
+        return self.published - self.acked - self.rejected
 
     @property
     def rate(self) -> float:
@@ -235,7 +241,8 @@ class Fleet:
             self._io(0.01)
 
     def run(self, duration: float, *, window: int | None = None, rate: float | None = None,
-            drain_timeout: float = 60.0, warmup: float = 0.0) -> FleetStats:
+            drain_timeout: float = 60.0, warmup: float = 0.0,
+            max_backlog: int | None = None) -> FleetStats:
         """Publish for `duration` s, then wait for every event to be acked.
 
         `window`: each node keeps at most this many unacked events (as fast as the server
@@ -255,6 +262,12 @@ class Fleet:
         while True:
             now = time.perf_counter()
             if now >= self.window_end:
+                break
+            if max_backlog is not None and self.stats.outstanding > max_backlog:
+                self.stats.stopped_at = now - start
+                self.stats.backlog_at_stop = self.stats.outstanding
+                self.window_end = now
+                self.stats.window_s = max(0.0, now - self.window_start)
                 break
             if window is not None:
                 for node in self.nodes:
