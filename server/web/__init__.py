@@ -75,6 +75,7 @@ NAV: list[tuple[str, Any, tuple[str, ...]]] = [
     ("web.sessions", lazy_gettext("Sessions"), (auth.ADMIN, auth.MANAGER)),
     ("web.nodes", lazy_gettext("Nodes"), (auth.ADMIN, auth.MANAGER)),
     ("web.audit", lazy_gettext("Audit log"), (auth.ADMIN, auth.MANAGER)),
+    ("web.me_page", lazy_gettext("My page"), (auth.TRAINER,)),
     ("web.sites", lazy_gettext("Sites"), (auth.ADMIN,)),
     ("web.users", lazy_gettext("Web logins"), (auth.ADMIN,)),
 ]

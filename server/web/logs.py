@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from flask import render_template, request
@@ -81,3 +81,32 @@ def nodes() -> Any:
     rows = db.scalars(select(Node).options(selectinload(Node.machine), selectinload(Node.site))
                       .order_by(Node.slug)).all()
     return render_template("logs/nodes.html", rows=rows)
+
+
+@bp.get("/me")
+@auth.roles_required()
+def me_page() -> Any:
+    """Self-service: the trainings and hours of the member linked to this login."""
+    from sqlalchemy import func as f
+
+    from server.models import Authorization
+
+    db = get_db()
+    p = auth.me()
+    member = db.get(Member, p.member_id) if p.member_id else None
+    auths: list[Any] = []
+    hours: list[Any] = []
+    if member is not None:
+        auths = list(db.scalars(select(Authorization).where(
+            Authorization.member_id == member.id, Authorization.revoked_at.is_(None))
+            .order_by(Authorization.granted_at.desc())))
+        since = datetime.now(UTC).replace(microsecond=0) - timedelta(days=365)
+        hours = list(db.execute(
+            select(Machine.name, f.count(UsageSession.id),
+                   f.coalesce(f.sum(UsageSession.duration_s), 0) / 3600.0)
+            .join(Machine, Machine.id == UsageSession.machine_id)
+            .where(UsageSession.member_id == member.id, UsageSession.started_at >= since,
+                   UsageSession.ended_at.is_not(None))
+            .group_by(Machine.name).order_by(Machine.name)).all())
+    return render_template("logs/me.html", member=member, auths=auths, hours=hours,
+                           now=datetime.now(UTC))

@@ -44,6 +44,7 @@ GETS: list[tuple[str, dict[str, int]]] = [
     ("/audit", ok(A, M)),
     ("/nodes", ok(A, M)),
     ("/machines/new", ok(A, M)),
+    ("/me", ok(A, M, T)),
     ("/sites", ok(A)),
     ("/users", ok(A)),
     ("/users/new", ok(A)),

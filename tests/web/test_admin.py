@@ -68,3 +68,25 @@ def test_sites_and_machines(app: Any, seed: Any, actions: Any) -> None:
         assert m is not None and m.node is not None and m.node.slug == "cnc-node"
         assert m.site_id == db.scalar(select(Site.id).where(Site.slug == "amiens"))
         assert m.requires_authorization is True
+
+
+def test_my_page_shows_a_trainers_trainings_and_hours(app: Any, seed: Any, actions: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from server.models import UsageSession
+
+    with app.app_context():
+        db = get_db()
+        t0 = datetime.now(UTC) - timedelta(days=2)
+        db.add(UsageSession(session_uuid="66666666-6666-4666-8666-666666666666",
+                            machine_id=seed.laser, member_id=seed.tom, badge_uid="04FFEE01",
+                            started_at=t0, ended_at=t0 + timedelta(hours=2), duration_s=7200,
+                            active_s=3600, end_reason="badge_out"))
+        db.commit()
+    actions.login("trainer@example.org")
+    html = actions.client.get("/me").get_data(as_text=True)
+    assert "Tom Trainer" in html and "Laser cutter" in html and "Trainer" in html
+    assert "<td>1</td><td>2.0</td>" in html  # one session, two hours
+    actions.client.post("/logout", data={"csrf_token": actions.token("/")})
+    actions.login("admin@example.org")
+    assert "not linked to a member" in actions.client.get("/me").get_data(as_text=True)
