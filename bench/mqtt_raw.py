@@ -78,7 +78,8 @@ def measure(url: str, payload: bytes, duration: float, tmp: Path) -> dict[str, f
     """Publish for `duration` s; return what the subscriber saw (count, rate in msg/s)."""
     topic = "bench/raw/event"
     proc = subprocess.Popen(
-        [PYTHON, "-m", "bench.mqtt_raw", url, topic, "2.0", str(duration + 30)],
+        [PYTHON, "-m", "bench.mqtt_raw", url, topic, str(min(2.0, max(0.5, duration / 2))),
+         str(duration + 30)],
         env=bench_env(), cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     try:
