@@ -95,7 +95,7 @@ def _drive(node: NodeProc, uid: str, sessions: int, stop: threading.Event,
 
 def run_chaos(workdir: Path, n_nodes: int = 5, sessions_per_node: int = 6, *,
               heartbeat_s: int = 5, seed_value: int = 8, settle_timeout: float = 90.0,
-              fault_gap_s: float = 5.0) -> ChaosReport:
+              fault_gap_s: float = 5.0, max_cycles: int = 1) -> ChaosReport:
     """Run the scenario in `workdir` (SQLite database there) and return what was found."""
     t0 = time.monotonic()
     rng = random.Random(seed_value)
@@ -126,27 +126,33 @@ def run_chaos(workdir: Path, n_nodes: int = 5, sessions_per_node: int = 6, *,
         for d in drivers:
             d.start()
 
-        # The faults, in turn, while sessions run.
-        time.sleep(fault_gap_s)
-        ingest.kill()
-        report.faults.append("ingest SIGKILL")
-        time.sleep(1.0)
-        ingest.start()
-        time.sleep(fault_gap_s)
-        broker.kill()
-        report.faults.append("broker SIGKILL (persistence off)")
-        time.sleep(1.5)
-        broker.start()
-        time.sleep(fault_gap_s)
-        victim = nodes[0]
-        wait_until(lambda: _open_session(victim), 20, f"an open session on {victim.name}")
-        paused[victim.name].clear()
-        kill_at.setdefault(victim.name, []).append(victim.kill())
-        report.faults.append(f"{victim.name} SIGKILL mid-session")
-        extra_ids |= victim.outbox_ids()  # committed, maybe not logged before the kill
-        victim.start()
-        victim.wait_line(r"node ready", timeout=20, since=0)
-        paused[victim.name].set()
+        # The faults, in turn, while sessions run (repeated in long runs).
+        cycle = 0
+        while cycle < max_cycles and (cycle == 0 or any(d.is_alive() for d in drivers)):
+            time.sleep(fault_gap_s)
+            ingest.kill()
+            report.faults.append("ingest SIGKILL")
+            time.sleep(1.0)
+            ingest.start()
+            time.sleep(fault_gap_s)
+            broker.kill()
+            report.faults.append("broker SIGKILL (persistence off)")
+            time.sleep(1.5)
+            broker.start()
+            time.sleep(fault_gap_s)
+            victim = nodes[cycle % len(nodes)]
+            if wait_until(lambda v=victim: _open_session(v) or not any(  # type: ignore[misc]
+                    d.is_alive() for d in drivers), 30, f"an open session on {victim.name}") \
+                    and _open_session(victim):
+                paused[victim.name].clear()
+                kill_at.setdefault(victim.name, []).append(victim.kill())
+                report.faults.append(f"{victim.name} SIGKILL mid-session")
+                extra_ids |= victim.outbox_ids()  # committed, maybe not logged before the kill
+                mark = victim.mark()
+                victim.start()
+                victim.wait_line(r"node ready", timeout=20, since=mark)
+                paused[victim.name].set()
+            cycle += 1
 
         for d in drivers:
             d.join(sessions_per_node * 25 + 30)
