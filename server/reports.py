@@ -382,7 +382,7 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
     )
     if dialect == "postgresql":
         # sorts and hashes of a million rows in memory rather than in temporary files
-        db.execute(sa.text("SET LOCAL work_mem = '64MB'"))
+        db.execute(sa.text("SET LOCAL work_mem = '128MB'"))
     rows = []
     for r in db.execute(q).mappings():
         row = dict(r)
