@@ -312,10 +312,10 @@ class Ingest:
                 db.commit()
             except BaseException:
                 db.rollback()
-                self.stats.received -= counted  # the slow path counts them again
                 raise
             finally:
                 self._cache = None
+        self.stats.received += counted
         return [o if o is not None else Outcome() for o in outcomes]
 
     def _insert_events(self, db: Session,

@@ -89,12 +89,23 @@ class MqttLink:
     def wait_connected(self, timeout: float) -> bool:
         return self.connected.wait(timeout)
 
-    def stop(self) -> None:
+    def stop(self, *, forget_session: bool = False) -> None:
+        """Disconnect. `forget_session`: ask the broker to drop our session now (MQTT 5), e.g.
+        for a shared-subscription worker retired for good, whose share would otherwise be
+        queued for it until the session expires."""
         if not self._started:
             return
         self._started = False
         try:
-            self.client.disconnect()
+            if forget_session and self.is_v5:
+                from paho.mqtt.packettypes import PacketTypes
+                from paho.mqtt.properties import Properties
+
+                props = Properties(PacketTypes.DISCONNECT)
+                props.SessionExpiryInterval = 0
+                self.client.disconnect(properties=props)
+            else:
+                self.client.disconnect()
         finally:
             self.client.loop_stop()
             self.connected.clear()

@@ -95,12 +95,12 @@ class ServerCore:
                  self.link.target, self.options.client_id, bool(self.ingest),
                  bool(self.publisher), self.options.shared)
 
-    def stop(self) -> None:
+    def stop(self, *, forget_session: bool = False) -> None:
         if self.publisher:
             self.publisher.stop()
         if self.ingest:
             self.ingest.stop()
-        self.link.stop()
+        self.link.stop(forget_session=forget_session)
         if self.ingest:
             log.info("ingest stopped: %s", self.ingest.stats.as_dict())
 

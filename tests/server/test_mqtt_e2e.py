@@ -83,7 +83,7 @@ def core(engine: Engine, mosquitto, lab) -> Iterator[ServerCore]:  # type: ignor
     c.start()
     assert c.link.wait_connected(5)
     yield c
-    c.stop()
+    c.stop(forget_session=True)
 
 
 @pytest.fixture()
@@ -173,3 +173,76 @@ def test_older_acl_version_in_status_gets_list_again_and_commands(
     db.commit()
     got = wait_for(node.cmds, lambda c: True, 2)
     assert got.id == cmd.command_id and got.cmd == "stop"
+
+
+def _heartbeats(n: int, node: str = "laser-1") -> list:  # type: ignore[type-arg]
+    from server_helpers import event
+
+    return [event("session.heartbeat", {"session": str(uuid.uuid4()), "uid": "04A1B2C3",
+                                        "member": None, "elapsed_s": 1, "active_s": 0},
+                  node=node) for _ in range(n)]
+
+
+def _wait_acked(node: NodeClient, ids: set[str], timeout: float) -> None:
+    acked: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while not ids <= acked and time.monotonic() < deadline:
+        try:
+            acked |= set(node.acks.get(timeout=max(deadline - time.monotonic(), 0.01)).ids)
+        except queue.Empty:
+            break
+    assert ids <= acked, f"{len(ids - acked)} of {len(ids)} not acked; {len(acked)} acked"
+
+
+def test_two_ingest_workers_on_a_shared_subscription(
+        db: Session, engine: Engine, mosquitto, node, lab) -> None:
+    workers = []
+    try:
+        for i in range(2):
+            opts = CoreOptions(mqtt_url=mosquitto.url, client_id=f"fp-w{i}-{uuid.uuid4().hex[:6]}",
+                               shared=True, publisher=False, statuses=i == 0)
+            w = ServerCore(engine, opts)
+            w.start()
+            assert w.link.wait_connected(5)
+            workers.append(w)
+        time.sleep(0.3)  # let both SUBSCRIBEs reach the broker
+        evs = _heartbeats(200)
+        for ev in evs + evs[:50]:  # and some redeliveries
+            node.publish("event", ev.encode())
+        try:
+            _wait_acked(node, {e.id for e in evs}, 15)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; {[w.ingest.stats.as_dict() for w in workers if w.ingest]}")
+        db.rollback()
+        assert db.scalar(select(func.count()).select_from(Event)) == 200
+        stored = [w.ingest.stats.stored for w in workers if w.ingest]
+        assert sum(stored) == 200 and all(n > 0 for n in stored), stored  # both took a share
+    finally:
+        for w in workers:
+            # retired for good: without this the broker keeps queueing their share of the
+            # group's messages for them (the next test's workers would get half)
+            w.stop(forget_session=True)
+
+
+def test_mqtt_311_persistent_session_keeps_events_while_down(
+        db: Session, engine: Engine, fresh_broker, lab) -> None:
+    client_id = f"fp-311-{uuid.uuid4().hex[:6]}"
+    opts = CoreOptions(mqtt_url=fresh_broker.url, client_id=client_id, protocol="311")
+    core = ServerCore(engine, opts)
+    core.start()
+    assert core.link.wait_connected(5)
+    time.sleep(0.2)
+    core.stop()  # the broker keeps the session (clean_session false)
+    n = NodeClient(fresh_broker.url)
+    try:
+        evs = _heartbeats(30)
+        for ev in evs:
+            n.publish("event", ev.encode())
+        core = ServerCore(engine, opts)
+        core.start()
+        _wait_acked(n, {e.id for e in evs}, 10)
+        db.rollback()
+        assert db.scalar(select(func.count()).select_from(Event)) == 30
+    finally:
+        core.stop()
+        n.close()
