@@ -212,7 +212,8 @@ def test_two_ingest_workers_on_a_shared_subscription(
         try:
             _wait_acked(node, {e.id for e in evs}, 15)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; {[w.ingest.stats.as_dict() for w in workers if w.ingest]}")
+            stats = [w.ingest.stats.as_dict() for w in workers if w.ingest]
+            raise AssertionError(f"{exc}; {stats}") from None
         db.rollback()
         assert db.scalar(select(func.count()).select_from(Event)) == 200
         stored = [w.ingest.stats.stored for w in workers if w.ingest]
