@@ -28,7 +28,7 @@ from protocol.mqttclient import make_client, parse_mqtt_url
 def subscriber_main(url: str, topic: str, idle_s: float, max_s: float) -> None:
     target = parse_mqtt_url(url)
     client = make_client("bench-raw-sub", target, protocol="5")
-    state: dict[str, Any] = {"count": 0, "first": None, "last": None}
+    state: dict[str, Any] = {"count": 0, "first": None, "last": None, "cpu0": None, "cpu1": None}
 
     def on_connect(c: mqtt.Client, *_a: Any) -> None:
         c.subscribe(topic, qos=1)
@@ -40,8 +40,11 @@ def subscriber_main(url: str, topic: str, idle_s: float, max_s: float) -> None:
         now = time.perf_counter()
         if state["first"] is None:
             state["first"] = now
+            state["cpu0"] = time.process_time()
         state["last"] = now
         state["count"] += 1
+        if state["count"] % 100 == 0:
+            state["cpu1"] = time.process_time()
 
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
@@ -124,8 +127,11 @@ def measure(url: str, payload: bytes, duration: float, tmp: Path) -> dict[str, f
             raise BenchError("the raw subscriber printed nothing: " + err.decode()[-500:])
         state = json.loads(lines[-1])
         span = (state["last"] or 0) - (state["first"] or 0)
+        cpu = (state["cpu1"] or 0.0) - (state["cpu0"] or 0.0)
+        per_cpu = (state["count"] // 100 * 100) / cpu if cpu > 0 else 0.0
         return {"sent": sent, "count": state["count"],
-                "rate": state["count"] / span if span > 0 else 0.0}
+                "rate": state["count"] / span if span > 0 else 0.0,
+                "per_cpu_s": per_cpu}
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -29,6 +29,7 @@ from bench.common import (
     NotAvailable,
     Result,
     bench_env,
+    cpu_seconds,
     fabpass_cmd,
     log_tail,
     percentile,
@@ -342,8 +343,11 @@ def run_ingest(ctx: Context, sut: ServerUnderTest) -> dict[str, Any]:
     fleet = _fleet(sut, seed=7)
     try:
         _probe(fleet)
+        assert sut.proc is not None
+        cpu0 = cpu_seconds(sut.proc.pid)
         stats = fleet.run(duration, window=int(ctx.scale(WINDOW, 10)),
                           drain_timeout=ctx.scale(90.0, 20.0))
+        cpu = cpu_seconds(sut.proc.pid) - cpu0  # the server's CPU for every event of the run
     finally:
         fleet.close()
     # verify: every published id is in the events table, nothing went to dead letters
@@ -361,6 +365,8 @@ def run_ingest(ctx: Context, sut: ServerUnderTest) -> dict[str, Any]:
         "extra_rows": after["events"] - before["events"] - stats.published,
         "window_s": stats.window_s, "p99_ms": percentile(stats.latencies, 99) * 1000
         if stats.latencies else None,
+        "server_cpu_ms_per_event": round(1000 * cpu / max(1, stats.published), 4),
+        "events_per_server_cpu_s": round(stats.published / cpu, 1) if cpu > 0 else None,
     }
 
 
@@ -368,7 +374,8 @@ def _ingest_results(backend: str, r: dict[str, Any]) -> list[Result]:
     raw_rate = r["raw"]["rate"]
     extra = {k: r[k] for k in ("published", "acked", "rejected", "resent", "unacked_left",
                                "missing", "extra_rows", "dead_letters", "sessions",
-                               "payload_bytes")}
+                               "payload_bytes", "server_cpu_ms_per_event",
+                               "events_per_server_cpu_s")}
     extra["window_s"] = r["window_s"]
     extra["p99_ack_ms_under_load"] = None if r["p99_ms"] is None else round(r["p99_ms"], 1)
     name = "SQLite" if backend == "sqlite" else "PostgreSQL"
@@ -380,6 +387,10 @@ def _ingest_results(backend: str, r: dict[str, Any]) -> list[Result]:
         Result("ingest", f"{backend}_ratio_to_raw", r["rate"] / raw_rate if raw_rate else None,
                "× raw QoS 1", goal=0.6, goal_op=">=",
                label=f"ingest ({name}) / raw broker QoS 1 throughput"),
+        Result("ingest", f"{backend}_events_per_cpu_s", r["events_per_server_cpu_s"],
+               "events/CPU-s", limit=r["raw"].get("per_cpu_s") or None,
+               label=f"ingest ({name}): events per CPU-second of the server process "
+                     "(limit: messages per CPU-second of the raw subscriber)"),
         Result("ingest", f"{backend}_lost", float(lost), "events", goal=0.0,
                label=f"ingest ({name}): events not stored or rejected",
                extra={"of": r["published"]}),
@@ -394,7 +405,8 @@ def ingest(ctx: Context) -> list[Result]:
     raw = r["raw"]
     results.append(Result("ingest", "raw_broker_qos1", raw["rate"], "msg/s",
                           label="raw broker QoS 1: 1 paho publisher → Mosquitto → 1 subscriber",
-                          extra={"payload_bytes": r["payload_bytes"], "count": raw["count"]}))
+                          extra={"payload_bytes": r["payload_bytes"], "count": raw["count"],
+                                 "per_subscriber_cpu_s": round(raw.get("per_cpu_s", 0), 1)}))
     results += _ingest_results("sqlite", r)
     try:
         pg = make_server(ctx, "postgresql")
@@ -614,7 +626,10 @@ def web_pages(ctx: Context) -> list[Result]:
     per_client = int(ctx.scale(60, 4))
     pages = ["/", "/members"]
     _hammer(sut.http, session.cookies, pages, 2, clients)  # warm up templates and caches
+    assert sut.proc is not None
+    cpu0 = cpu_seconds(sut.proc.pid)
     lat, errors = _hammer(sut.http, session.cookies, pages, per_client, clients)
+    cpu_ms = 1000 * (cpu_seconds(sut.proc.pid) - cpu0) / max(1, sum(len(v) for v in lat.values()))
     static = _static_path(sut.http, session)
     limit_lat, _ = _hammer(sut.http, session.cookies, [static], per_client, clients)
     limit_p95 = percentile(limit_lat[static], 95) * 1000 if limit_lat[static] else None
@@ -631,7 +646,8 @@ def web_pages(ctx: Context) -> list[Result]:
             label=f"{names[path]} ({path}) under 10 concurrent clients, p95",
             extra={"p50": round(percentile(lat[path], 50) * 1000, 2), "requests": len(lat[path]),
                    "errors": len([e for e in errors if e.startswith(path + ":")]),
-                   "members": sut.members, "limit_is": f"GET {static}, same clients"}))
+                   "members": sut.members, "limit_is": f"GET {static}, same clients",
+                   "server_cpu_ms_per_request_both_pages": round(cpu_ms, 2)}))
     return results
 
 
