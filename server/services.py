@@ -9,6 +9,7 @@ publisher in another process sees them) and flushes. Callers commit.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import uuid
@@ -404,9 +405,10 @@ def get_node_by_slug(db: Session, slug: str) -> Node:
 
 def create_site(db: Session, slug: str, name: str, timezone: str | None = None, *,
                 actor: str) -> Site:
+    """A new site; without `timezone`, FABPASS_TIMEZONE (contract) or UTC."""
     slug = _slug_field(slug)
     name_ = _text(name, "name")
-    tz = _timezone(timezone or "UTC")
+    tz = _timezone(timezone or os.environ.get("FABPASS_TIMEZONE") or "UTC")
     if db.scalar(select(Site.id).where(Site.slug == slug)) is not None:
         raise Conflict(f"a site with slug {slug!r} exists")
     site = Site(slug=slug, name=name_, timezone=tz)

@@ -247,3 +247,26 @@ def test_mqtt_311_persistent_session_keeps_events_while_down(
     finally:
         core.stop()
         n.close()
+
+
+def test_broker_lost_everything_every_list_republished(
+        db: Session, engine: Engine, lab, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fabpass.broker import MosquittoProcess
+
+    broker = MosquittoProcess(data_dir=tmp_path / "mosq", persistence=False).start()
+    core = ServerCore(engine, CoreOptions(mqtt_url=broker.url,
+                                          client_id=f"fp-r-{uuid.uuid4().hex[:6]}"))
+    try:
+        core.start()
+        n = NodeClient(broker.url, node="printer-1")
+        wait_for(n.acls, lambda a: True, 3)
+        n.close()
+        broker.kill()
+        broker.start()  # same port, no retained lists, no session for the server
+        n = NodeClient(broker.url, node="printer-1")  # a node (re)subscribing afterwards
+        acl = wait_for(n.acls, lambda a: a.node == "printer-1", 15)
+        assert acl.machine == "printer-1"
+        n.close()
+    finally:
+        core.stop()
+        broker.cleanup()
