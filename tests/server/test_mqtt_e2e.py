@@ -270,3 +270,27 @@ def test_broker_lost_everything_every_list_republished(
     finally:
         core.stop()
         broker.cleanup()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_database_error_retried_and_nothing_acked_before_commit(
+        db: Session, core, node, lab) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    db.execute(text("LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))  # the ingest will wait
+    evs = _heartbeats(5)
+    for ev in evs:
+        node.publish("event", ev.encode())
+    with pytest.raises(queue.Empty):
+        node.acks.get(timeout=1.0)  # not committed: not acknowledged
+    # the ingest's connection dies while it waits: a database error mid-batch
+    db.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    deadline = time.monotonic() + 5
+    while core.ingest.stats.db_errors == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert core.ingest.stats.db_errors >= 1
+    db.rollback()  # release the lock: the retried batch goes through
+    _wait_acked(node, {e.id for e in evs}, 10)
+    assert db.scalar(select(func.count()).select_from(Event)) == 5
