@@ -31,7 +31,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from protocol import Ack, ProtocolError, Status, Topics, parse_ts
@@ -136,11 +142,15 @@ def _raw_event_id(payload: bytes) -> str | None:
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    """A database problem (connection, lock, deadlock), not a bad message."""
-    if isinstance(exc, IntegrityError):
-        return False
-    if isinstance(exc, DBAPIError):
+    """A database problem (connection, lock, deadlock) worth retrying, not a bad message.
+
+    DataError/IntegrityError/ProgrammingError come from what a message holds: retrying
+    would loop forever, so those go to the per-message path and end as dead letters.
+    """
+    if isinstance(exc, OperationalError | InterfaceError):
         return True
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated)
     return isinstance(exc, SQLAlchemyError) and "connection" in str(exc).lower()
 
 
@@ -516,6 +526,15 @@ class Ingest:
         if msg.node != node_slug:
             raise _Rejected(f"topic/payload mismatch: event of {msg.node!r} on {node_slug!r}'s "
                             "topic", site, node_slug, msg.id)
+        try:  # what JSON columns cannot store (PostgreSQL refuses NaN and NUL characters)
+            stored = json.dumps(msg.data, allow_nan=False)
+        except ValueError:
+            raise _Rejected("invalid event: data holds a non-finite number", site, node_slug,
+                            msg.id) from None
+        if "\\u0000" in stored or "\x00" in msg.boot:
+            raise _Rejected("invalid event: data holds a NUL character", site, node_slug, msg.id)
+        if not 0 <= msg.seq < 2**63:
+            raise _Rejected("invalid event: seq out of range", site, node_slug, msg.id)
         return self._registered_node(db, site, node_slug, msg.id), msg
 
     def _event(self, db: Session, item: Incoming, site: str, node_slug: str) -> Outcome:
