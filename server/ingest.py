@@ -287,6 +287,7 @@ class Ingest:
         outcomes: list[Outcome | None] = [None] * len(batch)
         pending: list[tuple[int, Incoming, Node, EventMsg]] = []
         counted = 0
+        dead_before = self.stats.dead_letters
         with self.sessions() as db:
             self._cache = _BatchCache()
             try:
@@ -322,6 +323,7 @@ class Ingest:
                 db.commit()
             except BaseException:
                 db.rollback()
+                self.stats.dead_letters = dead_before  # counted again when redone
                 raise
             finally:
                 self._cache = None

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Select, and_, delete, func, or_, select
 from sqlalchemy import event as sa_event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from protocol import COMMANDS, ProtocolError, check_policy, is_slug, normalize_uid
@@ -566,10 +567,15 @@ def record_unknown_badge(db: Session, uid: str, node_id: int | None,
         return
     row = db.scalar(select(UnknownBadge).where(UnknownBadge.uid == uid))
     if row is None:
-        with db.begin_nested():
-            db.add(UnknownBadge(uid=uid, first_seen=seen, last_seen=seen, last_node_id=node_id,
-                                count=1))
-        return
+        try:
+            with db.begin_nested():
+                db.add(UnknownBadge(uid=uid, first_seen=seen, last_seen=seen,
+                                    last_node_id=node_id, count=1))
+            return
+        except IntegrityError:  # another ingest worker inserted it first
+            row = db.scalar(select(UnknownBadge).where(UnknownBadge.uid == uid))
+            if row is None:
+                raise
     row.count += 1
     if row.last_seen is None or seen >= row.last_seen:
         row.last_seen = seen
