@@ -45,8 +45,11 @@ NOTES = """
   splits each sample into the decision thread's wake-up (queue → thread) and the decision itself
   (thread → pin). Limit: switching a `DigitalOutputDevice` on a `MockFactory` pin directly; for
   comparison, a bare queue → thread → pin hand-off in the same process.
-- **node idle CPU**: a child process running the real MFRC522 driver against the register-level fake
-  chip (no card) in a `ReaderLoop` at the default 20 Hz; CPU time of that process over the window.
+- **node idle CPU**: a child process running the whole node daemon (`NodeDaemon`, MockFactory pins,
+  a real broker, a retained list of 10,000 badges) with the MFRC522 backend: the real driver on the
+  register-level fake chip of `tests/badge_reader` (no card), polled at the default 20 Hz; CPU time
+  of that process over the window once it is connected and has its list. A second child runs only
+  the MFRC522 `ReaderLoop`. Limit: a bare thread waking at the same rate.
 - **node memory**: the real `fabpass node --simulate` process after it received and stored a retained
   access list of 10,000 badges; `VmRSS` from `/proc`.
 - **ingest**: 50 simulated nodes (one thread, paho, real event payloads: sessions with heartbeats and

@@ -343,11 +343,16 @@ def run_ingest(ctx: Context, sut: ServerUnderTest) -> dict[str, Any]:
     fleet = _fleet(sut, seed=7)
     try:
         _probe(fleet)
-        assert sut.proc is not None
+        assert sut.proc is not None and sut.broker.proc is not None
         cpu0 = cpu_seconds(sut.proc.pid)
+        broker0 = cpu_seconds(sut.broker.proc.pid)
+        gen0, wall0 = time.process_time(), time.perf_counter()
         stats = fleet.run(duration, window=int(ctx.scale(WINDOW, 10)),
                           drain_timeout=ctx.scale(90.0, 20.0))
         cpu = cpu_seconds(sut.proc.pid) - cpu0  # the server's CPU for every event of the run
+        broker_cpu = cpu_seconds(sut.broker.proc.pid) - broker0
+        # the simulated nodes' own share of a core: near 1.0 would mean they are the limit
+        generator_load = (time.process_time() - gen0) / (time.perf_counter() - wall0)
     finally:
         fleet.close()
     # verify: every published id is in the events table, nothing went to dead letters
@@ -366,6 +371,8 @@ def run_ingest(ctx: Context, sut: ServerUnderTest) -> dict[str, Any]:
         "window_s": stats.window_s, "p99_ms": percentile(stats.latencies, 99) * 1000
         if stats.latencies else None,
         "server_cpu_ms_per_event": round(1000 * cpu / max(1, stats.published), 4),
+        "broker_cpu_ms_per_event": round(1000 * broker_cpu / max(1, stats.published), 4),
+        "generator_cores": round(generator_load, 2),
         "events_per_server_cpu_s": round(stats.published / cpu, 1) if cpu > 0 else None,
     }
 
@@ -375,7 +382,8 @@ def _ingest_results(backend: str, r: dict[str, Any]) -> list[Result]:
     extra = {k: r[k] for k in ("published", "acked", "rejected", "resent", "unacked_left",
                                "missing", "extra_rows", "dead_letters", "sessions",
                                "payload_bytes", "server_cpu_ms_per_event",
-                               "events_per_server_cpu_s")}
+                               "events_per_server_cpu_s", "broker_cpu_ms_per_event",
+                               "generator_cores")}
     extra["window_s"] = r["window_s"]
     extra["p99_ack_ms_under_load"] = None if r["p99_ms"] is None else round(r["p99_ms"], 1)
     name = "SQLite" if backend == "sqlite" else "PostgreSQL"
