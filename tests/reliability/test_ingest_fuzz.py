@@ -209,7 +209,7 @@ def test_ingest_survives_10000_generated_payloads(db: Session, fuzz_ingest: Inge
             DeadLetter.reason.like("internal error%"))))
     # Dead-lettered, so nothing escaped, but each would be a case the ingest did not foresee.
     assert internal == []
-    log.info("fuzzed ingest on %s: %s", dialect, seen)
+    log.warning("fuzzed ingest on %s: %s", dialect, seen)
 
 
 def test_payload_for_another_nodes_topic_is_dead_lettered(db: Session,
