@@ -364,9 +364,9 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
             # not the bare column: SQLite would walk the machine index to skip a sort, and
             # fetch the rows in random order
             keys.append(_noindex(dialect, s.c.machine_id).label(d))
+            labels[d] = dict(db.execute(sa.select(Machine.id, Machine.slug)).all())
         elif d == "member":
             keys.append(_noindex(dialect, s.c.member_id).label(d))
-            labels[d] = dict(db.execute(sa.select(Machine.id, Machine.slug)).all())
         elif d == "site":
             keys.append(m.c.site_id.label(d))
             labels[d] = dict(db.execute(sa.select(Site.id, Site.slug)).all())
