@@ -143,6 +143,7 @@ def export_member(db: Session, member_id: int) -> dict[str, Any]:
     users = list(db.scalars(select(User).where(User.member_id == member.id).order_by(User.id)))
     audits = _member_audit(db, member.id, uids, [a.id for a in auths], users)
     dead = _member_dead_letters(db, uids)
+    nodes = _member_nodes(db, uids)
     return {
         "format": EXPORT_FORMAT,
         "exported_at": _plain(now_utc()),
@@ -158,6 +159,8 @@ def export_member(db: Session, member_id: int) -> dict[str, Any]:
         "web_users": [_row(u, exclude=("password_hash",)) for u in users],
         "audit_log": [_row(a) for a in audits],
         "dead_letters": [_row(d) for d in dead],
+        "node_statuses": [{"id": n.id, "node": n.slug, "last_status": _plain(n.last_status)}
+                          for n in nodes],
     }
 
 
@@ -190,6 +193,15 @@ def _member_audit(db: Session, member_id: int, uids: set[str], auth_ids: list[in
         conds.append((AuditLog.entity_type == "authorization")
                      & AuditLog.entity_id.in_([str(i) for i in auth_ids]))
     return list(db.scalars(select(AuditLog).where(or_(*conds)).order_by(AuditLog.id)))
+
+
+def _member_nodes(db: Session, uids: set[str]) -> list[Node]:
+    """Nodes whose last status shows one of these badges (a session running now)."""
+    if not uids:
+        return []
+    return [n for n in db.scalars(select(Node).where(_mentions(Node.last_status, uids))
+                                  .order_by(Node.id))
+            if _data_uids((n.last_status or {}).get("session")) & uids]
 
 
 def _member_dead_letters(db: Session, uids: set[str]) -> list[DeadLetter]:
@@ -296,7 +308,7 @@ def erase_member(db: Session, member_id: int, *, actor: str) -> ErasureResult:
             so.trainer_uid = mapping.get(so.trainer_uid, so.trainer_uid)
             so.trainee_uid = mapping.get(so.trainee_uid, so.trainee_uid)
             result.signoffs += 1
-        for node in db.scalars(select(Node).where(_mentions(Node.last_status, mapping))):
+        for node in _member_nodes(db, set(mapping)):
             node.last_status = _scrub_labels(_replace_uids(node.last_status, mapping), old_name)
     for badge in badges:
         badge.uid = mapping.get(badge.uid, badge.uid)

@@ -24,6 +24,7 @@ from server.models import (
     DeadLetter,
     Event,
     Member,
+    Node,
     TrainingSignoff,
     UnknownBadge,
     UsageSession,
@@ -48,6 +49,7 @@ EXPORT_KEYS = {
     "members": "member", "badges": "badges", "authorizations": "authorizations",
     "sessions": "sessions", "events": "events", "training_signoffs": "training_signoffs",
     "users": "web_users", "audit_log": "audit_log", "dead_letters": "dead_letters",
+    "nodes": "node_statuses",
 }
 MEMBER_FKS = {
     "badges": ("member_id",), "authorizations": ("member_id", "granted_by_member_id"),
@@ -126,6 +128,11 @@ def people(db: Session) -> dict[str, Any]:
     db.add(DeadLetter(topic="fabpass/v1/lab/laser-1/event", payload=b"garbage",
                       reason="not json", received_at=old))
     db.add(UnknownBadge(uid="04CCCCCC", first_seen=old, last_seen=old))
+    node = db.scalar(select(Node).where(Node.slug == "laser-1"))
+    assert node is not None
+    node.last_status = {"v": 1, "node": "laser-1", "online": True, "state": "in_use",
+                        "session": {"id": sessions[0].session_uuid, "uid": ALICE_UIDS[0],
+                                    "member": alice.id, "started": "2026-11-20T10:00:00.000Z"}}
     db.commit()
     return {"alice": alice, "bob": bob, "laser": laser, "printer": printer, "user": user,
             "sessions": sessions, "events": ev}
