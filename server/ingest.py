@@ -533,10 +533,14 @@ class Ingest:
         except ValueError:
             raise _Rejected("invalid event: data holds a non-finite number", site, node_slug,
                             msg.id) from None
-        if "\\u0000" in stored or "\x00" in msg.boot:
+        if "\\u0000" in stored:
             raise _Rejected("invalid event: data holds a NUL character", site, node_slug, msg.id)
         if not 0 <= msg.seq < 2**63:
             raise _Rejected("invalid event: seq out of range", site, node_slug, msg.id)
+        member = msg.data.get("member") if msg.known else None
+        if isinstance(member, int) and not 0 < member < 2**31:
+            raise _Rejected("invalid event: data field 'member' is not a member id", site,
+                            node_slug, msg.id)
         return self._registered_node(db, site, node_slug, msg.id), msg
 
     def _event(self, db: Session, item: Incoming, site: str, node_slug: str) -> Outcome:
