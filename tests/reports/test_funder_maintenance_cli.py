@@ -150,3 +150,11 @@ def test_cli_usage_and_funder(module_db_url: str, data: dict[str, Any],
     lines = res.output.splitlines()
     assert lines[0] == "section,key,metric,value"
     assert "summary,members,members,<5" in lines and "summary,sessions,sessions,6" in lines
+
+
+def test_cli_unmigrated_database_is_a_message(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fabpass.cli import main
+
+    monkeypatch.setenv("FABPASS_DATABASE_URL", f"sqlite:///{tmp_path}/empty.db")
+    res = CliRunner().invoke(main, ["report", "usage"])
+    assert res.exit_code == 1 and "fabpass db upgrade" in res.output
