@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 
 SKEW_LIMIT = timedelta(minutes=5)
 ACL_RESEND_AFTER = timedelta(seconds=5)
+BATCH_GAP_S = 0.003  # a pause this long in the flow closes the batch early
 
 
 @dataclass
@@ -207,9 +208,11 @@ class Ingest:
         batch = [first]
         deadline = time.monotonic() + self.batch_ms / 1000.0
         while len(batch) < self.batch_max:
-            remaining = deadline - time.monotonic()
+            # Stop at the deadline, or as soon as messages stop flowing for a moment: the
+            # broker sends no more than its in-flight window until we acknowledge.
+            remaining = min(deadline - time.monotonic(), BATCH_GAP_S)
             try:
-                batch.append(self.queue.get(timeout=max(remaining, 0)) if remaining > 0
+                batch.append(self.queue.get(timeout=remaining) if remaining > 0
                              else self.queue.get_nowait())
             except queue.Empty:
                 break
