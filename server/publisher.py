@@ -36,9 +36,12 @@ class AclPublisher:
 
     def __init__(self, link: MqttLink, sessions: sessionmaker[Session], topics: Topics, *,
                  valid_for: timedelta = DEFAULT_VALID_FOR, poll_s: float = 0.2,
-                 full_every_s: float = 86400.0) -> None:
+                 full_every_s: float = 86400.0,
+                 readers: sessionmaker[Session] | None = None) -> None:
         self.link = link
         self.sessions = sessions
+        # the 200 ms poll only reads: on SQLite it must not take the write lock each time
+        self.readers = readers or sessions
         self.topics = topics
         self.valid_for = valid_for
         self.poll_s = poll_s
@@ -99,6 +102,15 @@ class AclPublisher:
         """Publish what is due; returns the number of lists published."""
         now = now or datetime.now(UTC)
         count = 0
+        full_due = self._full_requested.is_set() or \
+            time.monotonic() - self._last_full >= self.full_every_s
+        if not full_due:
+            with self.readers() as db:
+                idle = db.scalar(select(AclDirty.id).limit(1)) is None and db.scalar(
+                    select(OutgoingCommand.id).where(OutgoingCommand.published_at.is_(None))
+                    .limit(1)) is None
+            if idle:
+                return 0
         with self.sessions() as db:
             dirty = db.execute(select(AclDirty.id, AclDirty.node_id)).all()
             full = self._full_requested.is_set()

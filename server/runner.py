@@ -83,7 +83,8 @@ class ServerCore:
                                statuses=options.statuses)
         if options.publisher:
             self.publisher = AclPublisher(self.link, self.sessions, self.topics,
-                                          valid_for=options.acl_valid_for)
+                                          valid_for=options.acl_valid_for,
+                                          readers=make_sessionmaker(engine))
 
     def start(self) -> None:
         if self.ingest:

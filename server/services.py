@@ -911,6 +911,14 @@ def list_dead_letters(db: Session, page: int | None = 1,
     return paginate(db, select(DeadLetter).order_by(DeadLetter.id.desc()), page, per_page)
 
 
+def dead_letter_counts(db: Session, since: datetime | None = None) -> dict[str | None, int]:
+    """Rejected payloads per node slug (None: no readable node), e.g. for the nodes page."""
+    stmt = select(DeadLetter.node_slug, func.count()).group_by(DeadLetter.node_slug)
+    if since is not None:
+        stmt = stmt.where(DeadLetter.received_at >= since)
+    return {slug: int(n) for slug, n in db.execute(stmt).all()}
+
+
 # ---------------------------------------------------------------- users and tokens
 
 
@@ -954,7 +962,8 @@ def create_token(db: Session, name: str, role: str = "admin", *,
 
 __all__ = [
     "Page", "acl_changed", "audit", "check_page", "create_group", "create_machine",
-    "create_member", "create_site", "create_token", "create_user", "deactivate_member",
+    "create_member", "create_site", "create_token", "create_user", "dead_letter_counts",
+    "deactivate_member",
     "enrol_badge", "find_member", "get_authorization", "get_badge", "get_group",
     "get_group_by_slug", "get_machine", "get_machine_by_slug", "get_member", "get_node_by_slug",
     "get_site", "get_site_by_slug", "grant", "list_audit", "list_authorizations",

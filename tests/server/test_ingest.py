@@ -262,3 +262,12 @@ def test_two_workers_racing_on_the_same_events_store_each_once(db, lab, writer_s
     db.rollback()
     assert set(db.scalars(select(UsageSession.duration_s))) == {10}
     assert sum(w.stats.stored for w in workers) == len(evs)
+
+
+def test_dead_letters_counted_per_node(db, lab, ingest) -> None:
+    ingest.handle_batch([incoming("fabpass/v1/lab/laser-1/event", b"junk"),
+                         incoming("fabpass/v1/lab/laser-1/event", b"more junk"),
+                         incoming("nowhere", b"x")])
+    db.rollback()
+    assert s.dead_letter_counts(db) == {"laser-1": 2, None: 1}
+    assert ingest.stats.as_dict()["dead_letters"] == 3
