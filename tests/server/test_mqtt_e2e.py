@@ -294,3 +294,11 @@ def test_database_error_retried_and_nothing_acked_before_commit(
     db.rollback()  # release the lock: the retried batch goes through
     _wait_acked(node, {e.id for e in evs}, 10)
     assert db.scalar(select(func.count()).select_from(Event)) == 5
+
+
+def test_periodic_full_republish(db: Session, core, node, lab) -> None:  # type: ignore[no-untyped-def]
+    first = wait_for(node.acls, lambda a: True, 3)
+    assert core.publisher is not None
+    core.publisher.full_every_s = 0.0  # "daily", compressed: due at every poll
+    again = wait_for(node.acls, lambda a: a.version > first.version, 2)
+    assert again.valid_until > first.valid_until and again.badges == first.badges
