@@ -50,10 +50,10 @@ class ChaosReport:
     faults: list[str] = field(default_factory=list)
     seconds: float = 0.0
     heartbeat_s: int = 5
-    relay_on_without_session: list[str] = field(default_factory=list)
+    database: str = "sqlite"
 
     def summary(self) -> dict[str, Any]:
-        return {"nodes": self.nodes, "events_generated": self.generated,
+        return {"database": self.database, "nodes": self.nodes, "events_generated": self.generated,
                 "events_stored": self.stored, "missing": len(self.missing),
                 "unexpected": len(self.unexpected), "sessions": self.sessions,
                 "open_sessions": len(self.open_sessions), "power_loss_sessions": self.power_loss,
@@ -95,12 +95,17 @@ def _drive(node: NodeProc, uid: str, sessions: int, stop: threading.Event,
 
 def run_chaos(workdir: Path, n_nodes: int = 5, sessions_per_node: int = 6, *,
               heartbeat_s: int = 5, seed_value: int = 8, settle_timeout: float = 90.0,
-              fault_gap_s: float = 5.0, max_cycles: int = 1) -> ChaosReport:
-    """Run the scenario in `workdir` (SQLite database there) and return what was found."""
+              fault_gap_s: float = 5.0, max_cycles: int = 1,
+              db_url: str | None = None) -> ChaosReport:
+    """Run the scenario in `workdir` and return what was found.
+
+    The database is a SQLite file in `workdir` unless `db_url` names an empty one."""
     t0 = time.monotonic()
     rng = random.Random(seed_value)
     report = ChaosReport(nodes=n_nodes, heartbeat_s=heartbeat_s)
-    db_url = f"sqlite:///{workdir / 'fabpass.db'}"
+    if db_url:
+        report.database = db_url.split(":", 1)[0].split("+", 1)[0]
+    db_url = db_url or f"sqlite:///{workdir / 'fabpass.db'}"
     fleet: Fleet = seed(db_url, n_nodes)
     broker = MosquittoProcess(data_dir=workdir / "broker", persistence=False).start()
     ingest = ingest_proc(db_url, broker.url).start()
