@@ -29,6 +29,12 @@ REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
+# Broker settings the benchmarks run with (after fabpass.broker's own): Nagle off, and an
+# in-flight window large enough for an ingest that acknowledges only after its commit
+# (Mosquitto's default is 20 messages in flight per client; fabpass.broker sets 100).
+BROKER_TUNING = "set_tcp_nodelay true\nmax_inflight_messages 1000"
+
+
 class BenchError(Exception):
     """Root of the bench package's errors."""
 

@@ -21,6 +21,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from bench.common import (
+    BROKER_TUNING,
     REPO,
     BenchError,
     Context,
@@ -562,7 +563,7 @@ def shared_broker(ctx: Context) -> Any:
         from fabpass.broker import MosquittoProcess
 
         broker = MosquittoProcess(data_dir=ctx.tmp / "mosquitto",
-                                  extra_config="set_tcp_nodelay true")
+                                  extra_config=BROKER_TUNING)
         broker.start()
         ctx.cache["broker"] = broker
         ctx.cleanups.append(broker.cleanup)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    BROKER_TUNING,
     PYTHON,
     BenchError,
     Context,
@@ -154,7 +155,7 @@ class ServerUnderTest:
         from fabpass.broker import MosquittoProcess, free_port
 
         self.broker = MosquittoProcess(data_dir=self.workdir / "mosquitto",
-                                       extra_config="set_tcp_nodelay true")
+                                       extra_config=BROKER_TUNING)
         self.broker.start()
         self.port = free_port()
         env = bench_env(
