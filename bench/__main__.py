@@ -41,7 +41,7 @@ def _registry() -> dict[str, tuple[Callable[[Context], list[Result] | list[dict[
         "revocation": (server_bench.revocation, 120),
         "web": (server_bench.web_pages, 120),
         "server_memory": (server_bench.server_memory, 200),
-        "reports": (reports_runner.reports, 300),
+        "reports": (reports_runner.reports, 400),
     }
 
 

@@ -20,7 +20,7 @@ def reports(ctx: Context) -> list[dict[str, Any]]:
     proc = subprocess.Popen(cmd, env=bench_env(), cwd=str(REPO), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:
-        out, err = proc.communicate(timeout=55 if ctx.quick else 290)
+        out, err = proc.communicate(timeout=55 if ctx.quick else 390)
     finally:
         if proc.poll() is None:
             proc.kill()
