@@ -72,6 +72,7 @@ class Incoming:
     mid: int
     qos: int
     received_at: datetime
+    generation: int | None = None  # the MQTT connection it came in on
 
 
 @dataclass
@@ -188,7 +189,8 @@ class Ingest:
     def on_message(self, msg: Any) -> None:
         """paho network thread: queue only (the writer does the work)."""
         self.queue.put(Incoming(topic=msg.topic, payload=bytes(msg.payload), mid=msg.mid,
-                                qos=msg.qos, received_at=datetime.now(UTC)))
+                                qos=msg.qos, received_at=datetime.now(UTC),
+                                generation=getattr(self.link, "generation", None)))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
@@ -250,7 +252,7 @@ class Ingest:
         if self.link is not None:
             self._send_acks(outcomes)
             for item in batch:
-                self.link.ack(item.mid, item.qos)
+                self.link.ack(item.mid, item.qos, item.generation)
         return outcomes
 
     def handle_batch(self, batch: list[Incoming]) -> list[Outcome]:

@@ -58,6 +58,9 @@ class MqttLink:
         self.on_message: MessageHandler | None = None
         self.on_connected: list[ConnectHandler] = []
         self._started = False
+        # Counts connections. A PUBACK must go out on the connection the message came in on:
+        # after a reconnection its packet id may name another message.
+        self.generation = 0
 
     @property
     def is_v5(self) -> bool:
@@ -114,9 +117,15 @@ class MqttLink:
                 qos: int = 1) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=qos, retain=retain)
 
-    def ack(self, mid: int, qos: int) -> None:
-        if qos > 0:
-            self.client.ack(mid, qos)
+    def ack(self, mid: int, qos: int, generation: int | None = None) -> bool:
+        """PUBACK one message; skipped (False) if it came in on an earlier connection: the
+        broker redelivers it on this one, and the copy is acknowledged as a duplicate."""
+        if qos == 0:
+            return True
+        if generation is not None and generation != self.generation:
+            return False
+        self.client.ack(mid, qos)
+        return True
 
     # ------------------------------------------------------------ paho callbacks
 
@@ -126,6 +135,7 @@ class MqttLink:
             log.warning("MQTT connection refused by %s:%s: %s", self.target.host,
                         self.target.port, reason_code)
             return
+        self.generation += 1
         session_present = bool(getattr(flags, "session_present", False))
         log.info("MQTT connected to %s:%s as %s (session present: %s)", self.target.host,
                  self.target.port, self.settings.client_id, session_present)
