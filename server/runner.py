@@ -46,6 +46,7 @@ class CoreOptions:
     acl_valid_for: timedelta = timedelta(days=7)
     batch_max: int = 500
     batch_ms: float = 20.0
+    housekeeping_delay_s: float = 60.0  # first daily privacy job after start
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], **overrides: Any) -> CoreOptions:
@@ -63,6 +64,47 @@ class CoreOptions:
         return opts
 
 
+class Housekeeping:
+    """Daily jobs of the one process that publishes access lists: the privacy retention job.
+
+    Runs shortly after start (so a server restarted every night still runs it) and then every
+    `interval`; a failure is logged and retried at the next round, never fatal.
+    """
+
+    def __init__(self, sessions: Callable[[], Any], *, interval: timedelta = timedelta(days=1),
+                 first_delay_s: float = 60.0) -> None:
+        self.sessions = sessions
+        self.interval = interval
+        self.first_delay_s = first_delay_s
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def run_once(self) -> None:
+        from server.privacy import daily_job
+
+        result = daily_job(self.sessions)
+        self.runs += 1
+        log.info("daily privacy job done: %s", result)
+
+    def _run(self) -> None:
+        delay = self.first_delay_s
+        while not self._stop.wait(delay):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("daily privacy job failed; retrying at the next round")
+            delay = self.interval.total_seconds()
+
+
 class ServerCore:
     """The MQTT side of the server: one connection, an ingest and/or a publisher."""
 
@@ -76,6 +118,7 @@ class ServerCore:
                                           protocol=options.protocol))
         self.ingest: Ingest | None = None
         self.publisher: AclPublisher | None = None
+        self.housekeeping: Housekeeping | None = None
         if options.ingest:
             self.ingest = Ingest(self.sessions, self.topics, self.link,
                                  batch_max=options.batch_max, batch_ms=options.batch_ms)
@@ -85,18 +128,24 @@ class ServerCore:
             self.publisher = AclPublisher(self.link, self.sessions, self.topics,
                                           valid_for=options.acl_valid_for,
                                           readers=make_sessionmaker(engine))
+            self.housekeeping = Housekeeping(self.sessions,
+                                             first_delay_s=options.housekeeping_delay_s)
 
     def start(self) -> None:
         if self.ingest:
             self.ingest.start()
         if self.publisher:
             self.publisher.start()
+        if self.housekeeping:
+            self.housekeeping.start()
         self.link.start()
         log.info("MQTT core started (%s, client id %s, ingest=%s, publisher=%s, shared=%s)",
                  self.link.target, self.options.client_id, bool(self.ingest),
                  bool(self.publisher), self.options.shared)
 
     def stop(self, *, forget_session: bool = False) -> None:
+        if self.housekeeping:
+            self.housekeeping.stop()
         if self.publisher:
             self.publisher.stop()
         if self.ingest:
