@@ -24,6 +24,16 @@
       who.appendChild(t);
       window.fabpassLocalTime(t);
     }
+    var maint = li.querySelector(".maint");
+    if (maint) {
+      maint.textContent = "";
+      (m.maintenance || []).forEach(function (task) {
+        var item = document.createElement("li");
+        item.className = "maint-" + task.state;
+        item.textContent = task.label;
+        maint.appendChild(item);
+      });
+    }
   }
   function poll() {
     fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })

@@ -122,7 +122,15 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     auth.init_app(app)
 
-    from server.web import admin, logs, machines, members, pages, trainings  # noqa: F401  (routes)
+    from server.web import (  # noqa: F401  (routes)
+        admin,
+        logs,
+        machines,
+        members,
+        nodes,
+        pages,
+        trainings,
+    )
 
     app.register_blueprint(bp)
 

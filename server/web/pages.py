@@ -115,6 +115,7 @@ def machine_states() -> list[dict[str, Any]]:
     open_by_machine = {r.machine_id: r for r in open_rows}  # latest wins
     member_ids = {r.member_id for r in open_rows if r.member_id}
     names = dict(db.execute(select(Member.id, Member.name).where(Member.id.in_(member_ids))).tuples().all()) if member_ids else {}
+    due = _due_maintenance(db)
     out = []
     for m in machines:
         node = m.node
@@ -143,7 +144,23 @@ def machine_states() -> list[dict[str, Any]]:
             "member": (names.get(sess.member_id) if sess and sess.member_id else None),
             "member_id": sess.member_id if sess else None,
             "since": _iso(sess.started_at) if sess else None,
+            "maintenance": due.get(m.id, []),
         })
+    return out
+
+
+def _due_maintenance(db: Any) -> dict[int, list[dict[str, str]]]:
+    """Due/overdue maintenance tasks per machine, each with a sentence for the card."""
+    from server.maintenance import due_maintenance
+
+    out: dict[int, list[dict[str, str]]] = {}
+    for machine_id, tasks in due_maintenance(db).items():
+        out[machine_id] = [{
+            "task": t["name"],
+            "state": t["state"],
+            "label": (_("Maintenance overdue: %(task)s", task=t["name"]) if t["state"] == "overdue"
+                      else _("Maintenance due: %(task)s", task=t["name"])),
+        } for t in tasks]
     return out
 
 

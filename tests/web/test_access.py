@@ -43,6 +43,7 @@ GETS: list[tuple[str, dict[str, int]]] = [
     ("/sessions", ok(A, M)),
     ("/audit", ok(A, M)),
     ("/nodes", ok(A, M)),
+    ("/nodes/laser-1/config.toml", ok(A)),
     ("/machines/new", ok(A, M)),
     ("/me", ok(A, M, T)),
     ("/sites", ok(A)),
@@ -84,6 +85,8 @@ POSTS: list[tuple[str, dict[str, Any], dict[str, int]]] = [
                     "sites": "{lab}", "member": ""}, ok(A, code=302)),
     ("/users/{manager_user}", {"email": "manager@example.org", "role": "manager",
                                "sites": "{other}", "member": "", "active": "y"}, ok(A, code=302)),
+    ("/nodes/laser-1/credentials", {}, ok(A)),  # admin: the page with the new config
+    ("/nodes/broker-files", {}, ok(A, code=302)),  # no server MQTT password yet: back to /nodes
     ("/lang", {"lang": "fr"}, ok(A, M, T, code=302)),
     ("/logout", {}, ok(A, M, T, code=302)),
 ]
