@@ -257,3 +257,57 @@ def test_french_and_english(stack: dict[str, Any], browser: Any) -> None:
     page.get_by_role("button", name="FR").click()
     expect(page.get_by_role("heading", name="Membres")).to_be_visible()
     page.context.close()
+
+
+def test_dashboard_shows_maintenance_without_reload(stack: dict[str, Any], browser: Any) -> None:
+    """A task falling due appears on the open dashboard through the 2 s polling."""
+    from datetime import UTC, datetime, timedelta
+
+    from playwright.sync_api import expect
+
+    from server import maintenance
+    from server.app import get_db
+    from server.models import UsageSession
+
+    base, seed = stack["url"], stack["seed"]
+    page = _page(browser)
+    _login(page, base)
+    card = page.locator(".card").filter(has_text="3D printer")
+    expect(card).to_be_visible()
+    expect(card.locator(".maint li")).to_have_count(0)
+    with stack["app"].app_context():
+        db = get_db()
+        t0 = datetime.now(UTC) - timedelta(hours=4)
+        db.add(UsageSession(session_uuid=str(uuid.uuid4()), machine_id=seed.printer,
+                            member_id=seed.bob, badge_uid="04B0B0B0", started_at=t0,
+                            ended_at=t0 + timedelta(hours=2), duration_s=7200, active_s=7200,
+                            end_reason="badge_out"))
+        maintenance.create_task(db, seed.printer, "Grease the rods", 1.0)
+        db.commit()
+    expect(card.locator(".maint li")).to_have_text(["Maintenance overdue: Grease the rods"],
+                                                   timeout=WAIT_S * 1000)
+    page.context.close()
+
+
+def test_new_node_credentials_download(stack: dict[str, Any], browser: Any) -> None:
+    """Admin: 'New credentials' (confirmed) shows the config once; the link saves it as a file."""
+    from playwright.sync_api import expect
+
+    base = stack["url"]
+    page = _page(browser)
+    _login(page, base)
+    page.goto(base + "/nodes")
+    with page.expect_download() as plain:
+        page.get_by_role("link", name="Download config").first.click()
+    assert plain.value.suggested_filename in ("laser-1.toml", "printer-1.toml")
+    text = Path(plain.value.path()).read_text()
+    assert "node_id = " in text and "\npassword =" not in text
+    page.locator('form[action="/nodes/laser-1/credentials"] button').click()
+    expect(page.get_by_role("heading", name="New credentials for laser-1")).to_be_visible()
+    shown = page.locator("#node-config").input_value()
+    assert "\npassword = " in shown
+    with page.expect_download() as full:
+        page.get_by_role("link", name="Save the config file").click()
+    assert full.value.suggested_filename == "laser-1.toml"
+    assert Path(full.value.path()).read_text() == shown
+    page.context.close()
