@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="tiny bounded runs (seconds each) to check that everything works")
     parser.add_argument("--write-docs", action="store_true",
-                        help="update the table in docs/benchmarks.md with these figures")
+                        help="replace the table in docs/benchmarks.md with this run's figures")
     parser.add_argument("--no-table", action="store_true", help="JSON lines only")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
