@@ -149,12 +149,41 @@ def machine_states() -> list[dict[str, Any]]:
     return out
 
 
+MAINTENANCE_TTL_S = 30.0
+
+
+def _cached_due(db: Any) -> dict[int, list[dict[str, Any]]]:
+    """`due_maintenance` sums every closed session's active time: too much for every 2 s poll
+    of every open dashboard. Skipped when no task exists; otherwise kept for
+    `MAINTENANCE_TTL_S`, and recomputed at once when a task or an intervention is added."""
+    import time
+
+    from flask import current_app
+    from sqlalchemy import func
+
+    from server.maintenance import due_maintenance
+    from server.models import MaintenanceLog, MaintenanceTask
+
+    count, max_task, sum_task = db.execute(
+        select(func.count(), func.max(MaintenanceTask.id), func.sum(MaintenanceTask.id))
+        .where(MaintenanceTask.active.is_(True))).one()
+    if not count:
+        return {}
+    key = (count, max_task, sum_task, db.scalar(select(func.max(MaintenanceLog.id))))
+    ttl = float(current_app.config.get("DASHBOARD_MAINTENANCE_TTL_S", MAINTENANCE_TTL_S))
+    cached = current_app.extensions.get("fabpass.web.due_maintenance")
+    now = time.monotonic()
+    if cached is not None and cached[0] == key and now - cached[1] < ttl:
+        return cached[2]  # type: ignore[no-any-return]
+    due = due_maintenance(db)
+    current_app.extensions["fabpass.web.due_maintenance"] = (key, now, due)
+    return due
+
+
 def _due_maintenance(db: Any) -> dict[int, list[dict[str, str]]]:
     """Due/overdue maintenance tasks per machine, each with a sentence for the card."""
-    from server.maintenance import due_maintenance
-
     out: dict[int, list[dict[str, str]]] = {}
-    for machine_id, tasks in due_maintenance(db).items():
+    for machine_id, tasks in _cached_due(db).items():
         out[machine_id] = [{
             "task": t["name"],
             "state": t["state"],

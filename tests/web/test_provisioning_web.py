@@ -198,4 +198,43 @@ def test_machine_page_shows_hours_for_managers(app: Flask, actions: Any, seed: A
     assert 'id="machine-hours"' in page
     assert "Active hours in total: 2.0" in page
     assert "Clean the lenses" in page
-    assert f'href="/reports/machines/{seed.laser}"' in page or "/machines/" in page
+    assert f'href="/reports/machines/{seed.laser}"' in page
+
+
+def test_dashboard_maintenance_is_cached_but_follows_new_tasks_and_interventions(
+        app: Flask, actions: Any, seed: Any) -> None:
+    from server import maintenance
+    from server.app import get_db
+    from server.models import UsageSession
+
+    def laser_due() -> list[str]:
+        state = actions.client.get("/dashboard/state.json").get_json()
+        return [t["task"] for m in state["machines"] if m["id"] == seed.laser
+                for t in m["maintenance"]]
+
+    actions.login("admin@example.org")
+    assert laser_due() == []
+    with app.app_context():
+        db = get_db()
+        task = maintenance.create_task(db, seed.laser, "Clean the lenses", 1.0)
+        task_id = task.id
+        db.commit()
+    assert laser_due() == []  # a new task is seen at once; no hours yet
+    with app.app_context():
+        db = get_db()
+        t0 = datetime.now(UTC) - timedelta(hours=3)
+        db.add(UsageSession(session_uuid="77777777-7777-4777-8777-777777777777",
+                            machine_id=seed.laser, member_id=seed.alice, badge_uid="04A1B2C3",
+                            started_at=t0, ended_at=t0 + timedelta(hours=2), duration_s=7200,
+                            active_s=7200, end_reason="badge_out"))
+        db.commit()
+    assert laser_due() == []  # hours are picked up within the cache's lifetime, not at once
+    app.config["DASHBOARD_MAINTENANCE_TTL_S"] = 0
+    assert laser_due() == ["Clean the lenses"]
+    app.config["DASHBOARD_MAINTENANCE_TTL_S"] = 3600
+    assert laser_due() == ["Clean the lenses"]
+    with app.app_context():
+        db = get_db()
+        maintenance.log_intervention(db, seed.laser, task_id, user_id=None, note="done")
+        db.commit()
+    assert laser_due() == []  # an intervention is seen at once
