@@ -126,7 +126,7 @@ def _node_broker_url(settings: dict[str, Any], env: dict[str, str] | None = None
 
 def provision(db: Session, node_slug: str, machine_slug: str, *, site_slug: str | None = None,
               rotate: bool = False, broker_url: str | None = None, topic_root: str | None = None,
-              preset: str = DEFAULT_PRESET) -> Provisioned:
+              preset: str = DEFAULT_PRESET, actor: str = ACTOR) -> Provisioned:
     """Create or bind `node_slug` to `machine_slug` and make sure it has credentials.
 
     Idempotent: a second run changes nothing and returns no password, unless `rotate`.
@@ -150,7 +150,7 @@ def provision(db: Session, node_slug: str, machine_slug: str, *, site_slug: str 
 
         try:
             machine = services.create_machine(db, machine_slug, machine_slug, site_slug,
-                                              actor=ACTOR)
+                                              actor=actor)
         except ServerError as exc:
             raise ProvisioningError(f"cannot create machine {machine_slug!r}: "
                                     f"{exc.message}") from exc
@@ -165,7 +165,7 @@ def provision(db: Session, node_slug: str, machine_slug: str, *, site_slug: str 
         node = Node(slug=node_slug, site_id=site.id)
         db.add(node)
         db.flush()
-        services.audit(db, ACTOR, "node.create", "node", node.id, {"slug": node_slug})
+        services.audit(db, actor, "node.create", "node", node.id, {"slug": node_slug})
     elif node.site_id != site.id:
         raise ProvisioningError(f"node {node_slug!r} belongs to another site")
     if machine.node_id not in (None, node.id):
@@ -177,7 +177,7 @@ def provision(db: Session, node_slug: str, machine_slug: str, *, site_slug: str 
         raise ProvisioningError(f"node {node_slug!r} already drives machine {owner.slug!r}")
     if machine.node_id != node.id:
         machine.node_id = node.id
-        services.audit(db, ACTOR, "node.bind", "node", node.id, {"machine": machine_slug})
+        services.audit(db, actor, "node.bind", "node", node.id, {"machine": machine_slug})
         services.mark_nodes_dirty(db, [node.id], "node.bind")
     password: str | None = None
     if node.revoked_at is not None or node.mqtt_password_hash is None or rotate:
@@ -185,7 +185,7 @@ def provision(db: Session, node_slug: str, machine_slug: str, *, site_slug: str 
         node.mqtt_username = node_slug
         node.mqtt_password_hash = hash_password(password)
         node.revoked_at = None
-        services.audit(db, ACTOR, "node.credentials", "node", node.id, {"rotated": not created})
+        services.audit(db, actor, "node.credentials", "node", node.id, {"rotated": not created})
     db.flush()
     settings = _settings()
     root = topic_root or settings["TOPIC_ROOT"]
@@ -216,7 +216,7 @@ def revoke_node(db: Session, node_slug: str) -> bool:
     return True
 
 
-def rotate_credentials(db: Session, node_slug: str) -> Provisioned:
+def rotate_credentials(db: Session, node_slug: str, *, actor: str = ACTOR) -> Provisioned:
     """A new password for a bound node (a web "new password" button); the caller commits and
     then regenerates the broker files. The result's `config` holds the password, once."""
     from server.models import Machine, Node
@@ -228,7 +228,7 @@ def rotate_credentials(db: Session, node_slug: str) -> Provisioned:
     if machine is None:
         raise ProvisioningError(f"node {node_slug!r} drives no machine: provision it with "
                                 "--machine first")
-    return provision(db, node_slug, machine.slug, rotate=True)
+    return provision(db, node_slug, machine.slug, rotate=True, actor=actor)
 
 
 def render_node_config(db: Session, node_slug: str, *, password: str | None = None,

@@ -22,7 +22,7 @@ from firmware_config.provisioning import (
     render_node_config,
     rotate_credentials,
 )
-from server import auth, services
+from server import auth
 from server.app import get_db
 from server.models import Node
 from server.web.blueprint import bp
@@ -68,13 +68,11 @@ def node_credentials(slug: str) -> Any:
     node = _node_or_404(slug)
     p = auth.me()
     try:
-        result = rotate_credentials(db, node.slug)
+        result = rotate_credentials(db, node.slug, actor=p.actor)
     except ProvisioningError as exc:
         db.rollback()
         flash(_("No new credentials: %(why)s", why=exc.message), "error")
         return redirect(url_for("web.nodes"))
-    services.audit(db, p.actor, "node.credentials.rotate", "node", node.id,
-                   {"via": "web", "machine": result.machine})
     db.commit()
     log.info("node %s: new MQTT credentials by %s", node.slug, p.actor)
     body = render_template("logs/node_credentials.html", node=node, result=result)
