@@ -182,6 +182,34 @@ def seed(db: Any, rng: random.Random | None = None, now: datetime | None = None)
                 users_of[machine.slug].append((member, spec_m.badges))
     db.flush()
     _seed_usage(db, m, machines, users_of, rng, now)
+    db.flush()
+    _seed_maintenance(db, m, machines, now)
+
+
+# (machine, task, every N active hours, hours left at the start: < 0 overdue, small = due)
+MAINTENANCE = [
+    ("laser-1", "Clean the lens and mirrors", 5.0, -0.4),
+    ("laser-1", "Check the tube and the water cooling", 500.0, 320.0),
+    ("printer-1", "Clean the nozzle and the bed", 20.0, 1.0),
+    ("printer-2", "Lubricate the axes", 50.0, 35.0),
+]
+
+
+def _seed_maintenance(db: Any, m: Any, machines: dict[str, Any], now: datetime) -> None:
+    """Tasks whose last intervention makes one overdue, one due soon and two fine."""
+    from sqlalchemy import func, select
+
+    for slug, name, interval, left in MAINTENANCE:
+        machine = machines[slug]
+        total = (db.scalar(select(func.coalesce(func.sum(m.UsageSession.active_s), 0.0))
+                           .where(m.UsageSession.machine_id == machine.id)) or 0.0) / 3600.0
+        task = m.MaintenanceTask(machine=machine, name=name, interval_active_h=interval)
+        db.add(task)
+        done_at_hours = total - (interval - left)
+        if done_at_hours > 0:  # otherwise: never done since the machine's first hour
+            db.add(m.MaintenanceLog(machine_id=machine.id, task=task, note="demo",
+                                    done_at=now - timedelta(days=3),
+                                    active_hours_at=round(done_at_hours, 2)))
 
 
 def _seed_usage(db: Any, m: Any, machines: dict[str, Any], users_of: dict[str, list[Any]],
