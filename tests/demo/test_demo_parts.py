@@ -47,7 +47,7 @@ def test_seed_covers_what_the_tour_needs(tmp_path: Path) -> None:
     now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     engine = make_engine(url)
     with make_sessionmaker(engine)() as db:
-        seed(db, random.Random(1), now)
+        seed(db, random.Random(7), now)  # the demo's own seed
         db.commit()
         assert db.scalar(select(func.count()).select_from(m.Site)) == 2
         sites = {mach.slug: mach.site.slug for mach in db.scalars(select(m.Machine))}
