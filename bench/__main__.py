@@ -97,13 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-docs", action="store_true",
                         help="replace the table in docs/benchmarks.md with this run's figures")
     parser.add_argument("--no-table", action="store_true", help="JSON lines only")
+    parser.add_argument("--from-json", metavar="FILE",
+                        help="run nothing: read the JSON lines of an earlier run (its stdout) "
+                             "and print or --write-docs them")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     started = time.monotonic()
-    rows = run(args.names, args.quick)
     info = machine_info()
+    if args.from_json:
+        with open(args.from_json) as fh:
+            rows = [json.loads(ln) for ln in fh if ln.startswith("{")]
+    else:
+        rows = run(args.names, args.quick)
+        info = machine_info()
     if not args.no_table:
         print()
         print(docs.text_table(rows))

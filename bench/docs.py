@@ -147,12 +147,11 @@ def markdown_table(rows: list[dict[str, Any]], info: dict[str, Any], quick: bool
                + (" — **quick mode: not meaningful figures**" if quick else "") + ".")
     loads = [float(r["loadavg"]) for r in rows if isinstance(r.get("loadavg"), (int, float))
              and r["loadavg"] >= 0]
-    if loads:
-        busy = max(loads) > (info.get("nproc") or 1) * 0.75
-        out.append(f"1-minute load average at the start of each benchmark: {min(loads):.1f}–"
-                   f"{max(loads):.1f}"
+    if loads:  # the first is the machine before the run; later ones include the run itself
+        busy = loads[0] > (info.get("nproc") or 1) * 0.5
+        out.append(f"1-minute load average when the run started: {loads[0]:.1f}"
                    + (" — **the machine was busy with other work during this run; latencies and "
-                      "throughputs are pessimistic**" if busy else "") + ".")
+                      "throughputs are pessimistic**" if busy else " (a quiet machine)") + ".")
     out.append("")
     out.append("| " + " | ".join(COLUMNS) + " |")
     out.append("|" + "---|" * len(COLUMNS))
