@@ -98,7 +98,45 @@ def _iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+STATES_TTL_S = 1.0
+_WRITES_KEY = "fabpass.web.writes"
+_STATES_KEY = "fabpass.web.machine_states"
+
+
+@bp.after_app_request
+def _count_writes(response: Any) -> Any:
+    """Any non-GET request may have changed a machine: the next dashboard recomputes."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        from flask import current_app
+
+        current_app.extensions[_WRITES_KEY] = current_app.extensions.get(_WRITES_KEY, 0) + 1
+    return response
+
+
 def machine_states() -> list[dict[str, Any]]:
+    """Every active machine's live state, shared for `STATES_TTL_S` by every open dashboard.
+
+    The dashboard polls every 2 s from each browser: without this, 10 open dashboards cost
+    10 times the queries. A change made through this app (lock, stop…) shows at once;
+    node statuses received by the ingest show within the TTL.
+    """
+    import time
+
+    from flask import current_app
+    from flask_babel import get_locale
+
+    ttl = float(current_app.config.get("DASHBOARD_STATES_TTL_S", STATES_TTL_S))
+    key = (current_app.extensions.get(_WRITES_KEY, 0), str(get_locale()))
+    now = time.monotonic()
+    cached = current_app.extensions.get(_STATES_KEY)
+    if cached is not None and cached[0] == key and now - cached[1] < ttl:
+        return [dict(item) for item in cached[2]]
+    states = _compute_machine_states()
+    current_app.extensions[_STATES_KEY] = (key, now, states)
+    return [dict(item) for item in states]
+
+
+def _compute_machine_states() -> list[dict[str, Any]]:
     """Every active machine's live state, from the node's status and open sessions."""
     db = get_db()
     machines = db.scalars(
@@ -114,7 +152,7 @@ def machine_states() -> list[dict[str, Any]]:
     ).all()
     open_by_machine = {r.machine_id: r for r in open_rows}  # latest wins
     member_ids = {r.member_id for r in open_rows if r.member_id}
-    names = dict(db.execute(select(Member.id, Member.name).where(Member.id.in_(member_ids))).tuples().all()) if member_ids else {}
+    names = dict(db.execute(select(Member.id, Member.name).where(Member.id.in_(member_ids))).all()) if member_ids else {}
     due = _due_maintenance(db)
     out = []
     for m in machines:

@@ -213,6 +213,7 @@ def test_dashboard_maintenance_is_cached_but_follows_new_tasks_and_interventions
         return [t["task"] for m in state["machines"] if m["id"] == seed.laser
                 for t in m["maintenance"]]
 
+    app.config["DASHBOARD_STATES_TTL_S"] = 0  # this test is about the maintenance cache
     actions.login("admin@example.org")
     assert laser_due() == []
     with app.app_context():
@@ -239,3 +240,36 @@ def test_dashboard_maintenance_is_cached_but_follows_new_tasks_and_interventions
         maintenance.log_intervention(db, seed.laser, task_id, user_id=None, note="done")
         db.commit()
     assert laser_due() == []  # an intervention is seen at once
+
+
+def test_dashboard_states_are_shared_for_a_second_and_follow_writes(
+        app: Flask, actions: Any, seed: Any) -> None:
+    """Many open dashboards share one computation per second; a change made through the
+    app (a POST) shows at once, a change from elsewhere (the ingest) within the TTL."""
+    from server.app import get_db
+    from server.models import UsageSession
+
+    def laser_state() -> str:
+        state = actions.client.get("/dashboard/state.json").get_json()
+        return next(m["state"] for m in state["machines"] if m["id"] == seed.laser)
+
+    app.config["DASHBOARD_STATES_TTL_S"] = 3600
+    actions.login("admin@example.org")
+    before = laser_state()
+    with app.app_context():
+        db = get_db()
+        db.add(UsageSession(session_uuid="88888888-8888-4888-8888-888888888888",
+                            machine_id=seed.laser, member_id=seed.alice, badge_uid="04A1B2C3",
+                            started_at=datetime.now(UTC)))
+        db.commit()
+    assert laser_state() == before  # served from the shared result
+    actions.post(f"/machines/{seed.laser}/lock", page=f"/machines/{seed.laser}")
+    assert laser_state() == "locked"  # a write through the app invalidates it
+    app.config["DASHBOARD_STATES_TTL_S"] = 0
+    with app.app_context():
+        db = get_db()
+        from server.models import Machine
+
+        db.get(Machine, seed.laser).locked = False  # type: ignore[union-attr]
+        db.commit()
+    assert laser_state() in ("in_use", "offline")  # recomputed: the open session counts
