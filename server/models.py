@@ -312,7 +312,7 @@ class UsageSession(Base):
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
     badge_uid: Mapped[str] = mapped_column(String(20))
     started_at: Mapped[datetime] = mapped_column(index=True)
-    ended_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column(index=True)  # open sessions: IS NULL
     duration_s: Mapped[float | None] = mapped_column(Float)
     active_s: Mapped[float | None] = mapped_column(Float)
     elapsed_s: Mapped[float | None] = mapped_column(Float)  # last heartbeat, while open

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 21:01:06.935964
+Create Date: 2026-11-22 22:18:01.261721
 """
 
 from __future__ import annotations
@@ -410,6 +410,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("session_uuid", name=op.f("uq_sessions_session_uuid")),
     )
     with op.batch_alter_table("sessions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_sessions_ended_at"), ["ended_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_sessions_machine_id"), ["machine_id"], unique=False)
         batch_op.create_index(
             "ix_sessions_machine_started", ["machine_id", "started_at"], unique=False
@@ -510,6 +511,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_sessions_member_id"))
         batch_op.drop_index("ix_sessions_machine_started")
         batch_op.drop_index(batch_op.f("ix_sessions_machine_id"))
+        batch_op.drop_index(batch_op.f("ix_sessions_ended_at"))
 
     op.drop_table("sessions")
     with op.batch_alter_table("outgoing_commands", schema=None) as batch_op:
