@@ -44,4 +44,8 @@ def node(ctx: click.Context, config_path: str | None, simulate: bool) -> None:
 
     from controller.daemon import NodeDaemon
 
+    # The decision thread shares the GIL with paho's network thread and the reader thread;
+    # a 0.5 ms switch interval (default 5 ms) lets a badge decision run sooner when it wakes
+    # (bench: p99 5.0 -> 2.3 ms under load). The threads mostly sleep, so idle CPU is unchanged.
+    sys.setswitchinterval(0.0005)
     sys.exit(NodeDaemon(cfg, simulate=simulate, pin_factory=pin_factory).run())
