@@ -70,14 +70,17 @@ def _service_errors() -> Iterator[None]:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int, help="WSGI threads (≥ 8)")
-def server(host: str, port: int, threads: int) -> None:
+@click.option("--ingest-shared", is_flag=True,
+              help="take events through the MQTT 5 shared subscription $share/fabpass/…, so "
+                   "`fabpass ingest --shared --worker N` processes (N ≥ 1) share the load")
+def server(host: str, port: int, threads: int, ingest_shared: bool) -> None:
     """Run the web UI + REST API and the MQTT ingest and access-list publisher."""
     from server.app import ConfigurationError
     from server.db import DatabaseError
     from server.runner import run_server
 
     try:
-        run_server(host, port, threads=threads)
+        run_server(host, port, threads=threads, shared=ingest_shared)
     except (ConfigurationError, DatabaseError) as exc:
         raise click.ClickException(str(exc)) from None
 

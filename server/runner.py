@@ -160,8 +160,12 @@ def _install_signals(handler: Callable[[int, FrameType | None], None]) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def run_server(host: str, port: int, *, threads: int = 8) -> None:
-    """`fabpass server`: the web UI/API under waitress plus the MQTT core (blocks)."""
+def run_server(host: str, port: int, *, threads: int = 8, shared: bool = False) -> None:
+    """`fabpass server`: the web UI/API under waitress plus the MQTT core (blocks).
+
+    `shared`: the server's ingest is one member of the shared subscription (it still follows
+    node statuses, like worker 0), so extra `fabpass ingest --shared` workers take load off it.
+    """
     from waitress.server import create_server
 
     from server.app import create_app
@@ -169,7 +173,7 @@ def run_server(host: str, port: int, *, threads: int = 8) -> None:
     app = create_app()  # refuses to start without FABPASS_SECRET_KEY
     engine: Engine = app.extensions["fabpass.engine"]
     check_migrated(engine)  # names `fabpass db upgrade`
-    core = ServerCore(engine, CoreOptions.from_settings(app.config))
+    core = ServerCore(engine, CoreOptions.from_settings(app.config, shared=shared))
     wsgi = create_server(app, host=host, port=port, threads=max(threads, 8))
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

@@ -193,3 +193,37 @@ def test_server_serves_publishes_and_stops_on_sigterm(tmp_path: Path, mosquitto,
     err = proc.stderr.read() if proc.stderr else ""
     assert rc == 0, err[-2000:]
     assert "fabpass server stopped" in err
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_server_ingest_can_join_the_shared_subscription(tmp_path: Path, mosquitto, lab,  # type: ignore[no-untyped-def]
+                                                        db_url: str) -> None:
+    """`fabpass server --ingest-shared`: its ingest is one of the shared workers (the sharing
+    itself is tested with ServerCore in test_mqtt_e2e)."""
+    from fabpass.broker import free_port
+
+    port = free_port()
+    env = _server_env(tmp_path, FABPASS_SECRET_KEY="k", FABPASS_DATABASE_URL=db_url,
+                      FABPASS_MQTT_URL=mosquitto.url, FABPASS_MQTT_CLIENT_ID=f"srv-{port}")
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, "--port", str(port), "--ingest-shared"],
+                            env=env, cwd=HERE.parents[1], stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "MQTT core started" in line:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    started = [ln for ln in lines if "MQTT core started" in ln]
+    assert started and "shared=True" in started[0], "".join(lines)[-2000:]
