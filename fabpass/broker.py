@@ -30,6 +30,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: Linux sends it SIGTERM when its parent dies, so a broker
+    started by a demo or a test run that was SIGKILLed does not live on."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def mosquitto_binary() -> str | None:
     return shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
@@ -85,6 +97,11 @@ class MosquittoProcess:
             "log_type notice",
             self.extra_config,
         ]
+        if os.geteuid() == 0 and not any(
+                ln.strip().startswith("user ") for ln in self.extra_config.splitlines()):
+            # As root Mosquitto would switch to its own user: the new credentials would clear
+            # the parent-death signal, and that user cannot read a private data dir.
+            lines.insert(0, "user root")
         self.conf_path.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 10.0) -> MosquittoProcess:
@@ -93,6 +110,7 @@ class MosquittoProcess:
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(self.conf_path)],
             stdout=self._log, stderr=self._log, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if os.name == "posix" else None,  # noqa: PLW1509
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
