@@ -196,10 +196,13 @@ def test_server_serves_publishes_and_stops_on_sigterm(tmp_path: Path, mosquitto,
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_server_ingest_can_join_the_shared_subscription(tmp_path: Path, mosquitto, lab,  # type: ignore[no-untyped-def]
+def test_server_ingest_can_join_the_shared_subscription(tmp_path: Path, fresh_broker, lab,  # type: ignore[no-untyped-def]
                                                         db_url: str) -> None:
     """`fabpass server --ingest-shared`: its ingest is one of the shared workers (the sharing
-    itself is tested with ServerCore in test_mqtt_e2e)."""
+    itself is tested with ServerCore in test_mqtt_e2e). A broker of its own: the stopped
+    server's persistent session would otherwise keep taking a share of the group's events
+    on the session broker, away from other tests' workers."""
+    mosquitto = fresh_broker
     from fabpass.broker import free_port
 
     port = free_port()
