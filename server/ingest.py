@@ -529,11 +529,11 @@ class Ingest:
 
     def _check_event(self, db: Session, item: Incoming, site: str,
                      node_slug: str) -> tuple[Node, EventMsg]:
-        event_id = _raw_event_id(item.payload)
         try:
             msg = EventMsg.decode(item.payload)
-        except ProtocolError as exc:
-            raise _Rejected(f"invalid event: {exc}", site, node_slug, event_id) from None
+        except ProtocolError as exc:  # read the id again only for a rejected payload
+            raise _Rejected(f"invalid event: {exc}", site, node_slug,
+                            _raw_event_id(item.payload)) from None
         if msg.node != node_slug:
             raise _Rejected(f"topic/payload mismatch: event of {msg.node!r} on {node_slug!r}'s "
                             "topic", site, node_slug, msg.id)
