@@ -6,10 +6,8 @@ click.echo; diagnostics go through logging.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,29 +42,11 @@ def config_check(file: str) -> None:
     click.echo(f"{file}: ok")
 
 
-@contextlib.contextmanager
-def _database() -> Iterator[Any]:
+def _database() -> Any:
     """A session on the server's database (FABPASS_DATABASE_URL), committed on success."""
-    from sqlalchemy.exc import OperationalError
+    from server.cli_support import database_session
 
-    from server.app import settings_from_env
-    from server.db import DatabaseError, check_migrated, make_engine, make_sessionmaker
-
-    url = settings_from_env()["DATABASE_URL"]
-    engine = make_engine(url)
-    try:
-        try:
-            check_migrated(engine)
-        except DatabaseError as exc:
-            raise click.ClickException(str(exc)) from exc
-        except OperationalError as exc:
-            raise click.ClickException(
-                f"cannot open the database (FABPASS_DATABASE_URL): {exc.orig}") from exc
-        with make_sessionmaker(engine)() as db:
-            yield db
-            db.commit()
-    finally:
-        engine.dispose()
+    return database_session(commit=True)
 
 
 def _write_private(path: Path, text: str) -> bool:

@@ -25,28 +25,11 @@ def _settings() -> dict[str, Any]:
     return settings_from_env()
 
 
-@contextmanager
-def _session(check: bool = True) -> Iterator[Any]:
+def _session() -> Any:
     """A database session on the configured database (refusing an unmigrated one)."""
-    from server.db import (
-        DatabaseError,
-        check_migrated,
-        make_engine,
-        make_sessionmaker,
-        writer_engine,
-    )
+    from server.cli_support import database_session
 
-    engine = make_engine(_settings()["DATABASE_URL"])
-    try:
-        if check:
-            try:
-                check_migrated(engine)
-            except DatabaseError as exc:
-                raise click.ClickException(str(exc)) from None
-        with make_sessionmaker(writer_engine(engine))() as db:
-            yield db
-    finally:
-        engine.dispose()
+    return database_session(writer=True)
 
 
 @contextmanager

@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import click
 
 
-@contextlib.contextmanager
-def _database() -> Iterator[Any]:
+def _database() -> Any:
     """A session on the server's database (FABPASS_DATABASE_URL); the caller commits."""
-    from sqlalchemy.exc import OperationalError
+    from server.cli_support import database_session
 
-    from server.app import settings_from_env
-    from server.db import DatabaseError, check_migrated, make_engine, make_sessionmaker
-
-    engine = make_engine(settings_from_env()["DATABASE_URL"])
-    try:
-        try:
-            check_migrated(engine)
-        except DatabaseError as exc:
-            raise click.ClickException(str(exc)) from exc
-        except OperationalError as exc:
-            raise click.ClickException(
-                f"cannot open the database (FABPASS_DATABASE_URL): {exc.orig}") from exc
-        with make_sessionmaker(engine)() as db:
-            yield db
-    finally:
-        engine.dispose()
+    return database_session()
 
 
 @click.group()

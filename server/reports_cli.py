@@ -30,22 +30,9 @@ def _json_default(o: Any) -> Any:
 
 
 def _session() -> Any:
-    from sqlalchemy.exc import SQLAlchemyError
+    from server.cli_support import database_session
 
-    from server.app import settings_from_env
-    from server.db import DatabaseError, check_migrated, make_engine, make_sessionmaker
-
-    url = settings_from_env()["DATABASE_URL"]
-    engine = make_engine(url)
-    try:
-        check_migrated(engine)
-    except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except SQLAlchemyError as exc:
-        raise click.ClickException(
-            f"cannot open the database ({engine.url.render_as_string(hide_password=True)}): "
-            f"{exc.__class__.__name__}; check FABPASS_DATABASE_URL") from exc
-    return make_sessionmaker(engine)()
+    return database_session()
 
 
 @click.group()

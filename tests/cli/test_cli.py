@@ -41,3 +41,23 @@ def test_node_command_does_not_load_flask_or_sqlalchemy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_database_commands_say_what_is_wrong_with_the_database(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Every command family that opens the database shares one opener: an unmigrated database
+    names `fabpass db upgrade`; an unreachable one names the URL without its password."""
+    monkeypatch.setenv("FABPASS_DATABASE_URL", f"sqlite:///{tmp_path}/empty.db")
+    runner = CliRunner()
+    commands = (["grant", "--member", "1", "--machine", "laser-1"],
+                ["report", "usage"],
+                ["member", "export", "1"],
+                ["broker", "config", "--out", str(tmp_path / "b")])
+    for args in commands:
+        result = runner.invoke(main, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "fabpass db upgrade" in result.output, (args, result.output)
+    monkeypatch.setenv("FABPASS_DATABASE_URL",
+                       "postgresql+psycopg://fp:s3cret@127.0.0.1:1/nowhere")
+    result = runner.invoke(main, ["report", "usage"])
+    assert result.exit_code == 1
+    assert "cannot open the database" in result.output and "s3cret" not in result.output
