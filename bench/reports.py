@@ -1,6 +1,12 @@
 """Report benchmark: 1,000,000 sessions (6 sites, 100 machines, 5,000 members, 3 years).
 
 Times the monthly-hours-by-machine report and the funder report on SQLite and PostgreSQL.
+The sessions are bulk-inserted (the triggers mark them all dirty), the roll-ups are then built
+once (timed apart: `reports.rollup_build`, what `fabpass db upgrade` of a big existing database
+costs, done in the background by the server), and each report is timed as the server runs it,
+refresh check included. A last case adds a day of traffic (1,000 closed sessions) and times the
+funder report with the incremental refresh it triggers. ``--sql-path`` also times the plain SQL
+reports (no roll-ups) for comparison.
 Run: ``python -m bench reports`` (or ``python -m bench.reports [--sessions N] [--only sqlite]``).
 Prints one JSON object per figure on stdout. The data set is built with bulk inserts
 (executemany on SQLite, COPY on PostgreSQL) so building it stays within a few minutes.
@@ -20,6 +26,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import sqlalchemy as sa
 
 log = logging.getLogger("bench.reports")
 
@@ -129,8 +137,43 @@ def timed(fn: Callable[[], Any], repeat: int = 2) -> tuple[float, Any]:
     return best, out
 
 
-def run_one(db_name: str, url: str, n_sessions: int) -> list[dict[str, Any]]:
+def _new_sessions(n: int, first_id: int, machines: int, members: int) -> list[dict[str, Any]]:
+    """A day of traffic after the data set (closed sessions, as the ingest writes them)."""
+    rng = random.Random(99)
+    day = START + timedelta(days=DAYS)
+    out = []
+    for i in range(n):
+        start = day + timedelta(seconds=rng.randrange(8 * 3600, 22 * 3600))
+        dur = rng.randrange(300, 14400)
+        out.append({"id": first_id + i, "session_uuid": uuid.uuid4().hex,
+                    "machine_id": rng.randrange(1, machines + 1),
+                    "member_id": rng.randrange(1, members + 1), "badge_uid": "04AABBCC",
+                    "started_at": start, "ended_at": start + timedelta(seconds=dur),
+                    "duration_s": float(dur), "active_s": dur * 0.5, "end_reason": "badge_out",
+                    "has_started_event": True, "has_ended_event": True})
+    return out
+
+
+def _table_bytes(db: Any, table: str) -> int:
+    """On-disk size of a table with its indexes (SQLite: its pages, through dbstat when the
+    library has it, else the payload of its blobs)."""
+    if db.get_bind().dialect.name == "postgresql":
+        return int(db.scalar(sa.text(f"SELECT pg_total_relation_size('{table}')")))
+    try:
+        return int(db.scalar(sa.text(
+            "SELECT sum(pgsize) FROM dbstat WHERE name = :t OR name LIKE :i"),
+            {"t": table, "i": f"sqlite_autoindex_{table}%"}) or 0)
+    except sa.exc.OperationalError:
+        db.rollback()
+        return int(db.scalar(sa.text(
+            f"SELECT sum(length(member_ids) + length(starter_ids) + 60) FROM {table}")) or 0)
+
+
+def run_one(db_name: str, url: str, n_sessions: int, sql_path: bool = False
+            ) -> list[dict[str, Any]]:
+    from server import rollups
     from server.db import make_engine, make_sessionmaker
+    from server.models import UsageSession
     from server.reports import funder_report, usage_report
 
     build_s = build(url, n_sessions)
@@ -140,6 +183,13 @@ def run_one(db_name: str, url: str, n_sessions: int) -> list[dict[str, Any]]:
     Session = make_sessionmaker(engine)
     year = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
     with Session() as db:
+        t = time.perf_counter()
+        built = rollups.refresh(db)
+        db.commit()
+        out.append({"bench": "reports.rollup_build", "db": db_name, "sessions": n_sessions,
+                    "seconds": round(time.perf_counter() - t, 2), "machines": built.machines,
+                    "day_cells": built.day_cells, "month_cells": built.month_cells,
+                    "mib": round(_table_bytes(db, "usage_rollup") / 2**20, 1)})
         cases: list[tuple[str, Callable[[], Any]]] = [
             ("reports.monthly_hours_by_machine",
              lambda: usage_report(db, "month,machine")),
@@ -150,11 +200,31 @@ def run_one(db_name: str, url: str, n_sessions: int) -> list[dict[str, Any]]:
             ("reports.funder_1y_site",
              lambda: funder_report(db, since=year[0], until=year[1], site="paris")),
         ]
+        if sql_path:
+            cases += [
+                ("reports.sql_path.monthly_hours_by_machine",
+                 lambda: usage_report(db, "month,machine", use_rollups=False)),
+                ("reports.sql_path.monthly_hours_by_machine_1y",
+                 lambda: usage_report(db, "month,machine", since=year[0], until=year[1],
+                                      use_rollups=False)),
+            ]
         for name, fn in cases:
             secs, res = timed(fn)
             out.append({"bench": name, "db": db_name, "sessions": n_sessions,
                         "seconds": round(secs, 3), "goal_s": 0.5, "ok": secs < 0.5,
                         "rows": len(res) if isinstance(res, list) else len(res.get("rows", []))})
+        # a day of new sessions, then the funder report over the last year (refresh included)
+        first = int(db.scalar(sa.select(sa.func.max(UsageSession.id))) or 0) + 1
+        db.execute(sa.insert(UsageSession), _new_sessions(1000, first, 100, 5000))
+        db.commit()
+        last_year = (START + timedelta(days=DAYS - 364), START + timedelta(days=DAYS + 1))
+        t = time.perf_counter()
+        res = funder_report(db, since=last_year[0], until=last_year[1])
+        db.commit()
+        secs = time.perf_counter() - t
+        out.append({"bench": "reports.funder_1y_after_1000_new_sessions", "db": db_name,
+                    "sessions": n_sessions + 1000, "seconds": round(secs, 3), "goal_s": 0.5,
+                    "ok": secs < 0.5, "rows": len(res["rows"])})
     engine.dispose()
     return out
 
@@ -164,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sessions", type=int, default=1_000_000)
     ap.add_argument("--quick", action="store_true", help="100,000 sessions (a smoke run)")
     ap.add_argument("--only", choices=["sqlite", "postgresql"])
+    ap.add_argument("--sql-path", action="store_true",
+                    help="also time the SQL reports without roll-ups (about 10 s more)")
     args = ap.parse_args(argv)
     if args.quick:
         args.sessions = min(args.sessions, 100_000)
@@ -171,9 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     if args.only in (None, "sqlite"):
         with tempfile.TemporaryDirectory() as tmp:
-            results += _emit(run_one("sqlite", f"sqlite:///{tmp}/bench.db", args.sessions))
+            results += _emit(run_one("sqlite", f"sqlite:///{tmp}/bench.db", args.sessions,
+                                      args.sql_path))
     if args.only in (None, "postgresql"):
-        import sqlalchemy as sa
 
         name = f"fabpass_bench_{uuid.uuid4().hex[:8]}"
         admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -181,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             c.execute(sa.text(f'CREATE DATABASE "{name}"'))
         try:
             results += _emit(run_one("postgresql", f"{PG_ADMIN.rpartition('/')[0]}/{name}",
-                                     args.sessions))
+                                     args.sessions, args.sql_path))
         finally:
             with admin.connect() as c:
                 c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

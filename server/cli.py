@@ -108,6 +108,23 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {revision}", err=True)
 
 
+@db.command("rollups")
+@click.option("--rebuild", is_flag=True, help="drop every cell and rebuild from the sessions")
+def db_rollups(rebuild: bool) -> None:
+    """Bring the report roll-ups up to date now (the server does it every few seconds)."""
+    import time
+
+    from server import rollups
+    from server.cli_support import database_session
+
+    with database_session(writer=True, commit=True) as session:
+        t = time.perf_counter()
+        res = rollups.rebuild_all(session) if rebuild else rollups.refresh(session)
+    click.echo(f"roll-ups: {res.machines} machines, {res.day_cells} day cells and "
+               f"{res.month_cells} month cells rebuilt from {res.dirty_rows} marks "
+               f"in {time.perf_counter() - t:.1f} s", err=True)
+
+
 # ---------------------------------------------------------------- users and tokens
 
 

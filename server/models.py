@@ -31,6 +31,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
+    insert,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -329,6 +331,132 @@ class UsageSession(Base):
     __table_args__ = (Index("ix_sessions_machine_started", "machine_id", "started_at"),)
 
 
+class UsageRollup(Base):
+    """Pre-aggregated usage of one machine over one local day or month (see server/rollups.py).
+
+    Derived data: rebuilt from `sessions` whenever `usage_rollup_dirty` says so. `member_ids`
+    and `starter_ids` are sorted little-endian uint32 arrays: members with time in the period,
+    and, for visits, members who started a session there (a month holds ``member << 5 | day - 1``
+    per member-day, so that visits add up by month without reading every day)."""
+
+    __tablename__ = "usage_rollup"
+
+    grain: Mapped[str] = mapped_column(String(5), primary_key=True)  # "day" | "month"
+    machine_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    period: Mapped[date] = mapped_column(Date, primary_key=True)  # first local day
+    tz: Mapped[str] = mapped_column(String(64))
+    sessions: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+    active_seconds: Mapped[float] = mapped_column(Float)
+    members: Mapped[int] = mapped_column(Integer)
+    member_ids: Mapped[bytes] = mapped_column(LargeBinary)
+    starter_ids: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class UsageRollupDirty(Base):
+    """A closed session that was written (inserted, changed, deleted): its machine and time span
+    need their roll-up cells rebuilt. Filled by database triggers on `sessions`, so every writer
+    (ingest, privacy jobs, imports, hand-made SQL) is covered."""
+
+    __tablename__ = "usage_rollup_dirty"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[int | None] = mapped_column(Integer)
+    t_from: Mapped[datetime] = mapped_column()
+    t_to: Mapped[datetime] = mapped_column()
+
+
+class UsageRollupState(Base):
+    """One row: the longest wall-clock span of any closed session seen (bounds the look-back of
+    partial-day queries) and how many refreshes ran."""
+
+    __tablename__ = "usage_rollup_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    max_wall_s: Mapped[float] = mapped_column(Float, default=0.0)
+    refreshes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+ROLLUP_TRIGGERS_SQLITE = (
+    """CREATE TRIGGER trg_sessions_rollup_ins AFTER INSERT ON sessions
+WHEN NEW.ended_at IS NOT NULL BEGIN
+  INSERT INTO usage_rollup_dirty (machine_id, t_from, t_to)
+  VALUES (NEW.machine_id, NEW.started_at, NEW.ended_at);
+END""",
+    """CREATE TRIGGER trg_sessions_rollup_upd
+AFTER UPDATE OF started_at, ended_at, duration_s, active_s, member_id, machine_id ON sessions
+WHEN OLD.ended_at IS NOT NULL OR NEW.ended_at IS NOT NULL BEGIN
+  INSERT INTO usage_rollup_dirty (machine_id, t_from, t_to)
+  SELECT OLD.machine_id, OLD.started_at, OLD.ended_at WHERE OLD.ended_at IS NOT NULL;
+  INSERT INTO usage_rollup_dirty (machine_id, t_from, t_to)
+  SELECT NEW.machine_id, NEW.started_at, NEW.ended_at WHERE NEW.ended_at IS NOT NULL;
+END""",
+    """CREATE TRIGGER trg_sessions_rollup_del AFTER DELETE ON sessions
+WHEN OLD.ended_at IS NOT NULL BEGIN
+  INSERT INTO usage_rollup_dirty (machine_id, t_from, t_to)
+  VALUES (OLD.machine_id, OLD.started_at, OLD.ended_at);
+END""",
+)
+ROLLUP_TRIGGERS_POSTGRESQL = (
+    """CREATE FUNCTION fabpass_sessions_rollup_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP <> 'INSERT' THEN
+    IF OLD.ended_at IS NOT NULL THEN
+      INSERT INTO usage_rollup_dirty (machine_id, t_from, t_to)
+      VALUES (OLD.machine_id, OLD.started_at, OLD.ended_at);
+    END IF;
+  END IF;
+  IF TG_OP <> 'DELETE' THEN
+    IF NEW.ended_at IS NOT NULL THEN
+      INSERT INTO usage_rollup_dirty (machine_id, t_from, t_to)
+      VALUES (NEW.machine_id, NEW.started_at, NEW.ended_at);
+    END IF;
+  END IF;
+  RETURN NULL;
+END $$""",
+    """CREATE TRIGGER trg_sessions_rollup
+AFTER INSERT OR DELETE OR UPDATE OF started_at, ended_at, duration_s, active_s, member_id, machine_id
+ON sessions FOR EACH ROW EXECUTE FUNCTION fabpass_sessions_rollup_dirty()""",
+    """CREATE FUNCTION fabpass_sessions_rollup_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM usage_rollup;
+  DELETE FROM usage_rollup_dirty;
+  RETURN NULL;
+END $$""",
+    """CREATE TRIGGER trg_sessions_rollup_truncate AFTER TRUNCATE ON sessions
+FOR EACH STATEMENT EXECUTE FUNCTION fabpass_sessions_rollup_truncated()""",
+)
+ROLLUP_TRIGGER_DROPS = {
+    "sqlite": ("DROP TRIGGER IF EXISTS trg_sessions_rollup_ins",
+               "DROP TRIGGER IF EXISTS trg_sessions_rollup_upd",
+               "DROP TRIGGER IF EXISTS trg_sessions_rollup_del"),
+    "postgresql": ("DROP TRIGGER IF EXISTS trg_sessions_rollup ON sessions",
+                   "DROP TRIGGER IF EXISTS trg_sessions_rollup_truncate ON sessions",
+                   "DROP FUNCTION IF EXISTS fabpass_sessions_rollup_dirty()",
+                   "DROP FUNCTION IF EXISTS fabpass_sessions_rollup_truncated()"),
+}
+
+
+def rollup_triggers(dialect: str) -> tuple[str, ...]:
+    """The DDL that makes every write to a closed session mark its roll-up cells dirty."""
+    if dialect == "sqlite":
+        return ROLLUP_TRIGGERS_SQLITE
+    if dialect == "postgresql":
+        return ROLLUP_TRIGGERS_POSTGRESQL
+    raise NotImplementedError(f"usage roll-ups need triggers for {dialect}")
+
+
+@event.listens_for(Base.metadata, "after_create")
+def _create_rollup_triggers(_target: Any, connection: Any, **_kw: Any) -> None:
+    """`create_all` (tests, fresh installs without Alembic) gets the same triggers and state row
+    as migration 0002."""
+    if "usage_rollup_dirty" not in Base.metadata.tables:
+        return
+    for ddl in rollup_triggers(connection.dialect.name):
+        connection.exec_driver_sql(ddl)
+    connection.execute(insert(UsageRollupState).values(id=1, max_wall_s=0.0, refreshes=0))
+
+
 class Event(Base):
     """Every accepted event, raw; `event_id` is the only de-duplication key."""
 
@@ -490,6 +618,7 @@ __all__ = [
     "AclDirty", "ApiToken", "AuditLog", "AuthRole", "Authorization", "Badge", "BadgeStatus", "Base",
     "DeadLetter", "Event", "Machine", "MachineGroup", "MachineKind", "MaintenanceLog",
     "MaintenanceTask", "Member", "Node", "OutgoingCommand", "Setting", "Site", "TrainingSignoff",
-    "UniqueConstraint", "UnknownBadge", "UsageSession", "User", "UserRole", "machine_group_members",
+    "UniqueConstraint", "UnknownBadge", "UsageRollup", "UsageRollupDirty", "UsageRollupState",
+    "UsageSession", "User", "UserRole", "machine_group_members",
     "user_sites", "utcnow",
 ]

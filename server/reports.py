@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
@@ -27,6 +28,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from server import rollups
 from server.models import (
     Event,
     Machine,
@@ -104,6 +106,10 @@ def calendar(tz: str, kind: str, since: datetime, until: datetime) -> list[tuple
         out.append((period_key(d, kind), max(start, since), min(end, until)))
         d = nd
     return out
+
+
+def _week_of(day_key: str) -> str:
+    return period_key(date.fromisoformat(day_key), "week")
 
 
 # ---------------------------------------------------------------- SQL helpers
@@ -216,6 +222,7 @@ class _Calendar:
             sa.Column("pid", sa.Integer, nullable=False),
             sa.Column("site_id", sa.Integer, nullable=False),
             sa.Column("pkey", sa.String(16), nullable=False),
+            sa.Column("week", sa.String(10), nullable=False),  # of a day period (visits)
             sa.Column("p_start", UTCDateTime(), nullable=False),
             sa.Column("p_end", UTCDateTime(), nullable=False),
             prefixes=["TEMPORARY"],
@@ -225,7 +232,8 @@ class _Calendar:
         if site_id is not None:
             q = q.where(Site.id == site_id)
         self.rows = [
-            {"site_id": sid, "pkey": key, "p_start": a, "p_end": b}
+            {"site_id": sid, "pkey": key, "p_start": a, "p_end": b,
+             "week": _week_of(key) if kind == "day" else key}
             for sid, tz in db.execute(q).all()
             for key, a, b in calendar(_zone_name(tz), kind, since, until)
         ]
@@ -266,12 +274,17 @@ def usage_report(
     *,
     member_id: int | None = None,
     machine_id: int | None = None,
+    use_rollups: bool = True,
 ) -> list[dict[str, Any]]:
     """Rows of `sessions`, `hours`, `active_hours`, `members` per group.
 
     `group_by` is one of (or a comma-separated list / sequence of) ``machine`` (slug),
     ``machine_group`` (slug), ``member`` (id), ``member_tag``, ``site`` (slug), ``kind``
     (machine family) and one of ``day``/``week``/``month`` (labels in the site's time zone).
+
+    Reports without a member dimension or filter read the roll-up cells (`server.rollups`);
+    ``use_rollups=False`` computes everything from the sessions in SQL (the reference the
+    roll-ups are tested against, and the path for member dimensions).
     """
     dims = _dims(group_by) if group_by != () else []
     since, until = _aware(since), _aware(until)
@@ -279,6 +292,8 @@ def usage_report(
     if since is not None and until is not None and until <= since:
         raise ReportError("until must be after since")
     site_id = _site_id(db, site)
+    if use_rollups and member_id is None and all(d in rollups.ROLLUP_DIMENSIONS for d in dims):
+        return rollups.usage_rows(db, dims, since, until, site_id, machine_id)
     time_dim = next((d for d in dims if d in TIME_DIMENSIONS), None)
     if time_dim is None:
         return _run(db, dims, since, until, site_id, None, filters)
@@ -314,7 +329,6 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
         hi: Any = p.c.p_end
         frm = frm.join(p, sa.and_(
             p.c.site_id == m.c.site_id,
-            p.c.p_start <= _noindex(dialect, s.c.ended_at),
             p.c.p_end > _noindex(dialect, s.c.started_at),
             # a period touching a session starts at most one period length before it: this
             # bounds the probe of the calendar's (site_id, p_start) index to one or two rows
@@ -325,13 +339,13 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
         hi = sa.literal(until, UTCDateTime()) if until is not None else None
         # no index helps here (a session may start long before `since`): one sequential scan
         # beats walking most of the table through the started_at index
-        if lo is not None:
-            where.append(_noindex(dialect, s.c.ended_at) >= lo)
         if hi is not None:
             where.append(_noindex(dialect, s.c.started_at) < hi)
     if lo is not None:
-        # a session merely touching the period's start is out, a zero-length one starting there in
-        where.append(sa.or_(s.c.ended_at > lo, s.c.started_at >= lo))
+        # a session merely touching the period's start is out, a zero-length one starting there
+        # in (and a skewed one, ending before it starts, counts where it starts)
+        where.append(sa.or_(_noindex(dialect, s.c.ended_at) > lo,
+                            _noindex(dialect, s.c.started_at) >= lo))
 
     start_e = _epoch(dialect, s.c.started_at)
     end_e = _epoch(dialect, s.c.ended_at)
@@ -416,15 +430,17 @@ def _json_elements(dialect: str, col: Any) -> Any:
 
 
 def visits_report(db: Session, group_by: str | Sequence[str] = (), since: datetime | None = None,
-                  until: datetime | None = None, site: str | int | None = None
-                  ) -> list[dict[str, Any]]:
+                  until: datetime | None = None, site: str | int | None = None,
+                  *, use_rollups: bool = True) -> list[dict[str, Any]]:
     """Visits = distinct (member, day in the site's time zone) among closed sessions *starting*
-    in [since, until). Groups: any non-time dimension, plus ``day`` or ``month``."""
+    in [since, until). Groups: any non-time dimension, plus ``day``, ``week`` or ``month``."""
     dims = _dims(group_by) if group_by not in ((), "", None) else []
-    if "week" in dims:
-        raise ReportError("group_by: visits are grouped by day or month, not week")
     since, until = _aware(since), _aware(until)
+    if since is not None and until is not None and until <= since:
+        raise ReportError("until must be after since")
     site_id = _site_id(db, site)
+    if use_rollups and all(d in rollups.ROLLUP_DIMENSIONS for d in dims):
+        return rollups.visits_rows(db, dims, since, until, site_id)
     if since is None or until is None:
         rng = _data_range(db, site_id)
         if rng is None:
@@ -452,6 +468,8 @@ def visits_report(db: Session, group_by: str | Sequence[str] = (), since: dateti
                 keys.append(p.c.pkey.label("day"))
             elif d == "month":
                 keys.append(sa.func.substr(p.c.pkey, 1, 7).label("month"))
+            elif d == "week":
+                keys.append(p.c.week.label("week"))
             else:
                 frm, key = _dimension(dialect, d, frm, s, m)
                 keys.append(key)
@@ -488,21 +506,55 @@ def _dimension(dialect: str, d: str, frm: Any, s: Any, m: Any) -> tuple[Any, Any
     raise ReportError(f"group_by: {d!r} is not available here")
 
 
-DENIED_DIMENSIONS = ("reason", "machine", "site", "day", "month")
+DENIED_DIMENSIONS = ("reason", "machine", "site", "day", "week", "month")
+DENIED_TIME_DIMENSIONS = ("day", "week", "month")
+
+
+def _denied_minute(dialect: str, ts: Any) -> Any:
+    """The UTC minute of an event timestamp (naive UTC in the database), as a datetime."""
+    if dialect == "sqlite":
+        return sa.func.strftime("%Y-%m-%d %H:%M:00", ts, type_=UTCDateTime())
+    return sa.func.date_trunc("minute", ts, type_=UTCDateTime())
+
+
+def _denied_label(minute: datetime, zone: ZoneInfo, kind: str) -> str:
+    """The day / ISO week / month label of a UTC minute in a zone (`period_key`'s labels)."""
+    try:
+        local = minute.astimezone(zone)
+    except (OverflowError, ValueError):  # a node clock far off, near year 1 or 9999
+        local = minute
+    return period_key(local.date(), kind)
 
 
 def denied_report(db: Session, group_by: str | Sequence[str] = "reason",
                   since: datetime | None = None, until: datetime | None = None,
                   site: str | int | None = None) -> list[dict[str, Any]]:
-    """Denied badge attempts (`badge.denied` events) counted by reason / machine / site /
-    UTC day or month of the node's timestamp."""
+    """Denied badge attempts (`badge.denied` events, at the node's timestamp) counted by
+    ``reason``, ``machine`` (slug), ``site`` (slug) and ``day`` / ``week`` / ``month``.
+
+    Days, ISO weeks and months are those of the **machine's site** (`Site.timezone`), with the
+    same labels as `usage_report` (``2026-11-22``, ``2026-W47``, ``2026-11``); attempts on a
+    node without a machine (or of a node unknown to the server), and sites whose zone this
+    system does not know, are labelled in UTC. Rows are sorted by their keys, empty keys last.
+
+    How: the database groups the attempts by the other keys, the site's zone and the UTC
+    *minute* of the timestamp (at most one row per minute with an attempt, never more rows than
+    attempts); Python then gives each minute its local label with zoneinfo and adds the counts
+    up. This is exact, DST included: since 1972 every UTC offset and every DST change in the tz
+    database falls on a whole minute (Chatham's +12:45, Nepal's +5:45 and changes at 00:01
+    included), so a local day, week or month never begins inside a UTC minute. (Before 1972,
+    Africa/Monrovia's −0:44:30 could put up to 30 seconds of attempts in the neighbouring day.)
+    """
     dims = [d.strip() for d in group_by.split(",")] if isinstance(group_by, str) else list(group_by)
     dims = [d for d in dims if d]
     for d in dims:
         if d not in DENIED_DIMENSIONS:
             raise ReportError(f"group_by: unknown dimension {d!r} (one of {', '.join(DENIED_DIMENSIONS)})")
+    if len(set(dims)) != len(dims):
+        raise ReportError("group_by: a dimension is repeated")
     since, until = _aware(since), _aware(until)
     site_id = _site_id(db, site)
+    dialect = db.get_bind().dialect.name
     e = Event.__table__.alias("e")
     m = Machine.__table__.alias("m")
     st = Site.__table__.alias("st")
@@ -514,22 +566,32 @@ def denied_report(db: Session, group_by: str | Sequence[str] = "reason",
         where.append(e.c.ts < until)
     if site_id is not None:
         where.append(m.c.site_id == site_id)
-    reason = e.c.data["reason"].as_string()
-    keys: list[Any] = []
-    for d in dims:
-        if d == "reason":
-            keys.append(reason.label("reason"))
-        elif d == "machine":
-            keys.append(m.c.slug.label("machine"))
-        elif d == "site":
-            keys.append(st.c.slug.label("site"))
-        elif d == "day":
-            keys.append(sa.func.substr(sa.cast(e.c.ts, sa.String), 1, 10).label("day"))
-        else:
-            keys.append(sa.func.substr(sa.cast(e.c.ts, sa.String), 1, 7).label("month"))
+    plain = [d for d in dims if d not in DENIED_TIME_DIMENSIONS]
+    times = [d for d in dims if d in DENIED_TIME_DIMENSIONS]
+    cols = {"reason": e.c.data["reason"].as_string(), "machine": m.c.slug, "site": st.c.slug}
+    keys: list[Any] = [cols[d].label(d) for d in plain]
+    if times:
+        keys += [st.c.timezone.label("_tz"), _denied_minute(dialect, e.c.ts).label("_minute")]
     q = (sa.select(*keys, sa.func.count().label("denied")).select_from(frm).where(*where)
-         .group_by(*keys).order_by(*keys))
-    return [dict(r) for r in db.execute(q).mappings()]
+         .group_by(*keys))
+    zones: dict[str | None, ZoneInfo] = {}
+    labels: dict[tuple[str | None, datetime, str], str] = {}
+    counts: dict[tuple[Any, ...], int] = {}
+    for r in db.execute(q).mappings():
+        row = {d: r[d] for d in plain}
+        if times:
+            tz, minute = r["_tz"], r["_minute"]
+            if tz not in zones:
+                zones[tz] = ZoneInfo(_zone_name(tz))
+            for d in times:
+                if (tz, minute, d) not in labels:
+                    labels[(tz, minute, d)] = _denied_label(minute, zones[tz], d)
+                row[d] = labels[(tz, minute, d)]
+        key = tuple(row[d] for d in dims)
+        counts[key] = counts.get(key, 0) + int(r["denied"])
+    out = [{**dict(zip(dims, key, strict=True)), "denied": n} for key, n in counts.items()]
+    out.sort(key=lambda r: tuple((r[d] is None, r[d] if r[d] is not None else "") for d in dims))
+    return out
 
 
 # ---------------------------------------------------------------- member statement
@@ -580,8 +642,14 @@ def funder_report(db: Session, since: datetime, until: datetime,
     if until_a <= since_a:
         raise ReportError("until must be after since")
     site_id = _site_id(db, site)
-    total = usage_report(db, (), since_a, until_a, site_id)
-    tot: dict[str, Any] = total[0] if total else {"sessions": 0, "hours": 0.0, "active_hours": 0.0, "members": 0}
+    # one pass over the cells by machine family; the totals are their sums and union
+    kinds = rollups.usage_rows(db, ("kind",), since_a, until_a, site_id, with_member_sets=True)
+    everyone: set[int] = set().union(*(r["_member_ids"] for r in kinds))
+    tot: dict[str, Any] = {
+        "sessions": sum(r["sessions"] for r in kinds),
+        "hours": sum(r["hours"] for r in kinds),
+        "active_hours": sum(r["active_hours"] for r in kinds),
+        "members": len(everyone)}
     visits = visits_report(db, (), since_a, until_a, site_id)
     new_q = sa.select(sa.func.count()).select_from(Member).where(
         Member.created_at >= since_a, Member.created_at < until_a)
@@ -589,14 +657,14 @@ def funder_report(db: Session, since: datetime, until: datetime,
         new_q = new_q.where(Member.site_id == site_id)
     new_members = int(db.scalar(new_q) or 0)
     by_kind = []
-    for r in usage_report(db, "kind", since_a, until_a, site_id):
+    for r in kinds:
         small = r["members"] < MASK_BELOW
         by_kind.append({"kind": r["kind"], "members": mask(r["members"]),
                         "sessions": MASKED if small else mask(r["sessions"]),
                         "hours": MASKED if small else round(r["hours"], 1),
                         "active_hours": MASKED if small else round(r["active_hours"], 1)})
-    by_tag = [{"tag": r["member_tag"], "members": mask(r["members"])}
-              for r in usage_report(db, "member_tag", since_a, until_a, site_id)]
+    by_tag = [{"tag": tag, "members": mask(n)}
+              for tag, n in _members_by_tag(db, everyone)]
     site_slug = None
     if site_id is not None:
         site_slug = db.scalar(sa.select(Site.slug).where(Site.id == site_id))
@@ -621,6 +689,21 @@ def funder_report(db: Session, since: datetime, until: datetime,
 
 
 FUNDER_COLUMNS = ("section", "key", "metric", "value")
+
+
+def _members_by_tag(db: Session, ids: set[int]) -> list[tuple[str, int]]:
+    """(tag, how many of `ids` carry it), by tag: the members' current tags, as the
+    ``member_tag`` dimension counts them."""
+    counts: dict[str, int] = {}
+    if not ids:
+        return []
+    # the JSON text, decoded only for the members in `ids` that have tags
+    q = sa.select(Member.id, sa.cast(Member.tags, sa.Text)).where(Member.tags.is_not(None))
+    for mid, raw in db.execute(q):
+        if mid in ids and raw and raw != "[]":
+            for tag in set(json.loads(raw) if isinstance(raw, str | bytes) else raw):
+                counts[str(tag)] = counts.get(str(tag), 0) + 1
+    return sorted(counts.items())
 
 
 # ---------------------------------------------------------------- CSV

@@ -32,7 +32,8 @@ def _json_default(o: Any) -> Any:
 def _session() -> Any:
     from server.cli_support import database_session
 
-    return database_session()
+    # commits: a report refreshes the roll-ups first, and that work is worth keeping
+    return database_session(commit=True)
 
 
 @click.group()

@@ -27,6 +27,7 @@ from server.db import check_migrated, make_engine, make_sessionmaker, writer_eng
 from server.ingest import Ingest
 from server.mqtt import MqttLink, MqttSettings
 from server.publisher import AclPublisher
+from server.rollups import RollupRefresher
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class CoreOptions:
     batch_max: int = 500
     batch_ms: float = 20.0
     housekeeping_delay_s: float = 60.0  # first daily privacy job after start
+    rollup_interval_s: float = 10.0  # report roll-ups refreshed in the background
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], **overrides: Any) -> CoreOptions:
@@ -58,6 +60,7 @@ class CoreOptions:
             protocol="311" if env.get("FABPASS_MQTT_PROTOCOL", "5") in ("3", "311", "3.1.1")
             else "5",
             acl_valid_for=timedelta(days=float(env.get("FABPASS_ACL_VALID_DAYS", "7"))),
+            rollup_interval_s=float(env.get("FABPASS_ROLLUP_INTERVAL_S", "10")),
         )
         for key, value in overrides.items():
             setattr(opts, key, value)
@@ -119,6 +122,7 @@ class ServerCore:
         self.ingest: Ingest | None = None
         self.publisher: AclPublisher | None = None
         self.housekeeping: Housekeeping | None = None
+        self.rollups: RollupRefresher | None = None
         if options.ingest:
             self.ingest = Ingest(self.sessions, self.topics, self.link,
                                  batch_max=options.batch_max, batch_ms=options.batch_ms)
@@ -130,6 +134,7 @@ class ServerCore:
                                           readers=make_sessionmaker(engine))
             self.housekeeping = Housekeeping(self.sessions,
                                              first_delay_s=options.housekeeping_delay_s)
+            self.rollups = RollupRefresher(self.sessions, interval_s=options.rollup_interval_s)
 
     def start(self) -> None:
         if self.ingest:
@@ -138,12 +143,16 @@ class ServerCore:
             self.publisher.start()
         if self.housekeeping:
             self.housekeeping.start()
+        if self.rollups:
+            self.rollups.start()
         self.link.start()
         log.info("MQTT core started (%s, client id %s, ingest=%s, publisher=%s, shared=%s)",
                  self.link.target, self.options.client_id, bool(self.ingest),
                  bool(self.publisher), self.options.shared)
 
     def stop(self, *, forget_session: bool = False) -> None:
+        if self.rollups:
+            self.rollups.stop()
         if self.housekeeping:
             self.housekeeping.stop()
         if self.publisher:

@@ -506,6 +506,7 @@ def usage_report() -> Any:
         rows = reports.usage_report(get_db(), dims, since, until, site=site)
     except reports.ReportError as e:
         raise ApiError(400, str(e)) from None
+    get_db().commit()  # keep the roll-up refresh the report did
     if fmt == "csv":
         return Response(reports.rows_to_csv(rows, dims), mimetype="text/csv",
                         headers={"Content-Disposition": "attachment; filename=usage.csv"})

@@ -1,0 +1,700 @@
+"""Usage roll-ups: per machine and site-local day and month aggregates behind the reports.
+
+Why: a report over a million sessions spends most of its time counting distinct members
+(``COUNT(DISTINCT member_id)`` cannot be summed across periods); on SQLite that alone is over a
+second. The roll-up keeps, per (machine, local day) and (machine, local month), the session
+count, seconds, active seconds and the *set* of members (and of members who started a session
+there, for visits), so a report reads a few thousand cells and unions small sets instead.
+
+How it stays exact:
+
+- Triggers on ``sessions`` (``server.models.rollup_triggers``) append the machine and time span of
+  every closed session written (insert, change, delete) to ``usage_rollup_dirty``. Every writer is
+  covered: the ingest, the privacy jobs, imports, SQL typed by hand.
+- `refresh` rebuilds the day cells of the dirty (machine, local days) from ``sessions``, then the
+  month cells from the day cells. It runs in the server's background thread every few seconds and
+  at the start of every report, so a report never reads a stale cell.
+- A report reads whole local months and days from cells and computes the partial days at the edges
+  of its range (a range need not start at a site's midnight) from ``sessions``, looking back at
+  most the longest session ever seen. Both use `split`, the same rules as the SQL reports in
+  ``server.reports`` (which stay the reference, and the path for member dimensions).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import threading
+from array import array
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from server.models import (
+    Machine,
+    MachineGroup,
+    Site,
+    UsageRollup,
+    UsageRollupDirty,
+    UsageRollupState,
+    UsageSession,
+    UTCDateTime,
+    machine_group_members,
+)
+
+log = logging.getLogger(__name__)
+
+ROLLUP: sa.Table = UsageRollup.__table__  # type: ignore[assignment]
+DIRTY: sa.Table = UsageRollupDirty.__table__  # type: ignore[assignment]
+STATE: sa.Table = UsageRollupState.__table__  # type: ignore[assignment]
+
+ROLLUP_LOCK_KEY = 0x66616270  # "fabp": PostgreSQL advisory lock serialising refreshes
+TIME_DIMENSIONS = ("day", "week", "month")
+ROLLUP_DIMENSIONS = ("machine", "machine_group", "site", "kind", *TIME_DIMENSIONS)
+
+if array("I").itemsize != 4:  # pragma: no cover - every platform we run on
+    raise ImportError("usage roll-ups need a 4-byte array('I')")
+
+
+# ---------------------------------------------------------------- member sets
+
+
+def pack(ids: Iterable[int]) -> bytes:
+    """A set of member ids as a sorted little-endian uint32 array."""
+    a = array("I", sorted(ids))
+    if sys.byteorder == "big":  # pragma: no cover
+        a.byteswap()
+    return a.tobytes()
+
+
+def unpack(blob: bytes) -> array[int]:
+    a = array("I")
+    a.frombytes(blob)
+    if sys.byteorder == "big":  # pragma: no cover
+        a.byteswap()
+    return a
+
+
+# ---------------------------------------------------------------- local days
+
+
+def zone_name(tz: str | None) -> str:
+    """A site's zone, or UTC if this system does not know it (the reports do the same)."""
+    try:
+        ZoneInfo(tz or "UTC")
+    except (KeyError, ValueError):
+        return "UTC"
+    return tz or "UTC"
+
+
+class LocalDays:
+    """Local midnights of one time zone as UTC instants (cached: reports ask for the same days
+    thousands of times)."""
+
+    def __init__(self, tz: str) -> None:
+        self.name = tz
+        self.zone = ZoneInfo(tz)
+        self._starts: dict[date, datetime] = {}
+
+    def start(self, d: date) -> datetime:
+        v = self._starts.get(d)
+        if v is None:
+            v = datetime(d.year, d.month, d.day, tzinfo=self.zone).astimezone(UTC)
+            self._starts[d] = v
+        return v
+
+    def day_of(self, t: datetime) -> date:
+        """The local day whose [start, next start) holds instant `t`."""
+        d = t.astimezone(self.zone).date()
+        while self.start(d) > t:  # a midnight that does not exist locally (DST at 00:00)
+            d -= timedelta(days=1)
+        while self.start(d + timedelta(days=1)) <= t:
+            d += timedelta(days=1)
+        return d
+
+
+def split(days: LocalDays, s: datetime, e: datetime, lo: datetime | None = None,
+          hi: datetime | None = None) -> Iterator[tuple[date, bool, float]]:
+    """(local day, session starts in it, share of the session) for each local day that the closed
+    session [s, e) touches within [lo, hi), by the rules of `server.reports`: a period P touches a
+    session if ``s < P.end and (e > P.start or s >= P.start)``; the share is the wall-clock
+    overlap over the wall-clock span, or all of it in the start period if that span is not
+    positive (a skewed clock)."""
+    wall = (e - s).total_seconds()
+    t0 = s if lo is None or s >= lo else lo
+    end_bound = e if hi is None or e < hi else hi
+    d = days.day_of(t0)
+    one = timedelta(days=1)
+    for _ in range(100_000):  # 270 years of days: a bound, not a limit anyone meets
+        ds, de = days.start(d), days.start(d + one)
+        ps = ds if lo is None or ds >= lo else lo
+        pe = de if hi is None or de <= hi else hi
+        if ps < pe and s < pe and (e > ps or s >= ps):
+            if wall > 0:
+                frac = ((e if e < pe else pe) - (s if s > ps else ps)).total_seconds() / wall
+            else:
+                frac = 1.0
+            yield d, ps <= s < pe, frac
+        if de >= end_bound:
+            return
+        d += one
+
+
+def month_of(d: date) -> date:
+    return d.replace(day=1)
+
+
+def next_month(d: date) -> date:
+    return date(d.year + (d.month == 12), d.month % 12 + 1, 1)
+
+
+@dataclass
+class Cell:
+    """Aggregates of one machine over one local day or month (or a part of a day)."""
+
+    sessions: int = 0
+    seconds: float = 0.0
+    active_seconds: float = 0.0
+    members: set[int] = field(default_factory=set)
+    starters: set[int] = field(default_factory=set)
+
+    def add(self, starts: bool, frac: float, duration: float, active: float,
+            member: int | None) -> None:
+        if starts:
+            self.sessions += 1
+            if member is not None:
+                self.starters.add(member)
+        self.seconds += duration * frac
+        self.active_seconds += active * frac
+        if member is not None:
+            self.members.add(member)
+
+
+def session_amounts(s: datetime, e: datetime, duration_s: float | None,
+                    active_s: float | None) -> tuple[float, float]:
+    """What a session splits: the node's monotonic duration (else the wall clock) and active
+    time, as `server.reports` does."""
+    if duration_s is None:
+        wall = (e - s).total_seconds()
+        duration_s = wall if wall > 0 else 0.0
+    return float(duration_s), float(active_s or 0.0)
+
+
+# ---------------------------------------------------------------- refresh
+
+
+@dataclass
+class RefreshResult:
+    machines: int = 0
+    day_cells: int = 0
+    month_cells: int = 0
+    dirty_rows: int = 0
+
+
+def _machine_zones(db: Session) -> dict[int, str]:
+    rows = db.execute(sa.select(Machine.id, Site.timezone).join(Site, Site.id == Machine.site_id))
+    return {mid: zone_name(tz) for mid, tz in rows}
+
+
+def _stale_zone_machines(db: Session, zones: dict[int, str]) -> set[int]:
+    """Machines whose cells were built in another time zone (the machine moved to another site,
+    or its site's zone was changed): rebuilt whole."""
+    r = ROLLUP
+    built = db.execute(sa.select(r.c.machine_id, r.c.tz).where(r.c.grain == "month").distinct())
+    return {mid for mid, tz in built if zones.get(mid, tz) != tz}
+
+
+def pending(db: Session) -> bool:
+    """Whether a refresh has work to do (cheap: what every report checks first)."""
+    d = DIRTY
+    if db.scalar(sa.select(d.c.id).limit(1)) is not None:
+        return True
+    return bool(_stale_zone_machines(db, _machine_zones(db)))
+
+
+def refresh(db: Session) -> RefreshResult:
+    """Bring the cells up to date with ``sessions``, in the caller's transaction (the caller
+    commits; a rollback leaves the dirty marks for the next refresh)."""
+    result = RefreshResult()
+    if not pending(db):
+        return result
+    dialect = db.get_bind().dialect.name
+    if dialect == "postgresql":
+        db.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROLLUP_LOCK_KEY})
+    st = STATE
+    # a write first: on SQLite this takes the write lock, so the marks read next are final
+    db.execute(st.update().where(st.c.id == 1).values(refreshes=st.c.refreshes + 1))
+    max_wall = float(db.scalar(sa.select(st.c.max_wall_s).where(st.c.id == 1)) or 0.0)
+    zones = _machine_zones(db)
+    ranges: dict[int, tuple[datetime, datetime] | None] = {}
+    for mid, n, a, b, c, e in _claim_marks(db, dialect):
+        result.dirty_rows += n
+        if mid is None or mid not in zones:
+            continue
+        ranges[mid] = (min(a, c), max(b, e))
+    for mid in _stale_zone_machines(db, zones):
+        ranges[mid] = None
+    # machines with the same zone and the same dirty local days are rebuilt together: a
+    # refresh after a day of traffic is a few batches, not a few queries per machine
+    batches: dict[tuple[str, date | None, date | None], list[int]] = defaultdict(list)
+    calendars: dict[str, LocalDays] = {}
+    for mid, rng in sorted(ranges.items()):
+        days = calendars.setdefault(zones[mid], LocalDays(zones[mid]))
+        if rng is None:
+            batches[(days.name, None, None)].append(mid)
+        else:
+            batches[(days.name, days.day_of(rng[0]), days.day_of(rng[1]))].append(mid)
+    new_wall = max_wall
+    for (tz, d_lo, d_hi), mids in batches.items():
+        n_days, n_months, wall = _rebuild(db, mids, calendars[tz], d_lo, d_hi, max_wall)
+        result.machines += len(mids)
+        result.day_cells += n_days
+        result.month_cells += n_months
+        new_wall = max(new_wall, wall)
+    if new_wall > max_wall:
+        db.execute(st.update().where(st.c.id == 1).values(max_wall_s=new_wall))
+    log.debug("roll-up refresh: %s", result)
+    return result
+
+
+def _claim_marks(db: Session, dialect: str) -> list[tuple[Any, ...]]:
+    """Take the dirty marks (deleting them in this transaction), as (machine, count, min and max
+    start, min and max end) per machine.
+
+    PostgreSQL deletes and aggregates in one statement: under READ COMMITTED a separate DELETE
+    would see, and drop unprocessed, marks committed in between. SQLite holds the write lock
+    already (see `refresh`), so nothing can commit in between."""
+    if dialect == "postgresql":
+        q = sa.text(
+            "WITH gone AS (DELETE FROM usage_rollup_dirty RETURNING machine_id, t_from, t_to) "
+            "SELECT machine_id, count(*), min(t_from), max(t_from), min(t_to), max(t_to) "
+            "FROM gone GROUP BY machine_id").columns(
+            sa.column("machine_id", sa.Integer), sa.column("n", sa.Integer),
+            sa.column("a", UTCDateTime()), sa.column("b", UTCDateTime()),
+            sa.column("c", UTCDateTime()), sa.column("e", UTCDateTime()))
+        return [tuple(r) for r in db.execute(q)]
+    d = DIRTY
+    top = db.scalar(sa.select(sa.func.max(d.c.id)))
+    if top is None:
+        return []
+    rows = [tuple(r) for r in db.execute(
+        sa.select(d.c.machine_id, sa.func.count(), sa.func.min(d.c.t_from),
+                  sa.func.max(d.c.t_from), sa.func.min(d.c.t_to), sa.func.max(d.c.t_to))
+        .where(d.c.id <= top).group_by(d.c.machine_id))]
+    db.execute(d.delete().where(d.c.id <= top))
+    return rows
+
+
+def _rebuild(db: Session, mids: list[int], days: LocalDays, d_lo: date | None,
+             d_hi: date | None, max_wall: float) -> tuple[int, int, float]:
+    """Rebuild the day cells of machines `mids` over local days [d_lo, d_hi] (all if None),
+    then the month cells around them. Returns (day cells, month cells written, longest wall
+    seen)."""
+    r = ROLLUP
+    s = UsageSession.__table__
+    in_r = r.c.machine_id.in_(mids)
+    q = sa.select(s.c.machine_id, s.c.started_at, s.c.ended_at, s.c.duration_s, s.c.active_s,
+                  s.c.member_id).where(s.c.machine_id.in_(mids), s.c.ended_at.is_not(None))
+    one = timedelta(days=1)
+    if d_lo is None or d_hi is None:
+        db.execute(r.delete().where(in_r))
+    else:
+        db.execute(r.delete().where(r.c.grain == "day", in_r, r.c.period >= d_lo,
+                                    r.c.period <= d_hi))
+        # a session touching these days starts at most the longest session before the first
+        q = q.where(s.c.started_at >= days.start(d_lo) - timedelta(seconds=max_wall + 1),
+                    s.c.started_at < days.start(d_hi + one))
+    cells: dict[tuple[int, date], Cell] = defaultdict(Cell)
+    wall_max = 0.0
+    for mid, st, en, dur, act, member in db.execute(q):
+        wall = (en - st).total_seconds()
+        if wall > wall_max:
+            wall_max = wall
+        duration, active = session_amounts(st, en, dur, act)
+        for d, starts, frac in split(days, st, en):
+            if d_lo is not None and d_hi is not None and not d_lo <= d <= d_hi:
+                continue  # a day outside the rebuilt range: its cell is not being replaced
+            cells[(mid, d)].add(starts, frac, duration, active, member)
+    if cells:
+        db.execute(r.insert(), [_cell_row("day", mid, days.name, d, c)
+                                for (mid, d), c in cells.items()])
+    # months: every month with a rebuilt day, from the day cells (sums add up, sets union)
+    if d_lo is None or d_hi is None:
+        months = sorted({month_of(d) for _, d in cells})
+        m_lo, m_hi = (months[0], next_month(months[-1])) if months else (None, None)
+    else:
+        m_lo, m_hi = month_of(d_lo), next_month(month_of(d_hi))
+        db.execute(r.delete().where(r.c.grain == "month", in_r, r.c.period >= m_lo,
+                                    r.c.period < m_hi))
+    if m_lo is None or m_hi is None:
+        return len(cells), 0, wall_max
+    month_cells: dict[tuple[int, date], Cell] = defaultdict(Cell)
+    day_rows = db.execute(
+        sa.select(r.c.machine_id, r.c.period, r.c.sessions, r.c.seconds, r.c.active_seconds,
+                  r.c.member_ids, r.c.starter_ids)
+        .where(r.c.grain == "day", in_r, r.c.period >= m_lo, r.c.period < m_hi))
+    for mid, period, n, secs, act, ids, starters in day_rows:
+        c = month_cells[(mid, month_of(period))]
+        c.sessions += n
+        c.seconds += secs
+        c.active_seconds += act
+        c.members.update(unpack(ids))
+        dd = period.day - 1
+        c.starters.update(m << 5 | dd for m in unpack(starters))
+    if month_cells:
+        db.execute(r.insert(), [_cell_row("month", mid, days.name, m, c)
+                                for (mid, m), c in month_cells.items()])
+    return len(cells), len(month_cells), wall_max
+
+
+def _cell_row(grain: str, mid: int, tz: str, period: date, c: Cell) -> dict[str, Any]:
+    return {"grain": grain, "machine_id": mid, "period": period, "tz": tz,
+            "sessions": c.sessions, "seconds": c.seconds, "active_seconds": c.active_seconds,
+            "members": len(c.members), "member_ids": pack(c.members),
+            # visits are distinct member-days: a day keeps who started there, a month keeps
+            # (member << 5 | day of month - 1) for each of its member-days
+            "starter_ids": pack(c.starters)}
+
+
+def rebuild_all(db: Session) -> RefreshResult:
+    """Drop every cell and rebuild from ``sessions`` (`fabpass db rollups --rebuild`)."""
+    db.execute(ROLLUP.delete())
+    d = DIRTY
+    db.execute(d.delete())
+    s = UsageSession.__table__
+    db.execute(d.insert().from_select(
+        ["machine_id", "t_from", "t_to"],
+        sa.select(s.c.machine_id, sa.func.min(s.c.started_at), sa.func.max(s.c.ended_at))
+        .where(s.c.ended_at.is_not(None)).group_by(s.c.machine_id)))
+    return refresh(db)
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass
+class Part:
+    """One contribution to a report group: a cell, or a partial day computed from sessions."""
+
+    machine_id: int
+    day: date  # the local day, or the first day of a month cell
+    grain: str  # "day" | "month" | "slice"
+    sessions: int
+    seconds: float
+    active_seconds: float
+    members: int
+    ids: Any = None  # member ids (set or array), loaded when a group needs a union
+    starters: Any = None
+
+
+@dataclass
+class _MachineInfo:
+    slug: str
+    site_id: int
+    site_slug: str
+    kind: str
+    groups: list[str]
+
+
+@dataclass
+class _Plan:
+    """What of one site's range comes from month cells, day cells and sessions."""
+
+    months: tuple[date | None, date | None] | None = None  # [lo, hi) of month starts
+    day_ranges: list[tuple[date | None, date | None]] = field(default_factory=list)
+    slices: list[tuple[datetime, datetime]] = field(default_factory=list)
+
+
+def _plan(days: LocalDays, since: datetime | None, until: datetime | None,
+          use_months: bool) -> _Plan:
+    plan = _Plan()
+    one = timedelta(days=1)
+    fd = ud = None  # whole local days are [fd, ud)
+    if since is not None:
+        fd = days.day_of(since)
+        if days.start(fd) < since:
+            fd += one
+    if until is not None:
+        ud = days.day_of(until)
+    if since is not None and until is not None:
+        assert fd is not None and ud is not None
+        if fd >= ud:
+            plan.slices.append((since, until))
+            return plan
+    if since is not None and fd is not None and days.start(fd) > since:
+        plan.slices.append((since, days.start(fd)))
+    if until is not None and ud is not None and days.start(ud) < until:
+        plan.slices.append((days.start(ud), until))
+    if not use_months:
+        plan.day_ranges.append((fd, ud))
+        return plan
+    m_lo = None if fd is None else (fd if fd.day == 1 else next_month(fd))
+    m_hi = None if ud is None else month_of(ud)
+    if m_lo is not None and m_hi is not None and m_lo >= m_hi:
+        plan.day_ranges.append((fd, ud))
+        return plan
+    plan.months = (m_lo, m_hi)
+    if fd is not None and m_lo is not None and fd < m_lo:
+        plan.day_ranges.append((fd, m_lo))
+    if ud is not None and m_hi is not None and m_hi < ud:
+        plan.day_ranges.append((m_hi, ud))
+    return plan
+
+
+def _range_cond(col: Any, lo: date | None, hi: date | None) -> Any:
+    conds = []
+    if lo is not None:
+        conds.append(col >= lo)
+    if hi is not None:
+        conds.append(col < hi)
+    return sa.and_(sa.true(), *conds)
+
+
+class _Reader:
+    """Collects the parts of one report: cells by site plan, slices from sessions."""
+
+    def __init__(self, db: Session, site_id: int | None, machine_id: int | None,
+                 with_groups: bool) -> None:
+        self.db = db
+        m, st = Machine.__table__, Site.__table__
+        q = sa.select(m.c.id, m.c.slug, m.c.site_id, st.c.slug, st.c.timezone, m.c.kind).join(
+            st, st.c.id == m.c.site_id)
+        if site_id is not None:
+            q = q.where(m.c.site_id == site_id)
+        if machine_id is not None:
+            q = q.where(m.c.id == machine_id)
+        groups: dict[int, list[str]] = defaultdict(list)
+        if with_groups:
+            mg, g = machine_group_members, MachineGroup.__table__
+            for mid, slug in db.execute(sa.select(mg.c.machine_id, g.c.slug).join(
+                    g, g.c.id == mg.c.group_id)):
+                groups[mid].append(slug)
+        self.machines: dict[int, _MachineInfo] = {}
+        self.site_machines: dict[int, list[int]] = defaultdict(list)
+        self.site_zone: dict[int, LocalDays] = {}
+        for mid, slug, sid, sslug, tz, kind in db.execute(q):
+            self.machines[mid] = _MachineInfo(slug, sid, sslug, str(getattr(kind, "value", kind)),
+                                              groups.get(mid, []))
+            self.site_machines[sid].append(mid)
+            if sid not in self.site_zone:
+                self.site_zone[sid] = LocalDays(zone_name(tz))
+        self.max_wall = float(self.db.scalar(sa.select(UsageRollupState.max_wall_s).where(
+            UsageRollupState.id == 1)) or 0.0)
+
+    def _cell_query(self, cols: Sequence[Any], plan: _Plan, mids: list[int]) -> Any:
+        r = ROLLUP
+        alts = []
+        if plan.months is not None:
+            alts.append(sa.and_(r.c.grain == "month", _range_cond(r.c.period, *plan.months)))
+        for lo, hi in plan.day_ranges:
+            alts.append(sa.and_(r.c.grain == "day", _range_cond(r.c.period, lo, hi)))
+        if not alts:
+            return None
+        mid_cond = r.c.machine_id == mids[0] if len(mids) == 1 else r.c.machine_id.in_(mids)
+        return sa.select(*cols).where(mid_cond, sa.or_(*alts))
+
+    def parts(self, since: datetime | None, until: datetime | None, use_months: bool,
+              *, visits: bool = False) -> list[Part]:
+        r = ROLLUP
+        out: list[Part] = []
+        for sid, mids in self.site_machines.items():
+            days = self.site_zone[sid]
+            plan = _plan(days, since, until, use_months)
+            cols = [r.c.machine_id, r.c.period, r.c.grain, r.c.sessions, r.c.seconds,
+                    r.c.active_seconds, r.c.members]
+            if visits:
+                cols.append(r.c.starter_ids)
+            q = self._cell_query(cols, plan, mids)
+            if q is not None:
+                for row in self.db.execute(q):
+                    p = Part(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
+                    if visits:
+                        p.starters = unpack(row[7])
+                    out.append(p)
+            for a, b in plan.slices:
+                out += self._slice(days, mids, a, b)
+        return out
+
+    def _slice(self, days: LocalDays, mids: list[int], a: datetime, b: datetime) -> list[Part]:
+        """Parts of [a, b) (less than a day) computed from the sessions themselves."""
+        s = UsageSession.__table__
+        q = sa.select(s.c.machine_id, s.c.started_at, s.c.ended_at, s.c.duration_s, s.c.active_s,
+                      s.c.member_id).where(
+            s.c.machine_id.in_(mids), s.c.ended_at.is_not(None),
+            s.c.started_at >= a - timedelta(seconds=self.max_wall + 1), s.c.started_at < b)
+        cells: dict[tuple[int, date], Cell] = defaultdict(Cell)
+        for mid, st, en, dur, act, member in self.db.execute(q):
+            duration, active = session_amounts(st, en, dur, act)
+            for d, starts, frac in split(days, st, en, a, b):
+                cells[(mid, d)].add(starts, frac, duration, active, member)
+        return [Part(mid, d, "slice", c.sessions, c.seconds, c.active_seconds, len(c.members),
+                     c.members, c.starters) for (mid, d), c in cells.items()]
+
+    def load_ids(self, parts: list[Part]) -> None:
+        """Fetch the member sets of the cell parts that lack them (one query per grain)."""
+        r = ROLLUP
+        want: dict[str, dict[tuple[int, date], Part]] = defaultdict(dict)
+        for p in parts:
+            if p.ids is None:
+                want[p.grain][(p.machine_id, p.day)] = p
+        for grain, by_key in want.items():
+            mids = sorted({k[0] for k in by_key})
+            lo = min(k[1] for k in by_key)
+            hi = max(k[1] for k in by_key)
+            q = sa.select(r.c.machine_id, r.c.period, r.c.member_ids).where(
+                r.c.grain == grain, r.c.machine_id.in_(mids), r.c.period >= lo, r.c.period <= hi)
+            for mid, period, blob in self.db.execute(q):
+                part = by_key.get((mid, period))
+                if part is not None:
+                    part.ids = unpack(blob)
+
+
+@functools.lru_cache(maxsize=65536)
+def _label(d: date, kind: str) -> str:
+    from server.reports import period_key
+
+    if kind == "month":
+        return period_key(d.replace(day=1), kind)
+    if kind == "week":
+        return period_key(d - timedelta(days=d.weekday()), kind)
+    return period_key(d, kind)
+
+
+def _keys(info: _MachineInfo, part: Part, dims: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The report groups a part belongs to (several for a machine in several groups)."""
+    keys: list[tuple[Any, ...]] = [()]
+    for d in dims:
+        if d == "machine":
+            vals: list[Any] = [info.slug]
+        elif d == "site":
+            vals = [info.site_slug]
+        elif d == "kind":
+            vals = [info.kind]
+        elif d == "machine_group":
+            vals = info.groups
+        else:
+            vals = [_label(part.day, d)]
+        keys = [k + (v,) for k in keys for v in vals]
+    return keys
+
+
+def usage_rows(db: Session, dims: Sequence[str], since: datetime | None, until: datetime | None,
+               site_id: int | None, machine_id: int | None = None,
+               *, with_member_sets: bool = False) -> list[dict[str, Any]]:
+    """`server.reports.usage_report` rows for dimensions in `ROLLUP_DIMENSIONS`.
+
+    With `with_member_sets`, each row also carries ``_member_ids`` (a set) for callers that
+    need who, not only how many (the funder report's members by tag)."""
+    refresh(db)
+    time_dim = next((d for d in dims if d in TIME_DIMENSIONS), None)
+    reader = _Reader(db, site_id, machine_id, "machine_group" in dims)
+    parts = reader.parts(since, until, use_months=time_dim in (None, "month"))
+    groups: dict[tuple[Any, ...], list[Part]] = defaultdict(list)
+    for p in parts:
+        info = reader.machines.get(p.machine_id)
+        if info is None:
+            continue
+        for key in _keys(info, p, dims):
+            groups[key].append(p)
+    if not dims and () not in groups:
+        groups[()] = []
+    need = [p for ps in groups.values() if len(ps) > 1 or with_member_sets for p in ps]
+    if need:
+        reader.load_ids(need)
+    rows = []
+    for key, ps in groups.items():
+        row: dict[str, Any] = dict(zip(dims, key, strict=True))
+        row["sessions"] = sum(p.sessions for p in ps)
+        row["hours"] = round(sum(p.seconds for p in ps) / 3600.0, 4)
+        row["active_hours"] = round(sum(p.active_seconds for p in ps) / 3600.0, 4)
+        if len(ps) == 1 and not with_member_sets:
+            row["members"] = ps[0].members
+        else:
+            ids: set[int] = set()
+            for p in ps:
+                ids.update(p.ids if p.ids is not None else ())
+            row["members"] = len(ids)
+            if with_member_sets:
+                row["_member_ids"] = ids
+        rows.append(row)
+    rows.sort(key=lambda r: tuple((r[d] is None, r[d] if r[d] is not None else 0) for d in dims))
+    return rows
+
+
+def visits_rows(db: Session, dims: Sequence[str], since: datetime | None,
+                until: datetime | None, site_id: int | None) -> list[dict[str, Any]]:
+    """`server.reports.visits_report` rows (distinct member and local day among sessions
+    starting in the range) for dimensions in `ROLLUP_DIMENSIONS`."""
+    refresh(db)
+    time_dim = next((d for d in dims if d in TIME_DIMENSIONS), None)
+    use_months = time_dim in (None, "month")
+    reader = _Reader(db, site_id, None, "machine_group" in dims)
+    parts = reader.parts(since, until, use_months=use_months, visits=True)
+    # per group, per local day (or per month, of member-day codes): who started a session
+    by_group: dict[tuple[Any, ...], dict[date, set[int]]] = defaultdict(lambda: defaultdict(set))
+    for p in parts:
+        info = reader.machines.get(p.machine_id)
+        if info is None or not p.starters:
+            continue
+        if not use_months:
+            bucket, vals = p.day, p.starters
+        elif p.grain == "month":
+            bucket, vals = p.day, p.starters
+        else:
+            dd = p.day.day - 1
+            bucket, vals = month_of(p.day), [m << 5 | dd for m in p.starters]
+        for key in _keys(info, p, dims):
+            by_group[key][bucket].update(vals)
+    rows = [{**dict(zip(dims, key, strict=True)), "visits": sum(len(v) for v in per_day.values())}
+            for key, per_day in by_group.items()]
+    if not dims and not rows:
+        rows = [{"visits": 0}]
+    rows.sort(key=lambda r: tuple((r[d] is None, r[d] if r[d] is not None else 0) for d in dims))
+    return rows
+
+
+# ---------------------------------------------------------------- background refresh
+
+
+class RollupRefresher:
+    """Keeps the cells fresh in the background (every `interval_s`), so a report finds little or
+    nothing to do. A failure is logged and retried; reports refresh for themselves anyway."""
+
+    def __init__(self, sessions: Callable[[], Any], interval_s: float = 10.0) -> None:
+        self.sessions = sessions
+        self.interval_s = interval_s
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rollups", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def run_once(self) -> RefreshResult:
+        with self.sessions() as db:
+            result = refresh(db)
+            db.commit()
+        self.runs += 1
+        if result.machines:
+            log.info("usage roll-ups refreshed: %d machines, %d day cells, %d month cells",
+                     result.machines, result.day_cells, result.month_cells)
+        return result
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("usage roll-up refresh failed; retrying")

@@ -1,0 +1,118 @@
+"""The report roll-ups are refreshed by the server's background thread and by `fabpass db
+rollups`, on SQLite and PostgreSQL; a concurrent report and refresher do not trip each other."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from click.testing import CliRunner
+from sqlalchemy.orm import Session
+
+from server import cli
+from server.models import UsageRollup, UsageRollupDirty, UsageSession
+from server.reports import usage_report
+from server.rollups import RollupRefresher
+
+
+def _sessions(db: Session, lab: dict[str, Any], n: int, day: int = 0) -> None:
+    t0 = datetime(2026, 11, 1, 21, 0, tzinfo=UTC) + timedelta(days=day)
+    for i in range(n):
+        start = t0 + timedelta(minutes=37 * i)
+        db.add(UsageSession(session_uuid=uuid.uuid4().hex, badge_uid="04A1B2C3",
+                            machine_id=lab["laser" if i % 2 else "printer"].id,  # type: ignore[attr-defined]
+                            member_id=lab["alice"].id,  # type: ignore[attr-defined]
+                            started_at=start, ended_at=start + timedelta(minutes=90),
+                            duration_s=5400.0, active_s=600.0, end_reason="badge_out"))
+    db.commit()
+
+
+def _count(db: Session, model: Any) -> int:
+    return int(db.scalar(sa.select(sa.func.count()).select_from(model)) or 0)
+
+
+def test_background_refresher_keeps_cells_fresh(db: Session, lab: dict[str, Any],
+                                                writer_sessions: Any) -> None:
+    _sessions(db, lab, 20)
+    assert _count(db, UsageRollupDirty) == 20
+    refresher = RollupRefresher(writer_sessions, interval_s=0.05)
+    refresher.start()
+    try:
+        deadline = time.monotonic() + 15
+        while _count(db, UsageRollupDirty) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            db.rollback()  # a fresh snapshot on PostgreSQL
+        assert _count(db, UsageRollupDirty) == 0
+        assert _count(db, UsageRollup) > 0
+        _sessions(db, lab, 5, day=3)  # more traffic, picked up by the next round
+        runs = refresher.runs
+        while (_count(db, UsageRollupDirty) or refresher.runs == runs) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+            db.rollback()
+        assert _count(db, UsageRollupDirty) == 0
+    finally:
+        refresher.stop()
+    assert not refresher._thread.is_alive()
+    for dims in ("day", "month,machine", "site"):
+        assert usage_report(db, dims) == usage_report(db, dims, use_rollups=False)
+
+
+def test_reports_racing_the_refresher(db: Session, lab: dict[str, Any], writer_sessions: Any,
+                                      engine: Any) -> None:
+    """Reports in other sessions while sessions keep arriving: no error, no lost mark."""
+    from server.db import make_sessionmaker
+
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def reporter() -> None:
+        readers = make_sessionmaker(engine)
+        try:
+            while not stop.is_set():
+                with readers() as r:
+                    usage_report(r, "day,machine")
+                    r.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    refresher = RollupRefresher(writer_sessions, interval_s=0.01)
+    threads = [threading.Thread(target=reporter) for _ in range(2)]
+    refresher.start()
+    for t in threads:
+        t.start()
+    try:
+        for day in range(8):
+            _sessions(db, lab, 6, day=day)
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        refresher.stop()
+    assert errors == []
+    db.rollback()
+    for dims in ("day,machine", "month", "week,kind"):
+        assert usage_report(db, dims) == usage_report(db, dims, use_rollups=False)
+    db.commit()
+    assert _count(db, UsageRollupDirty) == 0
+
+
+def test_db_rollups_command(db_url: str, db: Session, lab: dict[str, Any]) -> None:
+    _sessions(db, lab, 10)
+    runner = CliRunner(env={"FABPASS_DATABASE_URL": db_url})
+    result = runner.invoke(cli.db, ["rollups"])
+    assert result.exit_code == 0, result.output
+    assert "2 machines" in result.output and "from 10 marks" in result.output
+    db.rollback()
+    assert _count(db, UsageRollupDirty) == 0
+    cells = _count(db, UsageRollup)
+    assert cells > 0
+    result = runner.invoke(cli.db, ["rollups", "--rebuild"])
+    assert result.exit_code == 0, result.output
+    db.rollback()
+    assert _count(db, UsageRollup) == cells
