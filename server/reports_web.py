@@ -1,6 +1,14 @@
 """Report pages: usage over time (server-rendered SVG), denied attempts, member statement,
 machine hours and maintenance, funder report. Managers and admins only; every table has CSV.
 
+Scope: an admin reports on any site or on the whole consortium (no site, the default); a
+manager only on their own sites (`server.auth.can_manage_site`, the rule of the other pages):
+the site picker lists those, the first is the default, and asking for another site or for the
+consortium is refused with 403 — as the other pages refuse another site's members and machines
+(they do not silently fall back). A manager's member statements, machine pages and maintenance
+list are limited the same way (`can_manage_member`, `can_manage_machine`). Trainers have no
+report page.
+
 No JavaScript library and no CDN: charts are SVG built here, tables sort by links.
 """
 
@@ -20,6 +28,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -29,6 +38,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
+from server import auth
 from server import maintenance as mnt
 from server import reports as rep
 from server.auth import ADMIN, MANAGER, roles_required
@@ -39,6 +49,16 @@ log = logging.getLogger(__name__)
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
 _managers = roles_required(ADMIN, MANAGER)
+
+
+@bp.after_request
+def _keep_rollup_refresh(response: Any) -> Any:
+    """A report brings the roll-ups up to date first (`server.rollups.refresh`): commit that
+    work on a successful page so the next report does not redo it."""
+    db = g.get("fabpass_db")
+    if db is not None and request.method == "GET" and response.status_code < 400:
+        db.commit()
+    return response
 
 
 def _db() -> Any:
@@ -79,9 +99,9 @@ def _tz(site: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _period(default_days: int = 365) -> tuple[date, date, datetime, datetime, str | None]:
+def _period(site: str | None, default_days: int = 365
+            ) -> tuple[date, date, datetime, datetime, str | None]:
     """`from`/`to` dates (inclusive, in the site's or the server's zone) → UTC range."""
-    site = request.args.get("site") or None
     zone = _tz(site)
     today = datetime.now(zone).date()
 
@@ -109,7 +129,39 @@ def _period(default_days: int = 365) -> tuple[date, date, datetime, datetime, st
 
 
 def _sites() -> list[tuple[str, str]]:
-    return [(s, n) for s, n in _db().execute(sa.select(Site.slug, Site.name).order_by(Site.name))]
+    """The sites the login may report on, by name: all for an admin, their own for a manager."""
+    me = auth.me()
+    rows = _db().execute(sa.select(Site.id, Site.slug, Site.name).order_by(Site.name, Site.id))
+    return [(slug, name) for sid, slug, name in rows if auth.can_manage_site(me, sid)]
+
+
+def _consortium_allowed() -> bool:
+    """Only an admin sees the whole consortium (every site at once)."""
+    return auth.me().is_admin
+
+
+def _site_choice() -> tuple[str | None, list[tuple[str, str]]]:
+    """(the site asked for, None = the consortium; the picker's choices). A manager gets their
+    first site by default and 403 for another site, the consortium (`site=`) or no site at all."""
+    sites = _sites()
+    raw = request.args.get("site")
+    if _consortium_allowed():
+        return raw or None, sites
+    if raw is None and sites:
+        return sites[0][0], sites
+    if raw not in dict(sites):
+        abort(403)
+    return raw, sites
+
+
+def _machine_or_403(machine_id: int) -> Machine:
+    """The machine (404 if none), if the login manages its site (403 otherwise)."""
+    m = _db().get(Machine, machine_id)
+    if m is None:
+        abort(404)
+    if not auth.can_manage_machine(auth.me(), m):
+        abort(403)
+    return m
 
 
 def _sorted(rows: list[dict[str, Any]], allowed: Sequence[str]) -> tuple[list[dict[str, Any]], str, str]:
@@ -204,7 +256,8 @@ GROUPS = [("month", _l("Month")), ("week", _l("Week")), ("day", _l("Day")),
 @bp.get("/")
 @_managers
 def usage() -> Any:
-    first, last, since, until, site = _period()
+    site, sites = _site_choice()
+    first, last, since, until, site = _period(site)
     group = request.args.get("group_by", "month")
     if group not in dict(GROUPS):
         group = "month"
@@ -220,9 +273,13 @@ def usage() -> Any:
         db.rollback()
         flash(str(exc), "error")
         rows = []
+    openable: set[int] = set()  # members whose statement the login may open
     if group == "member":
-        names = dict(db.execute(sa.select(Member.id, Member.name).where(
-            Member.id.in_([r["member"] for r in rows if r["member"] is not None]))).all())
+        me = auth.me()
+        found = db.execute(sa.select(Member.id, Member.name, Member.site_id).where(
+            Member.id.in_([r["member"] for r in rows if r["member"] is not None]))).all()
+        names = {mid: name for mid, name, _sid in found}
+        openable = {mid for mid, _name, sid in found if auth.can_manage_site(me, sid)}
         for r in rows:
             r["name"] = names.get(r["member"])
     if request.args.get("format") == "csv":
@@ -240,8 +297,9 @@ def usage() -> Any:
                                            "visits"])
     open_count = _open_sessions(site)
     return render_template("reports/usage.html", rows=rows, chart=chart, group=group,
-                           groups=GROUPS, first=first, last=last, site=site, sites=_sites(),
-                           sort=sort, direction=direction, open_count=open_count)
+                           groups=GROUPS, first=first, last=last, site=site, sites=sites,
+                           consortium=_consortium_allowed(), sort=sort, direction=direction,
+                           open_count=open_count, openable=openable)
 
 
 def _open_sessions(site: str | None) -> int:
@@ -254,12 +312,17 @@ def _open_sessions(site: str | None) -> int:
     return int(_db().scalar(q) or 0)
 
 
+DENIED_GROUPS = [("reason", _l("Reason")), ("machine", _l("Machine")), ("site", _l("Site")),
+                 ("day", _l("Day")), ("week", _l("Week")), ("month", _l("Month"))]
+
+
 @bp.get("/denied")
 @_managers
 def denied() -> Any:
-    first, last, since, until, site = _period()
+    site, sites = _site_choice()
+    first, last, since, until, site = _period(site)
     group = request.args.get("group_by", "reason")
-    if group not in ("reason", "machine", "site", "month"):
+    if group not in dict(DENIED_GROUPS):
         group = "reason"
     try:
         rows = rep.denied_report(_db(), group, since, until, site)
@@ -269,8 +332,9 @@ def denied() -> Any:
     if request.args.get("format") == "csv":
         return _csv(rep.rows_to_csv(rows, columns=[group, "denied"]), f"denied-{first}-{last}")
     rows, sort, direction = _sorted(rows, [group, "denied"])
-    return render_template("reports/denied.html", rows=rows, group=group, first=first, last=last,
-                           site=site, sites=_sites(), sort=sort, direction=direction)
+    return render_template("reports/denied.html", rows=rows, group=group, groups=DENIED_GROUPS,
+                           first=first, last=last, site=site, sites=sites,
+                           consortium=_consortium_allowed(), sort=sort, direction=direction)
 
 
 @bp.get("/members/<int:member_id>/statement")
@@ -280,7 +344,10 @@ def statement(member_id: int) -> Any:
     member = db.get(Member, member_id)
     if member is None:
         abort(404)
-    first, last, since, until, site = _period(default_days=31)
+    if not auth.can_manage_member(auth.me(), member):
+        abort(403)
+    # no site picker: `site` only chooses the zone of the dates (the server's by default)
+    first, last, since, until, site = _period(request.args.get("site") or None, default_days=31)
     basis = "active_hours" if request.args.get("basis") == "active_hours" else "hours"
     st = rep.member_statement(db, member_id, since, until, basis)
     if request.args.get("format") == "csv":
@@ -300,17 +367,20 @@ def machine_fragment(machine_id: int) -> Markup:
         status = mnt.maintenance_status(_db(), machine_id)
     except mnt.MaintenanceError:
         return Markup("")
+    from flask_login import current_user
+
+    m = _db().get(Machine, machine_id)
+    can_open = (m is not None and getattr(current_user, "is_authenticated", False)
+                and auth.can_manage_machine(auth.me(), m))  # else the link would be a 403
     return Markup(render_template("reports/_machine_fragment.html", status=status,
-                                  machine_id=machine_id))
+                                  machine_id=machine_id, can_open=can_open))
 
 
 @bp.get("/machines/<int:machine_id>")
 @_managers
 def machine(machine_id: int) -> Any:
     db = _db()
-    m = db.get(Machine, machine_id)
-    if m is None:
-        abort(404)
+    m = _machine_or_403(machine_id)
     status = mnt.maintenance_status(db, machine_id)
     hist = mnt.history(db, machine_id, limit=200)
     if request.args.get("format") == "csv":
@@ -327,6 +397,7 @@ def machine(machine_id: int) -> Any:
 @_managers
 def add_task(machine_id: int) -> Any:
     db = _db()
+    _machine_or_403(machine_id)
     try:
         mnt.create_task(db, machine_id, request.form.get("name", ""),
                         request.form.get("interval", ""))  # type: ignore[arg-type]
@@ -342,6 +413,7 @@ def add_task(machine_id: int) -> Any:
 @_managers
 def retire_task(machine_id: int, task_id: int) -> Any:
     db = _db()
+    _machine_or_403(machine_id)
     task = db.get(MaintenanceTask, task_id)
     if task is None or task.machine_id != machine_id:
         abort(404)
@@ -355,6 +427,7 @@ def retire_task(machine_id: int, task_id: int) -> Any:
 @_managers
 def log_intervention(machine_id: int) -> Any:
     db = _db()
+    _machine_or_403(machine_id)
     raw_task = request.form.get("task_id") or ""
     try:
         task_id = int(raw_task) if raw_task else None
@@ -373,6 +446,7 @@ def log_intervention(machine_id: int) -> Any:
 @_managers
 def lock(machine_id: int) -> Any:
     db = _db()
+    _machine_or_403(machine_id)
     raw_task = request.form.get("task_id") or ""
     try:
         mnt.lock_until_done(db, machine_id, int(raw_task) if raw_task else None, actor=_actor())
@@ -388,8 +462,10 @@ def lock(machine_id: int) -> Any:
 @_managers
 def maintenance() -> Any:
     db = _db()
+    me = auth.me()
     due = mnt.due_maintenance(db)
-    machines = {m.id: m for m in db.scalars(sa.select(Machine).where(Machine.id.in_(list(due))))}
+    machines = {m.id: m for m in db.scalars(sa.select(Machine).where(Machine.id.in_(list(due))))
+                if auth.can_manage_machine(me, m)}
     rows = [{"machine": machines[mid].slug, "machine_name": machines[mid].name, "machine_id": mid,
              **t} for mid, tasks in due.items() if mid in machines for t in tasks]
     rows.sort(key=lambda r: r["remaining_h"])
@@ -397,7 +473,8 @@ def maintenance() -> Any:
         return _csv(rep.rows_to_csv(rows, columns=["machine", "name", "state", "interval_h",
                                                    "hours_since", "remaining_h"]), "maintenance-due")
     totals = mnt.active_hours(db)
-    all_machines = list(db.scalars(sa.select(Machine).order_by(Machine.slug)))
+    all_machines = [m for m in db.scalars(sa.select(Machine).order_by(Machine.slug))
+                    if auth.can_manage_machine(me, m)]
     return render_template("reports/maintenance.html", rows=rows, machines=all_machines,
                            totals=totals)
 
@@ -408,7 +485,8 @@ def maintenance() -> Any:
 @bp.get("/funder")
 @_managers
 def funder() -> Any:
-    first, last, since, until, site = _period()
+    site, sites = _site_choice()
+    first, last, since, until, site = _period(site)
     try:
         report = rep.funder_report(_db(), since, until, site)
     except rep.ReportError as exc:
@@ -425,7 +503,8 @@ def funder() -> Any:
                                (_("Active hours"), [r["active_hours"] for r in numeric], "s2")],
                               title=_("Hours by machine family"))
     return render_template("reports/funder.html", r=report, first=first, last=last, site=site,
-                           sites=_sites(), chart=chart, kinds=KINDS)
+                           sites=sites, consortium=_consortium_allowed(), chart=chart,
+                           kinds=KINDS)
 
 
 KINDS = {"laser_cutter": _l("Laser cutters"), "3d_printer": _l("3D printers"),
