@@ -361,6 +361,8 @@ class UsageRollupDirty(Base):
     __tablename__ = "usage_rollup_dirty"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    op: Mapped[str] = mapped_column(String(3))  # "add" | "chg" (see ROLLUP_TRIGGERS_SQLITE)
+    session_id: Mapped[int | None] = mapped_column(Integer)
     machine_id: Mapped[int | None] = mapped_column(Integer)
     t_from: Mapped[datetime] = mapped_column()
     t_to: Mapped[datetime] = mapped_column()
@@ -377,39 +379,48 @@ class UsageRollupState(Base):
     refreshes: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+# op "add": a session that no cell counts yet (inserted closed, or just closed) -> its cells can
+# be updated by adding it; op "chg": a counted version changed or went away -> rebuild its days
 ROLLUP_TRIGGERS_SQLITE = (
     """CREATE TRIGGER trg_sessions_rollup_ins AFTER INSERT ON sessions
 WHEN NEW.ended_at IS NOT NULL BEGIN
-  INSERT INTO usage_rollup_dirty (machine_id, t_from, t_to)
-  VALUES (NEW.machine_id, NEW.started_at, NEW.ended_at);
+  INSERT INTO usage_rollup_dirty (op, session_id, machine_id, t_from, t_to)
+  VALUES ('add', NEW.id, NEW.machine_id, NEW.started_at, NEW.ended_at);
 END""",
     """CREATE TRIGGER trg_sessions_rollup_upd
 AFTER UPDATE OF started_at, ended_at, duration_s, active_s, member_id, machine_id ON sessions
 WHEN OLD.ended_at IS NOT NULL OR NEW.ended_at IS NOT NULL BEGIN
-  INSERT INTO usage_rollup_dirty (machine_id, t_from, t_to)
-  SELECT OLD.machine_id, OLD.started_at, OLD.ended_at WHERE OLD.ended_at IS NOT NULL;
-  INSERT INTO usage_rollup_dirty (machine_id, t_from, t_to)
-  SELECT NEW.machine_id, NEW.started_at, NEW.ended_at WHERE NEW.ended_at IS NOT NULL;
+  INSERT INTO usage_rollup_dirty (op, session_id, machine_id, t_from, t_to)
+  SELECT 'chg', OLD.id, OLD.machine_id, OLD.started_at, OLD.ended_at
+  WHERE OLD.ended_at IS NOT NULL;
+  INSERT INTO usage_rollup_dirty (op, session_id, machine_id, t_from, t_to)
+  SELECT CASE WHEN OLD.ended_at IS NULL THEN 'add' ELSE 'chg' END, NEW.id, NEW.machine_id,
+         NEW.started_at, NEW.ended_at
+  WHERE NEW.ended_at IS NOT NULL;
 END""",
     """CREATE TRIGGER trg_sessions_rollup_del AFTER DELETE ON sessions
 WHEN OLD.ended_at IS NOT NULL BEGIN
-  INSERT INTO usage_rollup_dirty (machine_id, t_from, t_to)
-  VALUES (OLD.machine_id, OLD.started_at, OLD.ended_at);
+  INSERT INTO usage_rollup_dirty (op, session_id, machine_id, t_from, t_to)
+  VALUES ('chg', OLD.id, OLD.machine_id, OLD.started_at, OLD.ended_at);
 END""",
 )
 ROLLUP_TRIGGERS_POSTGRESQL = (
     """CREATE FUNCTION fabpass_sessions_rollup_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  was_closed boolean := false;
 BEGIN
   IF TG_OP <> 'INSERT' THEN
     IF OLD.ended_at IS NOT NULL THEN
-      INSERT INTO usage_rollup_dirty (machine_id, t_from, t_to)
-      VALUES (OLD.machine_id, OLD.started_at, OLD.ended_at);
+      was_closed := true;
+      INSERT INTO usage_rollup_dirty (op, session_id, machine_id, t_from, t_to)
+      VALUES ('chg', OLD.id, OLD.machine_id, OLD.started_at, OLD.ended_at);
     END IF;
   END IF;
   IF TG_OP <> 'DELETE' THEN
     IF NEW.ended_at IS NOT NULL THEN
-      INSERT INTO usage_rollup_dirty (machine_id, t_from, t_to)
-      VALUES (NEW.machine_id, NEW.started_at, NEW.ended_at);
+      INSERT INTO usage_rollup_dirty (op, session_id, machine_id, t_from, t_to)
+      VALUES (CASE WHEN was_closed THEN 'chg' ELSE 'add' END, NEW.id, NEW.machine_id,
+              NEW.started_at, NEW.ended_at);
     END IF;
   END IF;
   RETURN NULL;

@@ -45,7 +45,6 @@ from server.models import (
     UsageRollupDirty,
     UsageRollupState,
     UsageSession,
-    UTCDateTime,
     machine_group_members,
 )
 
@@ -55,7 +54,6 @@ ROLLUP: sa.Table = UsageRollup.__table__  # type: ignore[assignment]
 DIRTY: sa.Table = UsageRollupDirty.__table__  # type: ignore[assignment]
 STATE: sa.Table = UsageRollupState.__table__  # type: ignore[assignment]
 
-ROLLUP_LOCK_KEY = 0x66616270  # "fabp": PostgreSQL advisory lock serialising refreshes
 TIME_DIMENSIONS = ("day", "week", "month")
 ROLLUP_DIMENSIONS = ("machine", "machine_group", "site", "kind", *TIME_DIMENSIONS)
 
@@ -164,13 +162,17 @@ class Cell:
     active_seconds: float = 0.0
     members: set[int] = field(default_factory=set)
     starters: set[int] = field(default_factory=set)
+    starter_days: set[tuple[int, int]] = field(default_factory=set)  # (member, day of month)
+    merged: bool = False  # holds a stored cell's figures too (see `_add`)
 
     def add(self, starts: bool, frac: float, duration: float, active: float,
-            member: int | None) -> None:
+            member: int | None, day: int = 0) -> None:
         if starts:
             self.sessions += 1
             if member is not None:
                 self.starters.add(member)
+                if day:
+                    self.starter_days.add((member, day))
         self.seconds += duration * frac
         self.active_seconds += active * frac
         if member is not None:
@@ -196,6 +198,7 @@ class RefreshResult:
     day_cells: int = 0
     month_cells: int = 0
     dirty_rows: int = 0
+    added_sessions: int = 0  # of which added to their cells without a rebuild
 
 
 def _machine_zones(db: Session) -> dict[int, str]:
@@ -219,28 +222,54 @@ def pending(db: Session) -> bool:
     return bool(_stale_zone_machines(db, _machine_zones(db)))
 
 
+ADD_MAX = 1000  # new sessions of one machine added one by one; more: its days are rebuilt
+
+
+@dataclass
+class _Marks:
+    """The dirty marks of one machine."""
+
+    n: int = 0
+    changed: bool = False  # any "chg" mark: a counted version changed, its days are rebuilt
+    lo: datetime | None = None
+    hi: datetime | None = None
+    adds: list[int] = field(default_factory=list)
+
+
 def refresh(db: Session) -> RefreshResult:
     """Bring the cells up to date with ``sessions``, in the caller's transaction (the caller
-    commits; a rollback leaves the dirty marks for the next refresh)."""
+    commits; a rollback leaves the dirty marks for the next refresh).
+
+    New sessions (marks "add") are added to their cells; anything else rebuilds the local days it
+    touched from the sessions. While it runs no session can be closed or changed (SQLite: the
+    write lock; PostgreSQL: a lock on the marks table that the triggers need), so a session is
+    never both added and counted by a rebuild."""
     result = RefreshResult()
     if not pending(db):
         return result
     dialect = db.get_bind().dialect.name
     if dialect == "postgresql":
-        db.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROLLUP_LOCK_KEY})
+        # conflicts with the triggers' inserts and with another refresh, not with readers
+        db.execute(sa.text("LOCK TABLE usage_rollup_dirty IN SHARE ROW EXCLUSIVE MODE"))
     st = STATE
     # a write first: on SQLite this takes the write lock, so the marks read next are final
     db.execute(st.update().where(st.c.id == 1).values(refreshes=st.c.refreshes + 1))
     max_wall = float(db.scalar(sa.select(st.c.max_wall_s).where(st.c.id == 1)) or 0.0)
     zones = _machine_zones(db)
     ranges: dict[int, tuple[datetime, datetime] | None] = {}
-    for mid, n, a, b, c, e in _claim_marks(db, dialect):
-        result.dirty_rows += n
+    adds: dict[int, list[int]] = {}
+    for mid, marks in _claim_marks(db).items():
+        result.dirty_rows += marks.n
         if mid is None or mid not in zones:
             continue
-        ranges[mid] = (min(a, c), max(b, e))
+        if marks.changed or len(marks.adds) > ADD_MAX:
+            assert marks.lo is not None and marks.hi is not None
+            ranges[mid] = (marks.lo, marks.hi)
+        else:
+            adds[mid] = marks.adds
     for mid in _stale_zone_machines(db, zones):
         ranges[mid] = None
+        adds.pop(mid, None)
     # machines with the same zone and the same dirty local days are rebuilt together: a
     # refresh after a day of traffic is a few batches, not a few queries per machine
     batches: dict[tuple[str, date | None, date | None], list[int]] = defaultdict(list)
@@ -258,38 +287,97 @@ def refresh(db: Session) -> RefreshResult:
         result.day_cells += n_days
         result.month_cells += n_months
         new_wall = max(new_wall, wall)
+    if adds:
+        for mid in adds:
+            calendars.setdefault(zones[mid], LocalDays(zones[mid]))
+        n_days, n_months, wall = _add(db, adds, {mid: calendars[zones[mid]] for mid in adds})
+        result.added_sessions = sum(len(v) for v in adds.values())
+        result.machines += len(adds)
+        result.day_cells += n_days
+        result.month_cells += n_months
+        new_wall = max(new_wall, wall)
     if new_wall > max_wall:
         db.execute(st.update().where(st.c.id == 1).values(max_wall_s=new_wall))
     log.debug("roll-up refresh: %s", result)
     return result
 
 
-def _claim_marks(db: Session, dialect: str) -> list[tuple[Any, ...]]:
-    """Take the dirty marks (deleting them in this transaction), as (machine, count, min and max
-    start, min and max end) per machine.
-
-    PostgreSQL deletes and aggregates in one statement: under READ COMMITTED a separate DELETE
-    would see, and drop unprocessed, marks committed in between. SQLite holds the write lock
-    already (see `refresh`), so nothing can commit in between."""
-    if dialect == "postgresql":
-        q = sa.text(
-            "WITH gone AS (DELETE FROM usage_rollup_dirty RETURNING machine_id, t_from, t_to) "
-            "SELECT machine_id, count(*), min(t_from), max(t_from), min(t_to), max(t_to) "
-            "FROM gone GROUP BY machine_id").columns(
-            sa.column("machine_id", sa.Integer), sa.column("n", sa.Integer),
-            sa.column("a", UTCDateTime()), sa.column("b", UTCDateTime()),
-            sa.column("c", UTCDateTime()), sa.column("e", UTCDateTime()))
-        return [tuple(r) for r in db.execute(q)]
+def _claim_marks(db: Session) -> dict[int | None, _Marks]:
+    """Take the dirty marks (deleting them in this transaction), summed up per machine. Called
+    under the lock of `refresh`: no mark can be added until the transaction ends."""
     d = DIRTY
     top = db.scalar(sa.select(sa.func.max(d.c.id)))
+    out: dict[int | None, _Marks] = {}
     if top is None:
-        return []
-    rows = [tuple(r) for r in db.execute(
-        sa.select(d.c.machine_id, sa.func.count(), sa.func.min(d.c.t_from),
-                  sa.func.max(d.c.t_from), sa.func.min(d.c.t_to), sa.func.max(d.c.t_to))
-        .where(d.c.id <= top).group_by(d.c.machine_id))]
+        return out
+    is_chg = sa.case((d.c.op == "add", 0), else_=1)
+    q = (sa.select(d.c.machine_id, sa.func.count(), sa.func.sum(is_chg),
+                   sa.func.min(d.c.t_from), sa.func.max(d.c.t_from), sa.func.min(d.c.t_to),
+                   sa.func.max(d.c.t_to))
+         .where(d.c.id <= top).group_by(d.c.machine_id))
+    for mid, n, n_chg, a, b, c, e in db.execute(q):
+        out[mid] = _Marks(int(n), bool(n_chg), min(a, c), max(b, e))
+    few = [mid for mid, m in out.items() if not m.changed and m.n <= ADD_MAX and mid is not None]
+    for i in range(0, len(few), 500):
+        for mid, sid in db.execute(sa.select(d.c.machine_id, d.c.session_id).where(
+                d.c.id <= top, d.c.op == "add", d.c.machine_id.in_(few[i:i + 500]))):
+            out[mid].adds.append(sid)
     db.execute(d.delete().where(d.c.id <= top))
-    return rows
+    return out
+
+
+def _add(db: Session, adds: dict[int, list[int]], calendars: dict[int, LocalDays]
+         ) -> tuple[int, int, float]:
+    """Add new closed sessions (by id, per machine) to their day and month cells. Returns (day
+    cells, month cells written, longest wall seen)."""
+    r = ROLLUP
+    s = UsageSession.__table__
+    ids = sorted({sid for sids in adds.values() for sid in sids if sid is not None})
+    day_add: dict[tuple[int, date], Cell] = defaultdict(Cell)
+    month_add: dict[tuple[int, date], Cell] = defaultdict(Cell)
+    wall_max = 0.0
+    for i in range(0, len(ids), 500):
+        q = sa.select(s.c.machine_id, s.c.started_at, s.c.ended_at, s.c.duration_s,
+                      s.c.active_s, s.c.member_id).where(s.c.id.in_(ids[i:i + 500]),
+                                                         s.c.ended_at.is_not(None))
+        for mid, st, en, dur, act, member in db.execute(q):
+            days = calendars.get(mid)
+            if days is None:  # moved since its mark: that machine's "chg" marks rebuild it
+                continue
+            wall_max = max(wall_max, (en - st).total_seconds())
+            duration, active = session_amounts(st, en, dur, act)
+            for d, starts, frac in split(days, st, en):
+                day_add[(mid, d)].add(starts, frac, duration, active, member)
+                month_add[(mid, month_of(d))].add(starts, frac, duration, active, member, d.day)
+    if not day_add:
+        return 0, 0, wall_max
+    for c in month_add.values():  # the new member-days, as codes like the stored ones
+        c.starters = {m << 5 | (d - 1) for m, d in c.starter_days}
+    for grain, cells in (("day", day_add), ("month", month_add)):
+        mids = sorted({mid for mid, _ in cells})
+        lo = min(p for _, p in cells)
+        hi = max(p for _, p in cells)
+        old = db.execute(sa.select(r.c.machine_id, r.c.period, r.c.sessions, r.c.seconds,
+                                   r.c.active_seconds, r.c.member_ids, r.c.starter_ids).where(
+            r.c.grain == grain, r.c.machine_id.in_(mids), r.c.period >= lo, r.c.period <= hi))
+        for mid, period, n, secs, act, member_ids, starter_ids in old:
+            if (mid, period) not in cells:
+                continue
+            c = cells[(mid, period)]
+            c.sessions += n
+            c.seconds += secs
+            c.active_seconds += act
+            c.members.update(unpack(member_ids))
+            c.starters.update(unpack(starter_ids))
+            c.merged = True
+        stale = [{"g": grain, "m": mid, "p": p} for (mid, p), c in cells.items() if c.merged]
+        if stale:
+            db.execute(r.delete().where(r.c.grain == sa.bindparam("g"),
+                                        r.c.machine_id == sa.bindparam("m"),
+                                        r.c.period == sa.bindparam("p")), stale)
+        db.execute(r.insert(), [_cell_row(grain, mid, calendars[mid].name, p, c)
+                                for (mid, p), c in cells.items()])
+    return len(day_add), len(month_add), wall_max
 
 
 def _rebuild(db: Session, mids: list[int], days: LocalDays, d_lo: date | None,
@@ -370,8 +458,9 @@ def rebuild_all(db: Session) -> RefreshResult:
     db.execute(d.delete())
     s = UsageSession.__table__
     db.execute(d.insert().from_select(
-        ["machine_id", "t_from", "t_to"],
-        sa.select(s.c.machine_id, sa.func.min(s.c.started_at), sa.func.max(s.c.ended_at))
+        ["op", "machine_id", "t_from", "t_to"],
+        sa.select(sa.literal("chg"), s.c.machine_id, sa.func.min(s.c.started_at),
+                  sa.func.max(s.c.ended_at))
         .where(s.c.ended_at.is_not(None)).group_by(s.c.machine_id)))
     return refresh(db)
 

@@ -198,6 +198,39 @@ def test_rollups_follow_every_write(rdb: Session) -> None:
         assert x._mapping["seconds"] == pytest.approx(y._mapping["seconds"], abs=1e-3)
 
 
+def test_new_sessions_are_added_to_existing_cells(rdb: Session) -> None:
+    """Sessions inserted closed, or closed, are added to the cells (no rebuild), and the cells
+    then equal a rebuild from scratch."""
+    rng = random.Random(13)
+    usage_report(rdb, "machine")
+    rdb.commit()
+    mids = list(rdb.scalars(sa.select(Machine.id)))
+    pids = list(rdb.scalars(sa.select(Member.id)))
+    for _ in range(2):
+        rdb.add_all(_session(rng, mids, pids) for _ in range(60))
+        opened = UsageSession(session_uuid=uuid.uuid4().hex, machine_id=mids[2],
+                              member_id=pids[3], badge_uid="04AABBCC",
+                              started_at=START + timedelta(days=50, hours=23))
+        rdb.add(opened)
+        rdb.flush()
+        opened.ended_at = opened.started_at + timedelta(hours=30)
+        opened.duration_s = 30 * 3600.0
+        rdb.commit()
+        res = rollups.refresh(rdb)
+        rdb.commit()
+        assert res.added_sessions == 61 and res.dirty_rows == 61
+        _compare(rdb, _ranges(rng, 3), [None, "s2"])
+    r = rollups.ROLLUP
+    before = rdb.execute(sa.select(r).order_by(r.c.grain, r.c.machine_id, r.c.period)).all()
+    rollups.rebuild_all(rdb)
+    rdb.commit()
+    after = rdb.execute(sa.select(r).order_by(r.c.grain, r.c.machine_id, r.c.period)).all()
+    assert [(x.grain, x.machine_id, x.period, x.sessions, x.member_ids, x.starter_ids)
+            for x in before] == [(x.grain, x.machine_id, x.period, x.sessions, x.member_ids,
+                                  x.starter_ids) for x in after]
+    assert [x.seconds for x in before] == pytest.approx([x.seconds for x in after], abs=1e-3)
+
+
 def test_funder_report_from_rollups_matches_sql(rdb: Session) -> None:
     since, until = START + timedelta(days=10, hours=7), START + timedelta(days=130)
     for site in (None, "s0", "s4"):

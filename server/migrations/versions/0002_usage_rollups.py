@@ -41,6 +41,8 @@ def upgrade() -> None:
     op.create_table(
         "usage_rollup_dirty",
         sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("op", sa.String(length=3), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=True),
         sa.Column("machine_id", sa.Integer(), nullable=True),
         sa.Column("t_from", server.models.UTCDateTime(), nullable=False),
         sa.Column("t_to", server.models.UTCDateTime(), nullable=False),
@@ -58,8 +60,8 @@ def upgrade() -> None:
         op.execute(ddl)
     op.execute("INSERT INTO usage_rollup_state (id, max_wall_s, refreshes) VALUES (1, 0, 0)")
     op.execute(
-        "INSERT INTO usage_rollup_dirty (machine_id, t_from, t_to) "
-        "SELECT machine_id, min(started_at), max(ended_at) FROM sessions "
+        "INSERT INTO usage_rollup_dirty (op, machine_id, t_from, t_to) "
+        "SELECT 'chg', machine_id, min(started_at), max(ended_at) FROM sessions "
         "WHERE ended_at IS NOT NULL GROUP BY machine_id"
     )
 
