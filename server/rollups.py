@@ -262,7 +262,7 @@ def refresh(db: Session) -> RefreshResult:
         result.dirty_rows += marks.n
         if mid is None or mid not in zones:
             continue
-        if marks.changed or len(marks.adds) > ADD_MAX:
+        if marks.changed or marks.n > ADD_MAX:  # (then `adds` was not even read)
             assert marks.lo is not None and marks.hi is not None
             ranges[mid] = (marks.lo, marks.hi)
         else:
@@ -370,11 +370,10 @@ def _add(db: Session, adds: dict[int, list[int]], calendars: dict[int, LocalDays
             c.members.update(unpack(member_ids))
             c.starters.update(unpack(starter_ids))
             c.merged = True
-        stale = [{"g": grain, "m": mid, "p": p} for (mid, p), c in cells.items() if c.merged]
-        if stale:
-            db.execute(r.delete().where(r.c.grain == sa.bindparam("g"),
-                                        r.c.machine_id == sa.bindparam("m"),
-                                        r.c.period == sa.bindparam("p")), stale)
+        stale = [(mid, p) for (mid, p), c in cells.items() if c.merged]
+        for i in range(0, len(stale), 500):
+            db.execute(r.delete().where(r.c.grain == grain, sa.tuple_(
+                r.c.machine_id, r.c.period).in_(stale[i:i + 500])))
         db.execute(r.insert(), [_cell_row(grain, mid, calendars[mid].name, p, c)
                                 for (mid, p), c in cells.items()])
     return len(day_add), len(month_add), wall_max

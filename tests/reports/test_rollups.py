@@ -231,6 +231,24 @@ def test_new_sessions_are_added_to_existing_cells(rdb: Session) -> None:
     assert [x.seconds for x in before] == pytest.approx([x.seconds for x in after], abs=1e-3)
 
 
+def test_many_new_sessions_rebuild_their_days(rdb: Session,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ADD_MAX new sessions on a machine (a bulk import), its days are rebuilt instead."""
+    monkeypatch.setattr(rollups, "ADD_MAX", 3)
+    rng = random.Random(14)
+    usage_report(rdb, "machine")
+    rdb.commit()
+    mids = list(rdb.scalars(sa.select(Machine.id)))
+    pids = list(rdb.scalars(sa.select(Member.id)))
+    rdb.add_all(_session(rng, mids[:2], pids) for _ in range(40))  # ~20 per machine
+    rdb.add_all(_session(rng, mids[5:6], pids) for _ in range(2))  # 2: added
+    rdb.commit()
+    res = rollups.refresh(rdb)
+    rdb.commit()
+    assert res.dirty_rows == 42 and res.added_sessions == 2 and res.machines == 3
+    _compare(rdb, _ranges(rng, 3), [None, "s0"])
+
+
 def test_funder_report_from_rollups_matches_sql(rdb: Session) -> None:
     since, until = START + timedelta(days=10, hours=7), START + timedelta(days=130)
     for site in (None, "s0", "s4"):
