@@ -2,8 +2,9 @@
 
 Roles (contract issue 4):
 - admin: everything;
-- manager: members, badges, machines and authorizations of their site(s) (`User.sites`);
-  members without a site are shared and manageable by every manager;
+- manager: members, badges, machines and authorizations of their site(s) (`User.sites`, or
+  `ApiToken.sites` for a manager API token: the same rules); members without a site are shared
+  and manageable by every manager;
 - trainer: grant/revoke only on machines where their linked member holds a valid trainer
   authorization (directly or through a machine group); may read members.
 
@@ -93,7 +94,8 @@ def principal_from_user(user: User) -> Principal:
 
 def principal_from_token(tok: ApiToken) -> Principal:
     role = str(tok.role.value if hasattr(tok.role, "value") else tok.role)
-    return Principal(id=tok.id, email=tok.name, role=role, kind="token")
+    return Principal(id=tok.id, email=tok.name, role=role, kind="token",
+                     site_ids=frozenset(s.id for s in tok.sites))
 
 
 # ---------------------------------------------------------------- login manager
@@ -177,9 +179,16 @@ def can_manage_site(p: Principal, site_id: int | None) -> bool:
         return True
     if p.role != MANAGER:
         return False
-    if p.kind == "token":
-        return True  # a manager token is not bound to sites
     return site_id is None or site_id in p.site_ids
+
+
+def managed_site_ids(p: Principal) -> frozenset[int] | None:
+    """The sites whose records this principal manages, for filtering lists in SQL: None means
+    every site (admin); a manager also manages shared (site-less) members. Same rule as
+    `can_manage_site`."""
+    if p.role == ADMIN:
+        return None
+    return p.site_ids if p.role == MANAGER else frozenset()
 
 
 def can_manage_member(p: Principal, member: Member) -> bool:

@@ -164,12 +164,23 @@ def token() -> None:
 @click.option("--name", required=True)
 @click.option("--role", default="admin", show_default=True,
               type=click.Choice(["admin", "manager"]))
-def token_create(name: str, role: str) -> None:
-    """Create an API token and print it, alone on stdout, once (only its hash is stored)."""
+@click.option("--site", "sites", multiple=True, metavar="SLUG",
+              help="a site the manager token reaches (repeat for several; required for a "
+                   "manager token, refused for an admin token)")
+def token_create(name: str, role: str, sites: tuple[str, ...]) -> None:
+    """Create an API token and print it, alone on stdout, once (only its hash is stored).
+
+    A manager token reaches only the members, machines, trainings, sessions, nodes and reports
+    of its --site sites (and members without a site), like a manager login."""
     from server import services
 
+    if role == "manager" and not sites:
+        raise click.UsageError("a manager token needs at least one --site SLUG")
+    if role == "admin" and sites:
+        raise click.UsageError("an admin token reaches every site: --site is only for "
+                               "--role manager")
     with _session() as session, _service_errors():
-        _row, plain = services.create_token(session, name, role, actor="cli")
+        _row, plain = services.create_token(session, name, role, list(sites), actor="cli")
         session.commit()
     click.echo(plain)
 

@@ -257,7 +257,18 @@ class User(Base):
     sites: Mapped[list[Site]] = relationship(secondary=user_sites)
 
 
+api_token_sites = Table(
+    "api_token_sites",
+    Base.metadata,
+    Column("token_id", ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True),
+    Column("site_id", ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
 class ApiToken(Base):
+    """A REST API token. A manager token reaches only its `sites` (and shared, site-less
+    records), like a manager login; an admin token reaches everything and has no sites."""
+
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -268,6 +279,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+    sites: Mapped[list[Site]] = relationship(secondary=api_token_sites)
 
 
 # ---------------------------------------------------------------- authorizations
@@ -630,6 +643,6 @@ __all__ = [
     "DeadLetter", "Event", "Machine", "MachineGroup", "MachineKind", "MaintenanceLog",
     "MaintenanceTask", "Member", "Node", "OutgoingCommand", "Setting", "Site", "TrainingSignoff",
     "UniqueConstraint", "UnknownBadge", "UsageRollup", "UsageRollupDirty", "UsageRollupState",
-    "UsageSession", "User", "UserRole", "machine_group_members",
+    "UsageSession", "User", "UserRole", "api_token_sites", "machine_group_members",
     "user_sites", "utcnow",
 ]

@@ -13,13 +13,13 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Select, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -401,6 +401,40 @@ def get_node_by_slug(db: Session, slug: str) -> Node:
     return node
 
 
+# ---------------------------------------------------------------- site scope
+#
+# `site_ids` in the list functions below: None lists every site (an admin); otherwise only the
+# records a manager of these sites manages. The SQL form of server.auth's `can_manage_member`,
+# `can_manage_machine` and `can_change_authorization`, so that lists are filtered before they
+# are paginated (`server.auth.managed_site_ids` gives the ids).
+
+
+def member_in_sites(site_ids: Collection[int]) -> ColumnElement[bool]:
+    """Members of these sites, or shared (without a site)."""
+    return or_(Member.site_id.is_(None), Member.site_id.in_(sorted(site_ids)))
+
+
+def machine_ids_in_sites(site_ids: Collection[int]) -> Select[Any]:
+    """Machines of these sites."""
+    return select(Machine.id).where(Machine.site_id.in_(sorted(site_ids)))
+
+
+def group_ids_in_sites(site_ids: Collection[int]) -> Select[Any]:
+    """Machine groups with at least one machine, all of them on these sites."""
+    outside = (select(machine_group_members.c.group_id)
+               .join(Machine, Machine.id == machine_group_members.c.machine_id)
+               .where(Machine.site_id.not_in(sorted(site_ids))))
+    return (select(machine_group_members.c.group_id)
+            .where(machine_group_members.c.group_id.not_in(outside)))
+
+
+def authorization_in_sites(site_ids: Collection[int]) -> ColumnElement[bool]:
+    """Authorizations whose member and machine (or whole group) are managed on these sites."""
+    return and_(Authorization.member_id.in_(select(Member.id).where(member_in_sites(site_ids))),
+                or_(Authorization.machine_id.in_(machine_ids_in_sites(site_ids)),
+                    Authorization.group_id.in_(group_ids_in_sites(site_ids))))
+
+
 # ---------------------------------------------------------------- sites
 
 
@@ -498,8 +532,11 @@ def deactivate_member(db: Session, member_id: int, *, actor: str) -> Member:
 
 def list_members(db: Session, q: str | None = None, active: bool | None = None,
                  site: str | None = None, page: int | None = 1,
-                 per_page: int | None = DEFAULT_PER_PAGE) -> Page[Member]:
+                 per_page: int | None = DEFAULT_PER_PAGE,
+                 site_ids: Collection[int] | None = None) -> Page[Member]:
     stmt = select(Member).order_by(Member.name, Member.id)
+    if site_ids is not None:
+        stmt = stmt.where(member_in_sites(site_ids))
     if q:
         like = f"%{q.strip().lower()}%"
         uid_like = re.sub(r"[\s:\-._]", "", q).upper()
@@ -691,16 +728,22 @@ def set_machine_lock(db: Session, machine_id: int, locked: bool, reason: str | N
 
 
 def list_machines(db: Session, site: str | None = None, page: int | None = 1,
-                  per_page: int | None = DEFAULT_PER_PAGE) -> Page[Machine]:
+                  per_page: int | None = DEFAULT_PER_PAGE,
+                  site_ids: Collection[int] | None = None) -> Page[Machine]:
     stmt = select(Machine).order_by(Machine.slug)
+    if site_ids is not None:
+        stmt = stmt.where(Machine.site_id.in_(sorted(site_ids)))
     if site:
         stmt = stmt.where(Machine.site_id == get_site_by_slug(db, site, "site").id)
     return paginate(db, stmt, page, per_page)
 
 
-def list_nodes(db: Session, page: int | None = 1,
-               per_page: int | None = DEFAULT_PER_PAGE) -> Page[Node]:
-    return paginate(db, select(Node).order_by(Node.slug), page, per_page)
+def list_nodes(db: Session, page: int | None = 1, per_page: int | None = DEFAULT_PER_PAGE,
+               site_ids: Collection[int] | None = None) -> Page[Node]:
+    stmt = select(Node).order_by(Node.slug)
+    if site_ids is not None:
+        stmt = stmt.where(Node.site_id.in_(sorted(site_ids)))
+    return paginate(db, stmt, page, per_page)
 
 
 def send_command(db: Session, machine_id: int, cmd: str, *, actor: str) -> OutgoingCommand:
@@ -836,9 +879,12 @@ def revoke(db: Session, authorization_id: int, by_user_id: int | None = None,
 def list_authorizations(db: Session, member_id: int | None = None, machine_id: int | None = None,
                         group_id: int | None = None, valid_only: bool = False,
                         page: int | None = 1,
-                        per_page: int | None = DEFAULT_PER_PAGE) -> Page[Authorization]:
+                        per_page: int | None = DEFAULT_PER_PAGE,
+                        site_ids: Collection[int] | None = None) -> Page[Authorization]:
     """Authorizations filtered; `machine_id` also matches groups containing that machine."""
     stmt = select(Authorization).order_by(Authorization.id.desc())
+    if site_ids is not None:
+        stmt = stmt.where(authorization_in_sites(site_ids))
     if member_id is not None:
         stmt = stmt.where(Authorization.member_id == member_id)
     if machine_id is not None:
@@ -877,9 +923,12 @@ def trainer_machine_ids(db: Session, member_id: int, now: datetime | None = None
 def list_sessions(db: Session, machine_id: int | None = None, member_id: int | None = None,
                   since: datetime | None = None, until: datetime | None = None,
                   open_only: bool = False, site: str | None = None, page: int | None = 1,
-                  per_page: int | None = DEFAULT_PER_PAGE) -> Page[UsageSession]:
+                  per_page: int | None = DEFAULT_PER_PAGE,
+                  site_ids: Collection[int] | None = None) -> Page[UsageSession]:
     """Sessions overlapping [since, until), newest first."""
     stmt = select(UsageSession).order_by(UsageSession.started_at.desc(), UsageSession.id.desc())
+    if site_ids is not None:
+        stmt = stmt.where(UsageSession.machine_id.in_(machine_ids_in_sites(site_ids)))
     if machine_id is not None:
         stmt = stmt.where(UsageSession.machine_id == machine_id)
     if member_id is not None:
@@ -944,32 +993,45 @@ def create_user(db: Session, email: str, password: str, role: str, member_id: in
     return user
 
 
-def create_token(db: Session, name: str, role: str = "admin", *,
+def create_token(db: Session, name: str, role: str = "admin", sites: Sequence[str] = (), *,
                  actor: str) -> tuple[ApiToken, str]:
-    """A new API token: the row (hash only) and the plaintext, to show once."""
+    """A new API token: the row (hash only) and the plaintext, to show once.
+
+    A manager token is bound to `sites` (slugs, at least one) and reaches only their records
+    and shared ones, like a manager login; an admin token reaches every site and takes none."""
     name_ = _text(name, "name")
     role_ = _enum_value(UserRole, role or "admin", "role")
     if role_ not in (UserRole.admin, UserRole.manager):
         raise Invalid("a token's role is admin or manager", {"role": "admin or manager"})
+    slugs = list(dict.fromkeys(sites))
+    if role_ == UserRole.manager and not slugs:
+        raise Invalid("a manager token needs at least one site", {"sites": "at least one site"})
+    if role_ == UserRole.admin and slugs:
+        raise Invalid("an admin token reaches every site: it takes no sites",
+                      {"sites": "none for an admin token"})
+    site_rows = [get_site_by_slug(db, slug, "sites") for slug in slugs]
     plain = new_token()
-    token = ApiToken(name=name_, token_hash=hash_token(plain), prefix=plain[:12], role=role_)
+    token = ApiToken(name=name_, token_hash=hash_token(plain), prefix=plain[:12], role=role_,
+                     sites=site_rows)
     db.add(token)
     db.flush()
-    audit(db, actor, "token.create", "token", token.id, {"name": name_, "role": role_.value})
+    audit(db, actor, "token.create", "token", token.id,
+          {"name": name_, "role": role_.value, "sites": slugs})
     db.flush()
     return token, plain
 
 
 __all__ = [
-    "Page", "acl_changed", "audit", "check_page", "create_group", "create_machine",
-    "create_member", "create_site", "create_token", "create_user", "dead_letter_counts",
-    "deactivate_member",
+    "Page", "acl_changed", "audit", "authorization_in_sites", "check_page", "create_group",
+    "create_machine", "create_member", "create_site", "create_token", "create_user",
+    "dead_letter_counts", "deactivate_member",
     "enrol_badge", "find_member", "get_authorization", "get_badge", "get_group",
     "get_group_by_slug", "get_machine", "get_machine_by_slug", "get_member", "get_node_by_slug",
-    "get_site", "get_site_by_slug", "grant", "list_audit", "list_authorizations",
-    "list_dead_letters", "list_groups", "list_machines", "list_members", "list_nodes",
-    "list_sessions", "list_sites", "list_unknown_badges", "machine_node_ids", "mark_all_dirty",
-    "mark_nodes_dirty", "member_node_ids", "paginate", "record_unknown_badge", "revoke",
+    "get_site", "get_site_by_slug", "grant", "group_ids_in_sites", "list_audit",
+    "list_authorizations", "list_dead_letters", "list_groups", "list_machines", "list_members",
+    "list_nodes", "list_sessions", "list_sites", "list_unknown_badges", "machine_ids_in_sites",
+    "machine_node_ids", "mark_all_dirty", "mark_nodes_dirty", "member_in_sites",
+    "member_node_ids", "paginate", "record_unknown_badge", "revoke",
     "send_command", "set_badge_status", "set_group_machines", "set_machine_lock",
     "trainer_machine_ids", "update_machine", "update_member", "valid_authorization_clause",
     "valid_machine_ids_for", "validate_policy",

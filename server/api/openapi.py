@@ -152,28 +152,28 @@ PATHS: dict[str, Any] = {
             _q("active", {"type": "boolean"}), _q("site", {"type": "string"}), *_page_params()],
             "responses": {**_list("Member"), **_errors()}},
         "post": {"summary": "Create a member", "requestBody": _body(MEMBER_IN, ["name"]),
-                 "responses": {**_ok("Member", "201", "created"), **_errors()}},
+                 "responses": {**_ok("Member", "201", "created"), **_errors(403)}},
     },
     "/members/{member_id}": {
         "parameters": [_path("member_id")],
-        "get": {"summary": "One member", "responses": {**_ok("Member"), **_errors(404)}},
+        "get": {"summary": "One member", "responses": {**_ok("Member"), **_errors(403, 404)}},
         "patch": {"summary": "Change a member", "requestBody": _body(
             {**MEMBER_IN, "active": {"type": "boolean"}}, []),
-            "responses": {**_ok("Member"), **_errors(404)}},
+            "responses": {**_ok("Member"), **_errors(403, 404)}},
         "delete": {"summary": "Deactivate a member (kept; erasure is separate)",
-                   "responses": {"204": {"description": "deactivated"}, **_errors(404)}},
+                   "responses": {"204": {"description": "deactivated"}, **_errors(403, 404)}},
     },
     "/members/{member_id}/badges": {
         "parameters": [_path("member_id")],
         "post": {"summary": "Enrol a badge", "requestBody": _body(
             {"uid": {"type": "string", "description": "separators and case normalised"}}, ["uid"]),
-            "responses": {**_ok("Badge", "201", "enrolled"), **_errors(404, 409)}},
+            "responses": {**_ok("Badge", "201", "enrolled"), **_errors(403, 404, 409)}},
     },
     "/badges/{uid}": {
         "parameters": [_path("uid", {"type": "string"})],
         "patch": {"summary": "Change a badge's status", "requestBody": _body(
             {"status": {"enum": ["active", "lost", "inactive"]}}, ["status"]),
-            "responses": {**_ok("Badge"), **_errors(404)}},
+            "responses": {**_ok("Badge"), **_errors(403, 404)}},
     },
     "/machines": {
         "get": {"summary": "List machines with live status",
@@ -185,19 +185,19 @@ PATHS: dict[str, Any] = {
             "node": {"type": ["string", "null"], "description": "creates or binds that node"},
             "requires_authorization": {"type": "boolean", "default": True}, "policy": POLICY},
             ["slug", "name", "site"]),
-            "responses": {**_ok("Machine", "201", "created"), **_errors(409)}},
+            "responses": {**_ok("Machine", "201", "created"), **_errors(403, 409)}},
     },
     "/machines/{machine_id}": {
         "parameters": [_path("machine_id")],
         "get": {"summary": "One machine with live status",
-                "responses": {**_ok("Machine"), **_errors(404)}},
+                "responses": {**_ok("Machine"), **_errors(403, 404)}},
         "patch": {"summary": "Change a machine (also lock/unlock)", "requestBody": _body({
             "name": {"type": "string"}, "kind": {"enum": [k.value for k in MachineKind]},
             "node": {"type": ["string", "null"]}, "requires_authorization": {"type": "boolean"},
             "policy": POLICY, "hourly_rate": {"type": ["number", "null"], "minimum": 0},
             "active": {"type": "boolean"}, "locked": {"type": "boolean"},
             "lock_reason": {"type": ["string", "null"]}}, []),
-            "responses": {**_ok("Machine"), **_errors(404, 409)}},
+            "responses": {**_ok("Machine"), **_errors(403, 404, 409)}},
     },
     "/authorizations": {
         "get": {"summary": "List authorizations", "parameters": [
@@ -208,15 +208,15 @@ PATHS: dict[str, Any] = {
             "member_id": ID, "machine_id": ID, "group_id": ID,
             "role": {"enum": ["user", "trainer"], "default": "user"},
             "expires_at": NTIME}, ["member_id"]),
-            "responses": {**_ok("Authorization", "201", "granted"), **_errors(404, 409)}},
+            "responses": {**_ok("Authorization", "201", "granted"), **_errors(403, 404, 409)}},
     },
     "/authorizations/{authorization_id}": {
         "parameters": [_path("authorization_id")],
         "get": {"summary": "One authorization",
-                "responses": {**_ok("Authorization"), **_errors(404)}},
+                "responses": {**_ok("Authorization"), **_errors(403, 404)}},
         "delete": {"summary": "Revoke (kept for the audit trail)",
                    "parameters": [_q("reason", {"type": "string", "maxLength": 500})],
-                   "responses": {"204": {"description": "revoked"}, **_errors(404)}},
+                   "responses": {"204": {"description": "revoked"}, **_errors(403, 404)}},
     },
     "/sessions": {
         "get": {"summary": "Usage sessions (open ones have ended: null)", "parameters": [
@@ -230,13 +230,15 @@ PATHS: dict[str, Any] = {
             {**_q("group_by", {"enum": ["machine", "member", "month", "site", "machine_group",
                                         "member_tag", "kind", "day", "week"]},
                   "the group key; a comma-separated list is accepted"), "required": True},
-            _q("since", TIME), _q("until", TIME), _q("site", {"type": "string"}),
+            _q("since", TIME), _q("until", TIME),
+            _q("site", {"type": "string"}, "site slug; a manager token: one of its sites, "
+               "optional if it has only one"),
             _q("format", {"enum": ["json", "csv"], "default": "json"})],
             "responses": {"200": {"description": "rows", **_json(
                 {"$ref": "#/components/schemas/UsageReport"}),
                 "content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/UsageReport"}},
-                    "text/csv": {"schema": {"type": "string"}}}}, **_errors()}},
+                    "text/csv": {"schema": {"type": "string"}}}}, **_errors(403)}},
     },
 }
 
@@ -245,7 +247,9 @@ def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "fabpass REST API", "version": "1",
-                 "description": "Members, badges, machines, trainings, sessions and reports."},
+                 "description": "Members, badges, machines, trainings, sessions and reports. "
+                                "A manager token reaches only its sites (and members without a "
+                                "site): lists are filtered, another site's object answers 403."},
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
         "paths": PATHS,

@@ -51,6 +51,70 @@ def _require_admin() -> None:
         raise ApiError(403, "this needs an admin token")
 
 
+# A manager token reaches what a manager login of the same sites manages (server.auth): lists are
+# filtered (`_scope`), one object of another site answers 403, and so does creating on one.
+
+
+def _scope() -> frozenset[int] | None:
+    """The token's sites for filtering lists (None: an admin token, every site)."""
+    return auth.managed_site_ids(auth.me())
+
+
+def _forbidden(what: str) -> ApiError:
+    return ApiError(403, f"{what} is outside this token's sites")
+
+
+def _managed_member(db: Any, member_id: int) -> Member:
+    m = services.get_member(db, member_id)
+    if not auth.can_manage_member(auth.me(), m):
+        raise _forbidden(f"member {m.id}")
+    return m
+
+
+def _managed_machine(db: Any, machine_id: int) -> Machine:
+    m = services.get_machine(db, machine_id)
+    if not auth.can_manage_machine(auth.me(), m):
+        raise _forbidden(f"machine {m.id}")
+    return m
+
+
+def _managed_authorization(db: Any, authorization_id: int) -> Authorization:
+    a = services.get_authorization(db, authorization_id)
+    p = auth.me()
+    if not (auth.can_manage_member(p, a.member) and auth.can_change_authorization(db, p, a)):
+        raise _forbidden(f"authorization {a.id}")
+    return a
+
+
+def _check_site(db: Any, slug: str | None) -> None:
+    """Creating (or moving) a member or machine on this site needs a token of that site; no site
+    (a shared member) is open to every manager. An admin token is not checked here."""
+    if not slug or auth.me().is_admin:
+        return
+    site = services.get_site_by_slug(db, slug, "site")
+    if not auth.can_manage_site(auth.me(), site.id):
+        raise _forbidden(f"site {slug!r}")
+
+
+def _report_site(slug: str | None, scope: frozenset[int]) -> int:
+    """The site a manager token's report covers: `site` if it is one of the token's sites (403
+    otherwise); without `site`, the token's only site (400 if it has several)."""
+    db = get_db()
+    if slug is not None:
+        sid = db.scalar(select(Site.id).where(Site.slug == slug))
+        if sid is None or sid not in scope:
+            raise ApiError(403, f"site {slug!r} is not one of this token's sites",
+                           {"site": "one of this token's sites"})
+        return int(sid)
+    if len(scope) == 1:
+        return next(iter(scope))
+    if not scope:
+        raise ApiError(403, "this manager token has no site: create a new one with --site")
+    slugs = db.scalars(select(Site.slug).where(Site.id.in_(sorted(scope))).order_by(Site.slug))
+    raise ApiError(400, "this token reaches several sites: choose one with site",
+                   {"site": "one of " + ", ".join(slugs)})
+
+
 def _no_nul(value: Any, path: str = "body") -> None:
     """Reject NUL characters (PostgreSQL text cannot store them) anywhere in the input."""
     if isinstance(value, str):
@@ -261,8 +325,10 @@ def list_sites() -> Any:
 def create_member() -> Any:
     b = _body(("name", "email", "member_no", "site", "tags", "active_until"))
     db = get_db()
+    site = _site_arg(b.get("site"))
+    _check_site(db, site)
     m = services.create_member(db, b.get("name"), email=b.get("email"),  # type: ignore[arg-type]
-                               member_no=b.get("member_no"), site=_site_arg(b.get("site")),
+                               member_no=b.get("member_no"), site=site,
                                tags=b.get("tags"), active_until=b.get("active_until"),
                                actor=_actor())
     db.commit()
@@ -287,7 +353,8 @@ def list_members() -> Any:
     _no_nul(q, "q")
     _no_nul(site, "site")
     db = get_db()
-    pg = services.list_members(db, q=q, active=active, site=site, page=page, per_page=per_page)
+    pg = services.list_members(db, q=q, active=active, site=site, page=page, per_page=per_page,
+                               site_ids=_scope())
     ids = [m.id for m in pg.items]
     if ids:  # badges and sites in one query each, not one per member
         db.scalars(select(Member).where(Member.id.in_(ids))
@@ -297,7 +364,7 @@ def list_members() -> Any:
 
 @bp.get("/members/<id:member_id>")
 def get_member(member_id: int) -> Any:
-    return jsonify(member_json(services.get_member(get_db(), _path_id(member_id, "member"))))
+    return jsonify(member_json(_managed_member(get_db(), _path_id(member_id, "member"))))
 
 
 @bp.patch("/members/<id:member_id>")
@@ -305,9 +372,10 @@ def patch_member(member_id: int) -> Any:
     mid = _path_id(member_id, "member")
     b = _body(("name", "email", "member_no", "site", "tags", "active_until", "active"))
     db = get_db()
-    services.get_member(db, mid)
+    _managed_member(db, mid)
     if "site" in b:
         b["site"] = _site_arg(b["site"])
+        _check_site(db, b["site"])
     m = services.update_member(db, mid, actor=_actor(), **b)
     db.commit()
     return jsonify(member_json(m))
@@ -316,7 +384,9 @@ def patch_member(member_id: int) -> Any:
 @bp.delete("/members/<id:member_id>")
 def delete_member(member_id: int) -> Any:
     db = get_db()
-    services.deactivate_member(db, _path_id(member_id, "member"), actor=_actor())
+    mid = _path_id(member_id, "member")
+    _managed_member(db, mid)
+    services.deactivate_member(db, mid, actor=_actor())
     db.commit()
     return "", 204
 
@@ -328,6 +398,7 @@ def add_badge(member_id: int) -> Any:
     if not isinstance(b.get("uid"), str):
         raise ApiError(400, "uid is required", {"uid": "8, 14 or 20 hex digits"})
     db = get_db()
+    _managed_member(db, mid)
     badge = services.enrol_badge(db, mid, b["uid"], actor=_actor())
     db.commit()
     return _created(badge_json(badge) | {"id": badge.id})
@@ -340,6 +411,8 @@ def patch_badge(uid: str) -> Any:
     if not isinstance(b.get("status"), str):
         raise ApiError(400, "status is required", {"status": "active, lost or inactive"})
     db = get_db()
+    if not auth.can_manage_member(auth.me(), services.get_badge(db, uid).member):
+        raise _forbidden(f"badge {uid}")
     badge = services.set_badge_status(db, uid, b["status"], actor=_actor())
     db.commit()
     return jsonify(badge_json(badge) | {"id": badge.id})
@@ -355,6 +428,7 @@ def create_machine() -> Any:
         if key in b and b[key] is not None and not isinstance(b[key], str):
             raise ApiError(400, f"{key} must be text", {key: "text"})
     db = get_db()
+    _check_site(db, b["site"])
     m = services.create_machine(db, b["slug"], b["name"], b["site"], kind=b.get("kind") or "other",
                                 node=b.get("node"),
                                 requires_authorization=b.get("requires_authorization", True),
@@ -369,7 +443,7 @@ def list_machines() -> Any:
     site = request.args.get("site") or None
     _no_nul(site, "site")
     db = get_db()
-    pg = services.list_machines(db, site=site, page=page, per_page=per_page)
+    pg = services.list_machines(db, site=site, page=page, per_page=per_page, site_ids=_scope())
     ids = [m.id for m in pg.items]
     if ids:  # nodes and sites in one query each
         db.scalars(select(Machine).where(Machine.id.in_(ids))
@@ -380,7 +454,7 @@ def list_machines() -> Any:
 
 @bp.get("/machines/<id:machine_id>")
 def get_machine(machine_id: int) -> Any:
-    return jsonify(machine_json(services.get_machine(get_db(), _path_id(machine_id, "machine"))))
+    return jsonify(machine_json(_managed_machine(get_db(), _path_id(machine_id, "machine"))))
 
 
 @bp.patch("/machines/<id:machine_id>")
@@ -389,7 +463,7 @@ def patch_machine(machine_id: int) -> Any:
     b = _body(("name", "kind", "node", "requires_authorization", "policy", "hourly_rate", "active",
                "locked", "lock_reason"))
     db = get_db()
-    services.get_machine(db, mid)
+    _managed_machine(db, mid)
     if "node" in b and b["node"] is not None and not isinstance(b["node"], str):
         raise ApiError(400, "node must be a slug or null", {"node": "a node slug or null"})
     if "kind" in b and not isinstance(b["kind"], str):
@@ -421,6 +495,15 @@ def create_authorization() -> Any:
         raise ApiError(400, "expires_at must be an RFC 3339 time", {"expires_at": "RFC 3339"})
     db = get_db()
     p = auth.me()
+    if not p.is_admin:  # the member, and the machine or every machine of the group
+        if not auth.can_manage_member(p, services.get_member(db, int(member_id or 0))):
+            raise _forbidden(f"member {member_id}")
+        if machine_id is not None and group_id is None and not auth.can_grant_machine(
+                db, p, services.get_machine(db, machine_id)):
+            raise _forbidden(f"machine {machine_id}")
+        if group_id is not None and machine_id is None and not auth.can_grant_group(
+                db, p, list(services.get_group(db, group_id).machines)):
+            raise _forbidden(f"group {group_id}")
     a = services.grant(db, int(member_id or 0), machine_id=machine_id, group_id=group_id,
                        role=role, expires_at=expires, via="api", actor=p.actor)
     db.commit()
@@ -434,13 +517,14 @@ def list_authorizations() -> Any:
     machine_id = _query_int("machine_id")
     valid = (request.args.get("valid") or "").lower() in ("1", "true", "yes")
     pg = services.list_authorizations(get_db(), member_id=member_id, machine_id=machine_id,
-                                      valid_only=valid, page=page, per_page=per_page)
+                                      valid_only=valid, page=page, per_page=per_page,
+                                      site_ids=_scope())
     return _listing(pg, authorization_json)
 
 
 @bp.get("/authorizations/<id:authorization_id>")
 def get_authorization(authorization_id: int) -> Any:
-    a = services.get_authorization(get_db(), _path_id(authorization_id, "authorization"))
+    a = _managed_authorization(get_db(), _path_id(authorization_id, "authorization"))
     return jsonify(authorization_json(a))
 
 
@@ -450,6 +534,7 @@ def delete_authorization(authorization_id: int) -> Any:
     reason = request.args.get("reason") or None
     _no_nul(reason, "reason")
     db = get_db()
+    _managed_authorization(db, aid)
     services.revoke(db, aid, reason=reason[:500] if reason else None, actor=_actor())
     db.commit()
     return "", 204
@@ -461,7 +546,7 @@ def list_sessions() -> Any:
     since, until = _query_time("since"), _query_time("until")
     pg = services.list_sessions(get_db(), machine_id=_query_int("machine_id"),
                                 member_id=_query_int("member_id"), since=since, until=until,
-                                page=page, per_page=per_page)
+                                page=page, per_page=per_page, site_ids=_scope())
     db = get_db()
     ids = [s.id for s in pg.items]
     if ids:  # load machines in one query for the slugs
@@ -474,7 +559,7 @@ def list_sessions() -> Any:
 def list_nodes() -> Any:
     page, per_page = _page_args()
     db = get_db()
-    pg = services.list_nodes(db, page=page, per_page=per_page)
+    pg = services.list_nodes(db, page=page, per_page=per_page, site_ids=_scope())
     ids = [n.id for n in pg.items]
     if ids:
         db.scalars(select(Node).where(Node.id.in_(ids))
@@ -502,8 +587,12 @@ def usage_report() -> Any:
                        {"group_by": ", ".join(reports.DIMENSIONS)})
     if since and until and (until - since).days > 366 * 50:
         raise ApiError(400, "the period is too long (50 years at most)", {"until": "too far"})
+    report_site: str | int | None = site
+    scope = _scope()
+    if scope is not None:
+        report_site = _report_site(site, scope)
     try:
-        rows = reports.usage_report(get_db(), dims, since, until, site=site)
+        rows = reports.usage_report(get_db(), dims, since, until, site=report_site)
     except reports.ReportError as e:
         raise ApiError(400, str(e)) from None
     get_db().commit()  # keep the roll-up refresh the report did

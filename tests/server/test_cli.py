@@ -41,14 +41,15 @@ def test_db_upgrade_then_user_and_token(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "exists" in result.output
 
 
-def test_user_prompt_and_token(runner: CliRunner, db: Session, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_user_prompt_and_token(runner: CliRunner, db: Session, lab, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     answers = iter(["secret password", "secret password"])
     monkeypatch.setattr(cli.getpass, "getpass", lambda prompt="": next(answers))
     result = runner.invoke(cli.user, ["create", "--email", "m@example.org", "--role", "manager"])
     assert result.exit_code == 0, result.output
     user = db.scalar(select(User).where(User.email == "m@example.org"))
     assert user is not None and verify_password(user.password_hash, "secret password")
-    result = runner.invoke(cli.token, ["create", "--name", "erp", "--role", "manager"])
+    result = runner.invoke(cli.token, ["create", "--name", "erp", "--role", "manager",
+                                       "--site", "lab"])
     assert result.exit_code == 0
     token = result.stdout.strip()
     assert token.startswith("fp_") and "\n" not in token

@@ -66,7 +66,7 @@ def seed(db: Session) -> Seed:
     db.add(User(email="trainer@example.org", password_hash=pw, role=UserRole.trainer,
                 member_id=tom.id))
     _, token = services.create_token(db, "tests", "admin", actor="test")
-    _, mtoken = services.create_token(db, "tests-manager", "manager", actor="test")
+    _, mtoken = services.create_token(db, "tests-manager", "manager", ["lab"], actor="test")
     for n in db.query(Node).all():
         n.online = True
         n.state = "idle"
