@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import String, any_, bindparam, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
@@ -124,6 +125,36 @@ class _Rejected(Exception):
         self.site = site
         self.node = node
         self.event_id = event_id
+
+
+_PG_INSERT_EVENTS = (
+    "INSERT INTO events (event_id, node_id, node_slug, type, ts, received_at, boot, seq, data, "
+    "skew_s, clock_skewed) "
+    "SELECT * FROM unnest(%(event_id)s::varchar[], %(node_id)s::int[], %(node_slug)s::varchar[], "
+    "%(type)s::varchar[], %(ts)s::timestamp[], %(received_at)s::timestamp[], "
+    "%(boot)s::varchar[], %(seq)s::bigint[], %(data)s::text[]::json[], "
+    "%(skew_s)s::float8[], %(clock_skewed)s::bool[]) "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
+
+
+def _naive_utc(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
+def _pg_insert_events(db: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """The batch's events in one INSERT of column arrays (unnest): a statement of constant text,
+    which psycopg parses once, where a multi-row VALUES of 500 rows is 150 kB to parse each
+    time (a third of the ingest's CPU on PostgreSQL)."""
+    cols: dict[str, list[Any]] = {
+        "event_id": [r["event_id"] for r in rows], "node_id": [r["node_id"] for r in rows],
+        "node_slug": [r["node_slug"] for r in rows], "type": [r["type"] for r in rows],
+        "ts": [_naive_utc(r["ts"]) for r in rows],
+        "received_at": [_naive_utc(r["received_at"]) for r in rows],
+        "boot": [r["boot"] for r in rows], "seq": [r["seq"] for r in rows],
+        "data": [json.dumps(r["data"]) for r in rows], "skew_s": [r["skew_s"] for r in rows],
+        "clock_skewed": [r["clock_skewed"] for r in rows]}
+    result = db.connection().exec_driver_sql(_PG_INSERT_EVENTS, cols)
+    return {row[0] for row in result}
 
 
 def _raw_event_id(payload: bytes) -> str | None:
@@ -349,7 +380,12 @@ class Ingest:
         if not pending:
             return set()
         ids = list({m.id for _, _, _, m in pending})
-        known = set(db.scalars(select(Event.event_id).where(Event.event_id.in_(ids))))
+        dialect = db.get_bind().dialect.name
+        if dialect == "postgresql":  # one array parameter, not one placeholder per id
+            known = set(db.scalars(select(Event.event_id).where(
+                Event.event_id == any_(bindparam("ids", ids, type_=ARRAY(String))))))
+        else:
+            known = set(db.scalars(select(Event.event_id).where(Event.event_id.in_(ids))))
         rows: dict[str, dict[str, Any]] = {}
         for _, item, node, msg in pending:
             if msg.id in known or msg.id in rows:
@@ -364,12 +400,10 @@ class Ingest:
                             "clock_skewed": skewed}
         if not rows:
             return set()
-        dialect = db.get_bind().dialect.name
         stmt: Any
         if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-            stmt = pg_insert(Event).on_conflict_do_nothing(index_elements=["event_id"])
-        elif dialect == "sqlite":
+            return _pg_insert_events(db, list(rows.values()))
+        if dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
             stmt = sqlite_insert(Event).on_conflict_do_nothing(index_elements=["event_id"])
         else:  # pragma: no cover - only SQLite and PostgreSQL are supported
