@@ -202,12 +202,10 @@ def _data_range(db: Session, site_id: int | None) -> tuple[datetime, datetime] |
 
 def _zone_name(tz: str | None) -> str:
     """A site's zone, or UTC if it is unknown to this system (logged: the report stays usable)."""
-    try:
-        ZoneInfo(tz or "UTC")
-    except (KeyError, ValueError):
+    name = rollups.zone_name(tz)
+    if name != (tz or "UTC"):
         log.warning("unknown time zone %r: reporting that site in UTC", tz)
-        return "UTC"
-    return tz or "UTC"
+    return name
 
 
 class _Calendar:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-import threading
 from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -47,6 +46,7 @@ from server.models import (
     UsageSession,
     machine_group_members,
 )
+from server.periodic import PeriodicJob
 
 log = logging.getLogger(__name__)
 
@@ -751,24 +751,15 @@ def visits_rows(db: Session, dims: Sequence[str], since: datetime | None,
 # ---------------------------------------------------------------- background refresh
 
 
-class RollupRefresher:
+class RollupRefresher(PeriodicJob):
     """Keeps the cells fresh in the background (every `interval_s`), so a report finds little or
     nothing to do. A failure is logged and retried; reports refresh for themselves anyway."""
 
+    name = "rollups"
+
     def __init__(self, sessions: Callable[[], Any], interval_s: float = 10.0) -> None:
+        super().__init__(interval_s)
         self.sessions = sessions
-        self.interval_s = interval_s
-        self.runs = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rollups", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
 
     def run_once(self) -> RefreshResult:
         with self.sessions() as db:
@@ -779,10 +770,3 @@ class RollupRefresher:
             log.info("usage roll-ups refreshed: %d machines, %d day cells, %d month cells",
                      result.machines, result.day_cells, result.month_cells)
         return result
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("usage roll-up refresh failed; retrying")

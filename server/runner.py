@@ -26,6 +26,7 @@ from protocol import Topics
 from server.db import check_migrated, make_engine, make_sessionmaker, writer_engine
 from server.ingest import Ingest
 from server.mqtt import MqttLink, MqttSettings
+from server.periodic import PeriodicJob
 from server.publisher import AclPublisher
 from server.rollups import RollupRefresher
 
@@ -67,29 +68,20 @@ class CoreOptions:
         return opts
 
 
-class Housekeeping:
+class Housekeeping(PeriodicJob):
     """Daily jobs of the one process that publishes access lists: the privacy retention job.
 
     Runs shortly after start (so a server restarted every night still runs it) and then every
     `interval`; a failure is logged and retried at the next round, never fatal.
     """
 
+    name = "housekeeping"
+
     def __init__(self, sessions: Callable[[], Any], *, interval: timedelta = timedelta(days=1),
                  first_delay_s: float = 60.0) -> None:
+        super().__init__(interval.total_seconds(), first_delay_s)
         self.sessions = sessions
         self.interval = interval
-        self.first_delay_s = first_delay_s
-        self.runs = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
 
     def run_once(self) -> None:
         from server.privacy import daily_job
@@ -97,15 +89,6 @@ class Housekeeping:
         result = daily_job(self.sessions)
         self.runs += 1
         log.info("daily privacy job done: %s", result)
-
-    def _run(self) -> None:
-        delay = self.first_delay_s
-        while not self._stop.wait(delay):
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("daily privacy job failed; retrying at the next round")
-            delay = self.interval.total_seconds()
 
 
 class ServerCore:

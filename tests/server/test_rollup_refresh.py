@@ -57,7 +57,7 @@ def test_background_refresher_keeps_cells_fresh(db: Session, lab: dict[str, Any]
         assert _count(db, UsageRollupDirty) == 0
     finally:
         refresher.stop()
-    assert not refresher._thread.is_alive()
+    assert not refresher.is_alive()
     for dims in ("day", "month,machine", "site"):
         assert usage_report(db, dims) == usage_report(db, dims, use_rollups=False)
 
