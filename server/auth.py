@@ -110,15 +110,29 @@ login_manager.session_protection = "strong"
 @login_manager.user_loader
 def _load_user(user_id: str) -> Principal | None:
     from server.app import get_db
+    from server.models import user_sites
 
     try:
         uid = int(user_id)
     except ValueError:
         return None
-    user = get_db().get(User, uid)
-    if user is None or not user.active:
+    # one statement for the user and its sites (this runs on every web request): columns, not
+    # ORM objects, so no identity map and no lazy load of `User.sites`
+    rows = get_db().execute(
+        select(User.id, User.email, User.role, User.member_id, User.active, user_sites.c.site_id)
+        .outerjoin(user_sites, user_sites.c.user_id == User.id)
+        .where(User.id == uid)
+    ).all()
+    if not rows or not rows[0].active:
         return None
-    return principal_from_user(user)
+    first = rows[0]
+    return Principal(
+        id=first.id,
+        email=first.email,
+        role=str(first.role.value if hasattr(first.role, "value") else first.role),
+        site_ids=frozenset(r.site_id for r in rows if r.site_id is not None),
+        member_id=first.member_id,
+    )
 
 
 def me() -> Principal:

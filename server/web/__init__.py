@@ -86,9 +86,28 @@ def _nav_items() -> list[dict[str, Any]]:
 
     if not getattr(current_user, "is_authenticated", False):
         return []
-    role = current_user.role
-    items: list[dict[str, Any]] = []
-    extra = [tuple(e) for e in current_app.config.get("NAV_EXTRA", [])]
+    endpoint_now = request.endpoint
+    return [{"href": href, "label": label, "active": endpoint_now == endpoint}
+            for endpoint, href, label in _nav_entries(current_app, current_user.role)]
+
+
+_NAV_CACHE_KEY = "fabpass.web.nav"
+
+
+def _nav_entries(app: Flask, role: str) -> list[tuple[str, str, Any]]:
+    """(endpoint, href, translated label) of the entries `role` sees, made once per role,
+    language and script root rather than on every page (URLs and translations per entry)."""
+    from flask_babel import get_locale
+    from flask_babel import gettext as _
+    from markupsafe import Markup
+
+    extra = [tuple(e) for e in app.config.get("NAV_EXTRA", [])]
+    key = (role, str(get_locale()), request.script_root, tuple(extra))
+    cache: dict[Any, list[tuple[str, str, Any]]] = app.extensions.setdefault(_NAV_CACHE_KEY, {})
+    entries = cache.get(key)
+    if entries is not None:
+        return entries
+    entries = []
     for entry in [*NAV, *extra]:
         endpoint, label = entry[0], entry[1]
         roles = tuple(entry[2]) if len(entry) > 2 else ()
@@ -98,8 +117,12 @@ def _nav_items() -> list[dict[str, Any]]:
             href = url_for(endpoint)
         except Exception:  # an entry whose view is not registered: skip, never break pages
             continue
-        items.append({"href": href, "label": label, "active": request.endpoint == endpoint})
-    return items
+        # what the template's `_(label|string)` rendered: translated, not escaped
+        entries.append((endpoint, href, Markup(_(str(label)))))
+    if len(cache) > 64:
+        cache.clear()
+    cache[key] = entries
+    return entries
 
 
 def init_app(app: Flask) -> None:

@@ -1,5 +1,6 @@
 """The web UI blueprint, shared by the page modules of this package."""
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint
@@ -19,3 +20,21 @@ def arg_id(source: Any, name: str) -> int | None:
 def arg_page(source: Any) -> int:
     value = source.get("page", 1, type=int) or 1
     return min(max(1, value), 100_000)
+
+
+def id_url(endpoint: str, name: str) -> Callable[[int], str]:
+    """`url_for(endpoint, **{name: id})` for many ids, the URL built once per call.
+
+    Row loops (dashboard cards, member lists) would otherwise build one URL per row. The
+    shortcut only applies when the id is the URL's last segment; otherwise each id goes
+    through `url_for`.
+    """
+    from flask import url_for
+
+    values: dict[str, Any] = {name: MAX_ID}
+    sample = url_for(endpoint, **values)
+    tail = "/" + str(MAX_ID)
+    if sample.endswith(tail) and sample.count(str(MAX_ID)) == 1:
+        prefix = sample[: -len(tail) + 1]
+        return lambda value: prefix + str(int(value))
+    return lambda value: url_for(endpoint, **{**values, name: value})

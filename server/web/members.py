@@ -25,7 +25,7 @@ from server.models import (
     UsageSession,
 )
 from server.web import ops
-from server.web.blueprint import arg_id, arg_page, bp
+from server.web.blueprint import arg_id, arg_page, bp, id_url
 
 MANAGERS = (auth.ADMIN, auth.MANAGER)
 PER_PAGE = 50
@@ -95,7 +95,8 @@ def members() -> Any:
     q = (request.args.get("q") or "").strip()[:200]
     show_inactive = request.args.get("inactive") == "1"
     page = arg_page(request.args)
-    stmt = select(Member)
+    # the columns the list shows, not ORM objects
+    stmt = select(Member.id, Member.name, Member.member_no, Member.email, Member.active)
     if not show_inactive:
         stmt = stmt.where(Member.active.is_(True))
     if q:
@@ -104,10 +105,12 @@ def members() -> Any:
         stmt = stmt.where(or_(func.lower(Member.name).like(like), func.lower(Member.email).like(like),
                               func.lower(Member.member_no).like(like), Member.id.in_(badge_members)))
     total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = db.scalars(stmt.order_by(Member.name).offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    rows = db.execute(stmt.order_by(Member.name).offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    # translations and URLs made once per page, not once per row
     return render_template("members/list.html", members=rows, q=q, total=total, page=page,
                            per_page=PER_PAGE, show_inactive=show_inactive,
-                           can_create=auth.me().role in MANAGERS)
+                           can_create=auth.me().role in MANAGERS,
+                           member_url=id_url("web.member_detail", "member_id"))
 
 
 @bp.route("/members/new", methods=["GET", "POST"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,16 +11,16 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_user, logout_user
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from server import auth
 from server.app import get_db
-from server.models import Machine, Member, UsageSession, User
+from server.models import Machine, Member, Node, Site, UsageSession, User
 from server.security import verify_password
-from server.web.blueprint import bp
+from server.web.blueprint import bp, id_url
 
 BUSY_STATES = ("in_use", "finishing", "grace", "signoff")
 
@@ -101,6 +102,7 @@ def _iso(dt: datetime | None) -> str | None:
 STATES_TTL_S = 1.0
 _WRITES_KEY = "fabpass.web.writes"
 _STATES_KEY = "fabpass.web.machine_states"
+_STATES_LOCK_KEY = "fabpass.web.machine_states.lock"
 
 
 @bp.after_app_request
@@ -113,12 +115,14 @@ def _count_writes(response: Any) -> Any:
     return response
 
 
-def machine_states() -> list[dict[str, Any]]:
+def machine_states(copy: bool = True) -> list[dict[str, Any]]:
     """Every active machine's live state, shared for `STATES_TTL_S` by every open dashboard.
 
     The dashboard polls every 2 s from each browser: without this, 10 open dashboards cost
     10 times the queries. A change made through this app (lock, stop…) shows at once;
-    node statuses received by the ingest show within the TTL.
+    node statuses received by the ingest show within the TTL. One thread recomputes an
+    expired entry while the others wait for it (not one computation each). `copy=False`
+    hands out the shared dicts: only for callers that do not change them.
     """
     import time
 
@@ -127,21 +131,29 @@ def machine_states() -> list[dict[str, Any]]:
 
     ttl = float(current_app.config.get("DASHBOARD_STATES_TTL_S", STATES_TTL_S))
     key = (current_app.extensions.get(_WRITES_KEY, 0), str(get_locale()))
-    now = time.monotonic()
     cached = current_app.extensions.get(_STATES_KEY)
-    if cached is not None and cached[0] == key and now - cached[1] < ttl:
-        return [dict(item) for item in cached[2]]
-    states = _compute_machine_states()
-    current_app.extensions[_STATES_KEY] = (key, now, states)
-    return [dict(item) for item in states]
+    if cached is None or cached[0] != key or time.monotonic() - cached[1] >= ttl:
+        lock = current_app.extensions.setdefault(_STATES_LOCK_KEY, threading.Lock())
+        with lock:
+            cached = current_app.extensions.get(_STATES_KEY)
+            if cached is None or cached[0] != key or time.monotonic() - cached[1] >= ttl:
+                now = time.monotonic()
+                cached = (key, now, _compute_machine_states())
+                current_app.extensions[_STATES_KEY] = cached
+    states: list[dict[str, Any]] = cached[2]
+    return [dict(item) for item in states] if copy else states
 
 
 def _compute_machine_states() -> list[dict[str, Any]]:
     """Every active machine's live state, from the node's status and open sessions."""
     db = get_db()
-    machines = db.scalars(
-        select(Machine).where(Machine.active.is_(True))
-        .options(selectinload(Machine.node), selectinload(Machine.site))
+    machines = db.execute(
+        select(Machine.id, Machine.slug, Machine.name, Machine.locked, Site.slug.label("site"),
+               Node.online, Node.state)
+        .select_from(Machine)
+        .outerjoin(Node, Node.id == Machine.node_id)
+        .outerjoin(Site, Site.id == Machine.site_id)
+        .where(Machine.active.is_(True))
         .order_by(Machine.site_id, Machine.name)
     ).all()
     open_rows = db.execute(
@@ -156,9 +168,8 @@ def _compute_machine_states() -> list[dict[str, Any]]:
     due = _due_maintenance(db)
     out = []
     for m in machines:
-        node = m.node
-        online = bool(node and node.online)
-        node_state = node.state if node else None
+        online = bool(m.online)  # None: no node
+        node_state = m.state
         sess = open_by_machine.get(m.id)
         if m.locked or node_state == "locked":
             state = "locked"
@@ -174,7 +185,7 @@ def _compute_machine_states() -> list[dict[str, Any]]:
             "id": m.id,
             "slug": m.slug,
             "name": m.name,
-            "site": m.site.slug if m.site else None,
+            "site": m.site,
             "state": state,
             "node_state": node_state,
             "online": online,
@@ -243,7 +254,16 @@ STATE_LABELS = {
 @bp.get("/")
 @auth.roles_required()
 def dashboard() -> Any:
-    return render_template("dashboard.html", machines=machine_states(), labels=STATE_LABELS)
+    # translations and URLs made once per page, not once per card
+    return render_template(
+        "dashboard.html", machines=machine_states(copy=False), labels=state_labels(),
+        used_by=Markup(_("Used by %(name)s since %(since)s")),
+        machine_url=id_url("web.machine_detail", "machine_id"))
+
+
+def state_labels() -> dict[str, Markup]:
+    """`STATE_LABELS` translated once, rendered as the lazy strings were (not escaped)."""
+    return {k: Markup(str(v)) for k, v in STATE_LABELS.items()}
 
 
 @bp.get("/dashboard/state.json")
