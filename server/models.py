@@ -141,6 +141,9 @@ class Member(Base):
         back_populates="member", foreign_keys="Authorization.member_id"
     )
 
+    # the members page: active members by name, a page at a time, without sorting them all
+    __table_args__ = (Index("ix_members_active_name", "active", "name"),)
+
 
 class Badge(Base):
     __tablename__ = "badges"
