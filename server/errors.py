@@ -7,14 +7,25 @@
 from __future__ import annotations
 
 
+def N_(template: str) -> str:
+    """Marks an error template for translation (`pybabel extract -k N_`); returns it as is."""
+    return template
+
+
 class ServerError(Exception):
-    """Root of every error the server raises on purpose."""
+    """Root of every error the server raises on purpose.
+
+    `message` is English (the API, the CLI and the logs show it). Built from a `template` with
+    `%(name)s` placeholders and `params`, the web UI can show it in the user's language:
+    `gettext(e.template, **e.params)`."""
 
     code = "error"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, params: dict[str, object] | None = None) -> None:
+        self.template = message
+        self.params: dict[str, object] = dict(params or {})
+        self.message = message % self.params if self.params else message
+        super().__init__(self.message)
 
 
 class NotFound(ServerError):
@@ -34,9 +45,10 @@ class Invalid(ServerError):
 
     code = "invalid"
 
-    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, fields: dict[str, str] | None = None,
+                 params: dict[str, object] | None = None) -> None:
+        super().__init__(message, params)
         self.fields: dict[str, str] = dict(fields or {})
 
 
-__all__ = ["Conflict", "Forbidden", "Invalid", "NotFound", "ServerError"]
+__all__ = ["Conflict", "Forbidden", "Invalid", "N_", "NotFound", "ServerError"]

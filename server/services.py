@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from protocol import COMMANDS, ProtocolError, check_policy, is_slug, normalize_uid
-from server.errors import Conflict, Invalid, NotFound
+from server.errors import N_, Conflict, Invalid, NotFound
 from server.models import (
     AclDirty,
     ApiToken,
@@ -172,7 +172,7 @@ def check_page(page: int | None, per_page: int | None) -> tuple[int, int]:
     if per_page < 1 or per_page > MAX_PER_PAGE:
         fields["per_page"] = f"must be between 1 and {MAX_PER_PAGE}"
     if fields:
-        raise Invalid("bad pagination", fields)
+        raise Invalid(N_("bad pagination"), fields)
     return page, per_page
 
 
@@ -190,21 +190,23 @@ def paginate(db: Session, stmt: Select[Any], page: int | None = 1,
 def _text(value: Any, field: str, *, max_len: int = 200, required: bool = True) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise Invalid(f"{field} is required", {field: "required"})
+            raise Invalid(N_("%(field)s is required"), {field: N_("required")}, {"field": field})
         return None
     if not isinstance(value, str):
-        raise Invalid(f"{field} must be text", {field: "must be text"})
+        raise Invalid(N_("%(field)s must be text"), {field: N_("must be text")}, {"field": field})
     value = value.strip()
     if len(value) > max_len:
-        raise Invalid(f"{field} is too long", {field: f"at most {max_len} characters"})
+        raise Invalid(N_("%(field)s is too long"), {field: f"at most {max_len} characters"},
+                      {"field": field})
     return value
 
 
 def _slug_field(value: Any, field: str = "slug") -> str:
     if not is_slug(value):
-        raise Invalid(f"{field} {value!r} is not a slug",
-                      {field: "lowercase letters, digits and '-', 1-63 characters, "
-                              "starting with a letter or digit"})
+        raise Invalid(N_("%(field)s %(value)r is not a slug"),
+                      {field: N_("lowercase letters, digits and '-', 1-63 characters, "
+                                 "starting with a letter or digit")},
+                      {"field": field, "value": value})
     return str(value)
 
 
@@ -213,7 +215,8 @@ def _email(value: Any, field: str = "email") -> str | None:
     if text is None:
         return None
     if not _EMAIL.match(text):
-        raise Invalid(f"{field} {text!r} is not an e-mail address", {field: "not an e-mail address"})
+        raise Invalid(N_("%(field)s %(value)r is not an e-mail address"),
+                      {field: N_("not an e-mail address")}, {"field": field, "value": text})
     return text.lower()
 
 
@@ -223,13 +226,13 @@ def _tags(value: Any) -> list[str]:
     if isinstance(value, str):
         value = [t for t in re.split(r"[;,]", value)]
     if not isinstance(value, list | tuple) or not all(isinstance(t, str) for t in value):
-        raise Invalid("tags must be a list of text", {"tags": "must be a list of text"})
+        raise Invalid(N_("tags must be a list of text"), {"tags": N_("must be a list of text")})
     out: list[str] = []
     for t in value:
         t = t.strip()
         if t and t not in out:
             if len(t) > 64:
-                raise Invalid("a tag is too long", {"tags": "each tag at most 64 characters"})
+                raise Invalid(N_("a tag is too long"), {"tags": N_("each tag at most 64 characters")})
             out.append(t)
     return out
 
@@ -246,7 +249,8 @@ def _date(value: Any, field: str) -> date | None:
             return date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise Invalid(f"{field} must be a date (YYYY-MM-DD)", {field: "must be a date (YYYY-MM-DD)"})
+    raise Invalid(N_("%(field)s must be a date (YYYY-MM-DD)"),
+                  {field: N_("must be a date (YYYY-MM-DD)")}, {"field": field})
 
 
 def _datetime(value: Any, field: str) -> datetime | None:
@@ -266,18 +270,20 @@ def _datetime(value: Any, field: str) -> datetime | None:
             return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
         except ValueError:
             pass
-    raise Invalid(f"{field} must be a date or an RFC 3339 time",
-                  {field: "must be a date or an RFC 3339 time"})
+    raise Invalid(N_("%(field)s must be a date or an RFC 3339 time"),
+                  {field: N_("must be a date or an RFC 3339 time")}, {"field": field})
 
 
 def _timezone(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise Invalid("timezone must be an IANA zone name", {"timezone": "e.g. Europe/Paris"})
+        raise Invalid(N_("timezone must be an IANA zone name"),
+                      {"timezone": N_("e.g. Europe/Paris")})
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid(f"unknown time zone {value!r}",
-                      {"timezone": "unknown time zone (e.g. Europe/Paris)"}) from None
+        raise Invalid(N_("unknown time zone %(value)r"),
+                      {"timezone": N_("unknown time zone (e.g. Europe/Paris)")},
+                      {"value": value}) from None
     return value
 
 
@@ -286,7 +292,7 @@ def validate_policy(policy: Any) -> dict[str, Any]:
     if policy is None:
         return {}
     if not isinstance(policy, dict):
-        raise Invalid("policy must be an object", {"policy": "must be an object"})
+        raise Invalid(N_("policy must be an object"), {"policy": N_("must be an object")})
     fields: dict[str, str] = {}
     out: dict[str, Any] = {}
     for key, value in policy.items():
@@ -295,7 +301,7 @@ def validate_policy(policy: Any) -> dict[str, Any]:
         except ProtocolError as exc:
             fields[f"policy.{key}"] = str(exc).removeprefix("policy: ")
     if fields:
-        raise Invalid("invalid policy", fields)
+        raise Invalid(N_("invalid policy"), fields)
     return out
 
 
@@ -303,7 +309,7 @@ def _uid(value: Any, field: str = "uid") -> str:
     try:
         return normalize_uid(value)
     except ProtocolError as exc:
-        raise Invalid(str(exc), {field: "8, 14 or 20 hex digits (a 4-, 7- or 10-byte UID)"}) from None
+        raise Invalid(str(exc), {field: N_("8, 14 or 20 hex digits (a 4-, 7- or 10-byte UID)")}) from None
 
 
 def _enum_value(enum_cls: Any, value: Any, field: str) -> Any:
@@ -311,8 +317,9 @@ def _enum_value(enum_cls: Any, value: Any, field: str) -> Any:
         return enum_cls(value)
     except ValueError:
         choices = ", ".join(m.value for m in enum_cls)
-        raise Invalid(f"{field} {value!r} is not one of {choices}",
-                      {field: f"one of {choices}"}) from None
+        raise Invalid(N_("%(field)s %(value)r is not one of %(choices)s"),
+                      {field: f"one of {choices}"},
+                      {"field": field, "value": value, "choices": choices}) from None
 
 
 # ---------------------------------------------------------------- getters
@@ -321,7 +328,7 @@ def _enum_value(enum_cls: Any, value: Any, field: str) -> Any:
 def get_site(db: Session, site_id: int) -> Site:
     site = db.get(Site, site_id)
     if site is None:
-        raise NotFound(f"site {site_id} not found")
+        raise NotFound(N_("site %(id)s not found"), {"id": site_id})
     return site
 
 
@@ -329,15 +336,15 @@ def get_site_by_slug(db: Session, slug: str, field: str | None = None) -> Site:
     site = db.scalar(select(Site).where(Site.slug == slug))
     if site is None:
         if field:
-            raise Invalid(f"unknown site {slug!r}", {field: "unknown site"})
-        raise NotFound(f"site {slug!r} not found")
+            raise Invalid(N_("unknown site %(slug)r"), {field: N_("unknown site")}, {"slug": slug})
+        raise NotFound(N_("site %(slug)r not found"), {"slug": slug})
     return site
 
 
 def get_member(db: Session, member_id: int) -> Member:
     member = db.get(Member, member_id)
     if member is None:
-        raise NotFound(f"member {member_id} not found")
+        raise NotFound(N_("member %(id)s not found"), {"id": member_id})
     return member
 
 
@@ -348,56 +355,56 @@ def find_member(db: Session, ref: str | int) -> Member:
     member = db.scalar(select(Member).where(func.lower(Member.email) == str(ref).lower())
                        .order_by(Member.id))
     if member is None:
-        raise NotFound(f"no member with e-mail {ref!r}")
+        raise NotFound(N_("no member with e-mail %(email)r"), {"email": ref})
     return member
 
 
 def get_machine(db: Session, machine_id: int) -> Machine:
     machine = db.get(Machine, machine_id)
     if machine is None:
-        raise NotFound(f"machine {machine_id} not found")
+        raise NotFound(N_("machine %(id)s not found"), {"id": machine_id})
     return machine
 
 
 def get_machine_by_slug(db: Session, slug: str) -> Machine:
     machine = db.scalar(select(Machine).where(Machine.slug == slug))
     if machine is None:
-        raise NotFound(f"machine {slug!r} not found")
+        raise NotFound(N_("machine %(slug)r not found"), {"slug": slug})
     return machine
 
 
 def get_group(db: Session, group_id: int) -> MachineGroup:
     group = db.get(MachineGroup, group_id)
     if group is None:
-        raise NotFound(f"group {group_id} not found")
+        raise NotFound(N_("group %(id)s not found"), {"id": group_id})
     return group
 
 
 def get_group_by_slug(db: Session, slug: str) -> MachineGroup:
     group = db.scalar(select(MachineGroup).where(MachineGroup.slug == slug))
     if group is None:
-        raise NotFound(f"group {slug!r} not found")
+        raise NotFound(N_("group %(slug)r not found"), {"slug": slug})
     return group
 
 
 def get_badge(db: Session, uid: str) -> Badge:
     badge = db.scalar(select(Badge).where(Badge.uid == _uid(uid)))
     if badge is None:
-        raise NotFound(f"badge {uid} not found")
+        raise NotFound(N_("badge %(uid)s not found"), {"uid": uid})
     return badge
 
 
 def get_authorization(db: Session, authorization_id: int) -> Authorization:
     auth = db.get(Authorization, authorization_id)
     if auth is None:
-        raise NotFound(f"authorization {authorization_id} not found")
+        raise NotFound(N_("authorization %(id)s not found"), {"id": authorization_id})
     return auth
 
 
 def get_node_by_slug(db: Session, slug: str) -> Node:
     node = db.scalar(select(Node).where(Node.slug == slug))
     if node is None:
-        raise NotFound(f"node {slug!r} not found")
+        raise NotFound(N_("node %(slug)r not found"), {"slug": slug})
     return node
 
 
@@ -445,7 +452,7 @@ def create_site(db: Session, slug: str, name: str, timezone: str | None = None, 
     name_ = _text(name, "name")
     tz = _timezone(timezone or os.environ.get("FABPASS_TIMEZONE") or "UTC")
     if db.scalar(select(Site.id).where(Site.slug == slug)) is not None:
-        raise Conflict(f"a site with slug {slug!r} exists")
+        raise Conflict(N_("a site with slug %(slug)r exists"), {"slug": slug})
     site = Site(slug=slug, name=name_, timezone=tz)
     db.add(site)
     db.flush()
@@ -486,7 +493,7 @@ def create_member(db: Session, name: str, email: str | None = None, member_no: s
 def update_member(db: Session, member_id: int, *, actor: str, **fields: Any) -> Member:
     unknown = set(fields) - set(_MEMBER_FIELDS)
     if unknown:
-        raise Invalid("unknown fields", {k: "unknown field" for k in sorted(unknown)})
+        raise Invalid(N_("unknown fields"), {k: "unknown field" for k in sorted(unknown)})
     member = get_member(db, member_id)
     changes: dict[str, Any] = {}
     for key, value in fields.items():
@@ -502,7 +509,7 @@ def update_member(db: Session, member_id: int, *, actor: str, **fields: Any) -> 
             new = _date(value, "active_until")
         elif key == "active":
             if not isinstance(value, bool):
-                raise Invalid("active must be true or false", {"active": "must be a boolean"})
+                raise Invalid(N_("active must be true or false"), {"active": "must be a boolean"})
             new = value
         else:  # site
             new_site = get_site_by_slug(db, value, "site").id if value else None
@@ -562,7 +569,7 @@ def enrol_badge(db: Session, member_id: int, uid: str, *, actor: str) -> Badge:
     uid = _uid(uid)
     badge = db.scalar(select(Badge).where(Badge.uid == uid))
     if badge is not None and badge.member_id != member.id:
-        raise Conflict(f"badge {uid} belongs to another member")
+        raise Conflict(N_("badge %(uid)s belongs to another member"), {"uid": uid})
     if badge is None:
         badge = Badge(uid=uid, member_id=member.id, status=BadgeStatus.active)
         db.add(badge)
@@ -634,10 +641,11 @@ def _bind_node(db: Session, machine: Machine, node_slug: str | None, site: Site)
         db.flush()
     else:
         if node.site_id != site.id:
-            raise Conflict(f"node {slug!r} belongs to another site")
+            raise Conflict(N_("node %(slug)r belongs to another site"), {"slug": slug})
         owner = db.scalar(select(Machine).where(Machine.node_id == node.id))
         if owner is not None and owner.id != machine.id:
-            raise Conflict(f"node {slug!r} already drives machine {owner.slug!r}")
+            raise Conflict(N_("node %(slug)r already drives machine %(machine)r"),
+                           {"slug": slug, "machine": owner.slug})
     machine.node_id = node.id
 
 
@@ -649,11 +657,11 @@ def create_machine(db: Session, slug: str, name: str, site: str, kind: str = "ot
     site_row = get_site_by_slug(db, site, "site")
     kind_ = _enum_value(MachineKind, kind or "other", "kind")
     if not isinstance(requires_authorization, bool):
-        raise Invalid("requires_authorization must be a boolean",
+        raise Invalid(N_("requires_authorization must be a boolean"),
                       {"requires_authorization": "must be a boolean"})
     policy_ = validate_policy(policy)
     if db.scalar(select(Machine.id).where(Machine.slug == slug)) is not None:
-        raise Conflict(f"a machine with slug {slug!r} exists")
+        raise Conflict(N_("a machine with slug %(slug)r exists"), {"slug": slug})
     machine = Machine(slug=slug, name=name_, site_id=site_row.id, kind=kind_,
                       requires_authorization=requires_authorization, policy=policy_)
     db.add(machine)
@@ -675,7 +683,7 @@ _MACHINE_FIELDS = ("name", "kind", "node", "requires_authorization", "policy", "
 def update_machine(db: Session, machine_id: int, *, actor: str, **fields: Any) -> Machine:
     unknown = set(fields) - set(_MACHINE_FIELDS)
     if unknown:
-        raise Invalid("unknown fields", {k: "unknown field" for k in sorted(unknown)})
+        raise Invalid(N_("unknown fields"), {k: "unknown field" for k in sorted(unknown)})
     machine = get_machine(db, machine_id)
     old_node = machine.node_id
     changes: dict[str, Any] = {}
@@ -692,14 +700,15 @@ def update_machine(db: Session, machine_id: int, *, actor: str, **fields: Any) -
             new = _enum_value(MachineKind, value, "kind")
         elif key in ("requires_authorization", "active"):
             if not isinstance(value, bool):
-                raise Invalid(f"{key} must be a boolean", {key: "must be a boolean"})
+                raise Invalid(N_("%(field)s must be a boolean"), {key: N_("must be a boolean")},
+                              {"field": key})
             new = value
         elif key == "policy":
             new = validate_policy(value)
         else:  # hourly_rate
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
                                       or value < 0):
-                raise Invalid("hourly_rate must be a non-negative number",
+                raise Invalid(N_("hourly_rate must be a non-negative number"),
                               {"hourly_rate": "must be a non-negative number"})
             new = None if value is None else float(value)
         if getattr(machine, key) != new:
@@ -750,9 +759,10 @@ def send_command(db: Session, machine_id: int, cmd: str, *, actor: str) -> Outgo
     """Queue a command for the machine's node; the publisher sends it (QoS 1, not retained)."""
     machine = get_machine(db, machine_id)
     if cmd not in COMMANDS:
-        raise Invalid(f"unknown command {cmd!r}", {"cmd": f"one of {', '.join(COMMANDS)}"})
+        raise Invalid(N_("unknown command %(cmd)r"), {"cmd": f"one of {', '.join(COMMANDS)}"},
+                      {"cmd": cmd})
     if machine.node_id is None:
-        raise Conflict(f"machine {machine.slug!r} has no node")
+        raise Conflict(N_("machine %(slug)r has no node"), {"slug": machine.slug})
     row = OutgoingCommand(command_id=str(uuid.uuid4()), node_id=machine.node_id,
                           machine_id=machine.id, cmd=cmd, ts=now_utc(), actor=actor[:200])
     db.add(row)
@@ -772,7 +782,7 @@ def _machines_by_ids(db: Session, machine_ids: Iterable[int]) -> list[Machine]:
     machines = list(db.scalars(select(Machine).where(Machine.id.in_(ids)))) if ids else []
     missing = set(ids) - {m.id for m in machines}
     if missing:
-        raise Invalid("unknown machines", {"machine_ids": f"unknown machine ids {sorted(missing)}"})
+        raise Invalid(N_("unknown machines"), {"machine_ids": f"unknown machine ids {sorted(missing)}"})
     return machines
 
 
@@ -781,7 +791,7 @@ def create_group(db: Session, slug: str, name: str, machine_ids: Iterable[int] =
     slug = _slug_field(slug)
     name_ = _text(name, "name")
     if db.scalar(select(MachineGroup.id).where(MachineGroup.slug == slug)) is not None:
-        raise Conflict(f"a group with slug {slug!r} exists")
+        raise Conflict(N_("a group with slug %(slug)r exists"), {"slug": slug})
     group = MachineGroup(slug=slug, name=name_, machines=_machines_by_ids(db, machine_ids))
     db.add(group)
     db.flush()
@@ -826,7 +836,7 @@ def grant(db: Session, member_id: int, machine_id: int | None = None, group_id: 
           granted_by_member_id: int | None = None) -> Authorization:
     member = get_member(db, member_id)
     if (machine_id is None) == (group_id is None):
-        raise Invalid("give either a machine or a group",
+        raise Invalid(N_("give either a machine or a group"),
                       {"machine_id": "give either machine_id or group_id"})
     if machine_id is not None:
         get_machine(db, machine_id)
@@ -836,7 +846,7 @@ def grant(db: Session, member_id: int, machine_id: int | None = None, group_id: 
     expires = _datetime(expires_at, "expires_at")
     now = now_utc()
     if expires is not None and expires <= now:
-        raise Invalid("expires_at is in the past", {"expires_at": "must be in the future"})
+        raise Invalid(N_("expires_at is in the past"), {"expires_at": "must be in the future"})
     dup = db.scalar(select(Authorization.id).where(
         Authorization.member_id == member.id,
         Authorization.machine_id.is_(None) if machine_id is None
@@ -845,7 +855,8 @@ def grant(db: Session, member_id: int, machine_id: int | None = None, group_id: 
         else Authorization.group_id == group_id,
         Authorization.role == role_, valid_authorization_clause(now)))
     if dup is not None:
-        raise Conflict(f"member {member.id} already holds this authorization (id {dup})")
+        raise Conflict(N_("member %(member)s already holds this authorization (id %(id)s)"),
+                       {"member": member.id, "id": dup})
     auth = Authorization(member_id=member.id, machine_id=machine_id, group_id=group_id,
                          role=role_, granted_at=now, granted_by_user_id=granted_by_user_id,
                          granted_by_member_id=granted_by_member_id, granted_via=via[:20],
@@ -975,12 +986,12 @@ def create_user(db: Session, email: str, password: str, role: str, member_id: in
                 *, actor: str) -> User:
     email_ = _email(email)
     if email_ is None:
-        raise Invalid("email is required", {"email": "required"})
+        raise Invalid(N_("email is required"), {"email": "required"})
     role_ = _enum_value(UserRole, role, "role")
     if not isinstance(password, str) or len(password) < 8:
-        raise Invalid("the password is too short", {"password": "at least 8 characters"})
+        raise Invalid(N_("the password is too short"), {"password": "at least 8 characters"})
     if db.scalar(select(User.id).where(func.lower(User.email) == email_)) is not None:
-        raise Conflict(f"a user with e-mail {email_} exists")
+        raise Conflict(N_("a user with e-mail %(email)s exists"), {"email": email_})
     if member_id is not None:
         get_member(db, member_id)
     user = User(email=email_, password_hash=hash_password(password), role=role_,
@@ -1002,12 +1013,12 @@ def create_token(db: Session, name: str, role: str = "admin", sites: Sequence[st
     name_ = _text(name, "name")
     role_ = _enum_value(UserRole, role or "admin", "role")
     if role_ not in (UserRole.admin, UserRole.manager):
-        raise Invalid("a token's role is admin or manager", {"role": "admin or manager"})
+        raise Invalid(N_("a token's role is admin or manager"), {"role": "admin or manager"})
     slugs = list(dict.fromkeys(sites))
     if role_ == UserRole.manager and not slugs:
-        raise Invalid("a manager token needs at least one site", {"sites": "at least one site"})
+        raise Invalid(N_("a manager token needs at least one site"), {"sites": "at least one site"})
     if role_ == UserRole.admin and slugs:
-        raise Invalid("an admin token reaches every site: it takes no sites",
+        raise Invalid(N_("an admin token reaches every site: it takes no sites"),
                       {"sites": "none for an admin token"})
     site_rows = [get_site_by_slug(db, slug, "sites") for slug in slugs]
     plain = new_token()

@@ -71,7 +71,12 @@ def badge_error(e: ServerError) -> str:
         return _("This badge already belongs to another member. Declare it lost there first.")
     if isinstance(e, Invalid):
         return _("A badge number has 8, 14 or 20 hexadecimal digits (0-9, A-F).")
-    return _(e.message)
+    return error_text(e)
+
+
+def error_text(e: ServerError) -> str:
+    """A service error in the user's language (its English template, translated and filled)."""
+    return _(e.template, **e.params) if e.params else _(e.template)
 
 
 def flash_error(e: ServerError, form: FlaskForm | None = None) -> None:
@@ -85,7 +90,7 @@ def flash_error(e: ServerError, form: FlaskForm | None = None) -> None:
                 f.errors = [*list(f.errors or []), _(msg)]
                 placed = True
     if not placed:
-        flash(_(e.message), "error")
+        flash(error_text(e), "error")
 
 
 @bp.get("/members")

@@ -36,3 +36,25 @@ def test_field_errors_in_french(actions: Any) -> None:
     html = r.get_data(as_text=True)
     assert "Ce champ est requis" in html or "Ce champ est obligatoire" in html
     assert 'aria-describedby="name-err"' in html
+
+
+def test_service_errors_in_french(app: Any, actions: Any) -> None:
+    """A refusal from the services (here: stop a machine that has no node) reaches a French
+    page in French, with its values; the API and the CLI keep the English message."""
+    from server import services
+    from server.errors import Conflict
+
+    with app.app_context():
+        db = app.extensions["fabpass.sessionmaker"]()
+        m = services.create_machine(db, "cnc-1", "CNC", "lab", kind="cnc", actor="test")
+        db.commit()
+        mid = m.id
+        db.close()
+    actions.post("/lang", {"lang": "fr"}, page="/login")
+    actions.login("admin@example.org")
+    r = actions.post(f"/machines/{mid}/stop", {}, page=f"/machines/{mid}")
+    assert r.status_code == 302
+    html = actions.client.get(r.headers["Location"]).get_data(as_text=True)
+    assert "la machine &#39;cnc-1&#39; n’a pas de boîtier" in html
+    err = Conflict("machine %(slug)r has no node", {"slug": "cnc-1"})
+    assert err.message == str(err) == "machine 'cnc-1' has no node"
