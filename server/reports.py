@@ -39,10 +39,10 @@ from server.models import (
     UTCDateTime,
     machine_group_members,
 )
+from server.rollups import TIME_DIMENSIONS, next_month, period_key
 
 log = logging.getLogger(__name__)
 
-TIME_DIMENSIONS = ("day", "week", "month")
 DIMENSIONS = ("machine", "machine_group", "member", "member_tag", "site", "kind", *TIME_DIMENSIONS)
 METRICS = ("sessions", "hours", "active_hours", "members")
 # Longest period of each kind plus a DST hour: bounds the calendar join so it uses the index.
@@ -73,20 +73,10 @@ def _local_floor(local: datetime, kind: str) -> date:
 
 def _next(d: date, kind: str) -> date:
     if kind == "month":
-        return date(d.year + (d.month == 12), d.month % 12 + 1, 1)
+        return next_month(d)
     if kind == "week":
         return d + timedelta(days=7)
     return d + timedelta(days=1)
-
-
-def period_key(d: date, kind: str) -> str:
-    """The label of the period starting on local date `d`: 2026-11, 2026-W47, 2026-11-22."""
-    if kind == "month":
-        return f"{d.year:04d}-{d.month:02d}"
-    if kind == "week":
-        iso = d.isocalendar()
-        return f"{iso.year:04d}-W{iso.week:02d}"
-    return d.isoformat()
 
 
 def calendar(tz: str, kind: str, since: datetime, until: datetime) -> list[tuple[str, datetime, datetime]]:

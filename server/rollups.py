@@ -11,9 +11,10 @@ How it stays exact:
 - Triggers on ``sessions`` (``server.models.rollup_triggers``) append the machine and time span of
   every closed session written (insert, change, delete) to ``usage_rollup_dirty``. Every writer is
   covered: the ingest, the privacy jobs, imports, SQL typed by hand.
-- `refresh` rebuilds the day cells of the dirty (machine, local days) from ``sessions``, then the
-  month cells from the day cells. It runs in the server's background thread every few seconds and
-  at the start of every report, so a report never reads a stale cell.
+- `refresh` adds new sessions (marks "add") to their day and month cells, and rebuilds from
+  ``sessions`` the local days of any other mark ("chg"), then their months from the day cells. It
+  runs in the server's background thread every few seconds and at the start of every report, so
+  a report never reads a stale cell.
 - A report reads whole local months and days from cells and computes the partial days at the edges
   of its range (a range need not start at a site's midnight) from ``sessions``, looking back at
   most the longest session ever seen. Both use `split`, the same rules as the SQL reports in
@@ -153,6 +154,23 @@ def next_month(d: date) -> date:
     return date(d.year + (d.month == 12), d.month % 12 + 1, 1)
 
 
+@functools.lru_cache(maxsize=65536)
+def period_key(d: date, kind: str) -> str:
+    """The label of the day, ISO week or month holding local date `d`: 2026-11-22, 2026-W47,
+    2026-11 (cached: a report labels thousands of cells)."""
+    if kind == "month":
+        return f"{d.year:04d}-{d.month:02d}"
+    if kind == "week":
+        iso = d.isocalendar()
+        return f"{iso.year:04d}-W{iso.week:02d}"
+    return d.isoformat()
+
+
+def member_day(member: int, d: date) -> int:
+    """A member-day of a month cell's visits: ``member << 5 | day of month - 1``."""
+    return member << 5 | (d.day - 1)
+
+
 @dataclass
 class Cell:
     """Aggregates of one machine over one local day or month (or a part of a day)."""
@@ -161,18 +179,16 @@ class Cell:
     seconds: float = 0.0
     active_seconds: float = 0.0
     members: set[int] = field(default_factory=set)
-    starters: set[int] = field(default_factory=set)
-    starter_days: set[tuple[int, int]] = field(default_factory=set)  # (member, day of month)
-    merged: bool = False  # holds a stored cell's figures too (see `_add`)
+    starters: set[int] = field(default_factory=set)  # members, or member-days in a month cell
 
     def add(self, starts: bool, frac: float, duration: float, active: float,
-            member: int | None, day: int = 0) -> None:
+            member: int | None, month_day: date | None = None) -> None:
+        """Add a share of a session; `month_day`: this is a month cell, and the session starts on
+        that local day (its visit is kept as a member-day)."""
         if starts:
             self.sessions += 1
             if member is not None:
-                self.starters.add(member)
-                if day:
-                    self.starter_days.add((member, day))
+                self.starters.add(member if month_day is None else member_day(member, month_day))
         self.seconds += duration * frac
         self.active_seconds += active * frac
         if member is not None:
@@ -273,9 +289,9 @@ def refresh(db: Session) -> RefreshResult:
     # machines with the same zone and the same dirty local days are rebuilt together: a
     # refresh after a day of traffic is a few batches, not a few queries per machine
     batches: dict[tuple[str, date | None, date | None], list[int]] = defaultdict(list)
-    calendars: dict[str, LocalDays] = {}
+    calendars = {tz: LocalDays(tz) for tz in {zones[mid] for mid in (*ranges, *adds)}}
     for mid, rng in sorted(ranges.items()):
-        days = calendars.setdefault(zones[mid], LocalDays(zones[mid]))
+        days = calendars[zones[mid]]
         if rng is None:
             batches[(days.name, None, None)].append(mid)
         else:
@@ -288,8 +304,6 @@ def refresh(db: Session) -> RefreshResult:
         result.month_cells += n_months
         new_wall = max(new_wall, wall)
     if adds:
-        for mid in adds:
-            calendars.setdefault(zones[mid], LocalDays(zones[mid]))
         n_days, n_months, wall = _add(db, adds, {mid: calendars[zones[mid]] for mid in adds})
         result.added_sessions = sum(len(v) for v in adds.values())
         result.machines += len(adds)
@@ -348,11 +362,9 @@ def _add(db: Session, adds: dict[int, list[int]], calendars: dict[int, LocalDays
             duration, active = session_amounts(st, en, dur, act)
             for d, starts, frac in split(days, st, en):
                 day_add[(mid, d)].add(starts, frac, duration, active, member)
-                month_add[(mid, month_of(d))].add(starts, frac, duration, active, member, d.day)
+                month_add[(mid, month_of(d))].add(starts, frac, duration, active, member, d)
     if not day_add:
         return 0, 0, wall_max
-    for c in month_add.values():  # the new member-days, as codes like the stored ones
-        c.starters = {m << 5 | (d - 1) for m, d in c.starter_days}
     for grain, cells in (("day", day_add), ("month", month_add)):
         mids = sorted({mid for mid, _ in cells})
         lo = min(p for _, p in cells)
@@ -360,6 +372,7 @@ def _add(db: Session, adds: dict[int, list[int]], calendars: dict[int, LocalDays
         old = db.execute(sa.select(r.c.machine_id, r.c.period, r.c.sessions, r.c.seconds,
                                    r.c.active_seconds, r.c.member_ids, r.c.starter_ids).where(
             r.c.grain == grain, r.c.machine_id.in_(mids), r.c.period >= lo, r.c.period <= hi))
+        stale: list[tuple[int, date]] = []  # stored cells now merged into `cells`
         for mid, period, n, secs, act, member_ids, starter_ids in old:
             if (mid, period) not in cells:
                 continue
@@ -369,8 +382,7 @@ def _add(db: Session, adds: dict[int, list[int]], calendars: dict[int, LocalDays
             c.active_seconds += act
             c.members.update(unpack(member_ids))
             c.starters.update(unpack(starter_ids))
-            c.merged = True
-        stale = [(mid, p) for (mid, p), c in cells.items() if c.merged]
+            stale.append((mid, period))
         for i in range(0, len(stale), 500):
             db.execute(r.delete().where(r.c.grain == grain, sa.tuple_(
                 r.c.machine_id, r.c.period).in_(stale[i:i + 500])))
@@ -433,8 +445,7 @@ def _rebuild(db: Session, mids: list[int], days: LocalDays, d_lo: date | None,
         c.seconds += secs
         c.active_seconds += act
         c.members.update(unpack(ids))
-        dd = period.day - 1
-        c.starters.update(m << 5 | dd for m in unpack(starters))
+        c.starters.update(member_day(m, period) for m in unpack(starters))
     if month_cells:
         db.execute(r.insert(), [_cell_row("month", mid, days.name, m, c)
                                 for (mid, m), c in month_cells.items()])
@@ -644,17 +655,6 @@ class _Reader:
                     part.ids = unpack(blob)
 
 
-@functools.lru_cache(maxsize=65536)
-def _label(d: date, kind: str) -> str:
-    from server.reports import period_key
-
-    if kind == "month":
-        return period_key(d.replace(day=1), kind)
-    if kind == "week":
-        return period_key(d - timedelta(days=d.weekday()), kind)
-    return period_key(d, kind)
-
-
 def _keys(info: _MachineInfo, part: Part, dims: Sequence[str]) -> list[tuple[Any, ...]]:
     """The report groups a part belongs to (several for a machine in several groups)."""
     keys: list[tuple[Any, ...]] = [()]
@@ -668,7 +668,7 @@ def _keys(info: _MachineInfo, part: Part, dims: Sequence[str]) -> list[tuple[Any
         elif d == "machine_group":
             vals = info.groups
         else:
-            vals = [_label(part.day, d)]
+            vals = [period_key(part.day, d)]
         keys = [k + (v,) for k in keys for v in vals]
     return keys
 
@@ -731,13 +731,10 @@ def visits_rows(db: Session, dims: Sequence[str], since: datetime | None,
         info = reader.machines.get(p.machine_id)
         if info is None or not p.starters:
             continue
-        if not use_months:
+        if not use_months or p.grain == "month":
             bucket, vals = p.day, p.starters
-        elif p.grain == "month":
-            bucket, vals = p.day, p.starters
-        else:
-            dd = p.day.day - 1
-            bucket, vals = month_of(p.day), [m << 5 | dd for m in p.starters]
+        else:  # a day's visits counted by month: as member-days, like the month cells
+            bucket, vals = month_of(p.day), [member_day(m, p.day) for m in p.starters]
         for key in _keys(info, p, dims):
             by_group[key][bucket].update(vals)
     rows = [{**dict(zip(dims, key, strict=True)), "visits": sum(len(v) for v in per_day.values())}
