@@ -41,7 +41,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session, contains_eager, joinedload, sessionmaker
 
-from protocol import Ack, ProtocolError, Status, Topics, parse_ts
+from protocol import Ack, ProtocolError, Status, TopicParts, Topics, parse_ts
 from protocol import Event as EventMsg
 from server import services
 from server.errors import ServerError
@@ -328,11 +328,14 @@ class Ingest:
         with self.sessions() as db:
             self._cache = _BatchCache()
             try:
-                self._preload_nodes(db, batch)
+                topics = [self._parse_topic(item.topic) for item in batch]
+                self._preload_nodes(db, [t for t in topics if not isinstance(t, ProtocolError)])
                 for i, item in enumerate(batch):
                     counted += 1
                     try:
-                        parts = self.topics.parse(item.topic)
+                        parts = topics[i]
+                        if isinstance(parts, ProtocolError):
+                            raise parts
                         if parts.kind == "event":
                             node, msg = self._check_event(db, item, parts.site, parts.node)
                             pending.append((i, item, node, msg))
@@ -412,18 +415,19 @@ class Ingest:
         result = db.connection().execute(stmt, list(rows.values()))
         return set(result.scalars().all())
 
-    def _preload_nodes(self, db: Session, batch: list[Incoming]) -> None:
+    def _parse_topic(self, topic: str) -> TopicParts | ProtocolError:
+        """The parsed topic, or the error saying why it is not one of ours (once per message)."""
+        try:
+            return self.topics.parse(topic)
+        except ProtocolError as exc:
+            return exc
+
+    def _preload_nodes(self, db: Session, topics: list[TopicParts]) -> None:
         """The batch's nodes, with their site and machine, in one query (not one per node and
         two lazy loads each)."""
         cache = self._cache
         assert cache is not None
-        pairs: set[tuple[str, str]] = set()
-        for item in batch:
-            try:
-                parts = self.topics.parse(item.topic)
-            except ProtocolError:
-                continue
-            pairs.add((parts.site, parts.node))
+        pairs = {(t.site, t.node) for t in topics}
         if not pairs:
             return
         q = (select(Node).join(Site, Node.site_id == Site.id)
