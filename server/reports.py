@@ -39,7 +39,7 @@ from server.models import (
     UTCDateTime,
     machine_group_members,
 )
-from server.rollups import TIME_DIMENSIONS, next_month, period_key
+from server.rollups import TIME_DIMENSIONS, next_month, period_key, sort_rows
 
 log = logging.getLogger(__name__)
 
@@ -403,7 +403,7 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
         if "kind" in row and row["kind"] is not None:
             row["kind"] = str(getattr(row["kind"], "value", row["kind"]))
         rows.append(row)
-    rows.sort(key=lambda r: tuple((r[d] is None, r[d] if r[d] is not None else 0) for d in dims))
+    sort_rows(rows, dims)
     return rows
 
 
@@ -494,8 +494,7 @@ def _dimension(dialect: str, d: str, frm: Any, s: Any, m: Any) -> tuple[Any, Any
     raise ReportError(f"group_by: {d!r} is not available here")
 
 
-DENIED_DIMENSIONS = ("reason", "machine", "site", "day", "week", "month")
-DENIED_TIME_DIMENSIONS = ("day", "week", "month")
+DENIED_DIMENSIONS = ("reason", "machine", "site", *TIME_DIMENSIONS)
 
 
 def _denied_minute(dialect: str, ts: Any) -> Any:
@@ -554,8 +553,8 @@ def denied_report(db: Session, group_by: str | Sequence[str] = "reason",
         where.append(e.c.ts < until)
     if site_id is not None:
         where.append(m.c.site_id == site_id)
-    plain = [d for d in dims if d not in DENIED_TIME_DIMENSIONS]
-    times = [d for d in dims if d in DENIED_TIME_DIMENSIONS]
+    plain = [d for d in dims if d not in TIME_DIMENSIONS]
+    times = [d for d in dims if d in TIME_DIMENSIONS]
     cols = {"reason": e.c.data["reason"].as_string(), "machine": m.c.slug, "site": st.c.slug}
     keys: list[Any] = [cols[d].label(d) for d in plain]
     if times:
@@ -578,7 +577,7 @@ def denied_report(db: Session, group_by: str | Sequence[str] = "reason",
         key = tuple(row[d] for d in dims)
         counts[key] = counts.get(key, 0) + int(r["denied"])
     out = [{**dict(zip(dims, key, strict=True)), "denied": n} for key, n in counts.items()]
-    out.sort(key=lambda r: tuple((r[d] is None, r[d] if r[d] is not None else "") for d in dims))
+    sort_rows(out, dims)
     return out
 
 

@@ -166,6 +166,12 @@ def period_key(d: date, kind: str) -> str:
     return d.isoformat()
 
 
+def sort_rows(rows: list[dict[str, Any]], dims: Sequence[str]) -> None:
+    """Report rows in the order of their group keys, empty keys last (the same on SQLite and
+    PostgreSQL, whatever order the database returned them in)."""
+    rows.sort(key=lambda r: tuple((r[d] is None, r[d] if r[d] is not None else 0) for d in dims))
+
+
 def member_day(member: int, d: date) -> int:
     """A member-day of a month cell's visits: ``member << 5 | day of month - 1``."""
     return member << 5 | (d.day - 1)
@@ -712,7 +718,7 @@ def usage_rows(db: Session, dims: Sequence[str], since: datetime | None, until: 
             if with_member_sets:
                 row["_member_ids"] = ids
         rows.append(row)
-    rows.sort(key=lambda r: tuple((r[d] is None, r[d] if r[d] is not None else 0) for d in dims))
+    sort_rows(rows, dims)
     return rows
 
 
@@ -741,7 +747,7 @@ def visits_rows(db: Session, dims: Sequence[str], since: datetime | None,
             for key, per_day in by_group.items()]
     if not dims and not rows:
         rows = [{"visits": 0}]
-    rows.sort(key=lambda r: tuple((r[d] is None, r[d] if r[d] is not None else 0) for d in dims))
+    sort_rows(rows, dims)
     return rows
 
 
