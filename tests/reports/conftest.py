@@ -14,12 +14,15 @@ Sessions (UTC times; duration_s is the node's monotonic figure):
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from server.db import make_engine, make_sessionmaker, upgrade
@@ -35,6 +38,22 @@ from server.models import (
     Site,
     UsageSession,
 )
+
+# the report pages' tests (test_web.py, test_scoping.py): logins and the period they show
+PASSWORD = "correct horse battery"
+CSRF_RE = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
+PERIOD = "from=2026-10-01&to=2026-12-31"
+
+
+def login(app: Flask, email: str) -> FlaskClient:
+    """A test client logged in as `email` (whose password is PASSWORD)."""
+    client = app.test_client()
+    token = CSRF_RE.search(client.get("/login").get_data(as_text=True))
+    assert token
+    res = client.post("/login", data={"email": email, "password": PASSWORD,
+                                      "csrf_token": token.group(1)})
+    assert res.status_code in (302, 303), res.get_data(as_text=True)[:500]
+    return client
 
 
 def T(s: str) -> datetime:

@@ -18,11 +18,8 @@ from sqlalchemy.orm import Session
 
 from server.models import Event, Machine, Member, Site, User, UserRole
 from server.security import hash_password
-from tests.reports.conftest import T
+from tests.reports.conftest import CSRF_RE, PASSWORD, PERIOD, T, login
 
-PASSWORD = "correct horse battery"
-CSRF_RE = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
-PERIOD = "from=2026-10-01&to=2026-12-31"
 SITE_PAGES = ["/reports/", "/reports/denied", "/reports/funder"]
 
 
@@ -51,16 +48,6 @@ def app(module_db_url: str, module_db: Session, module_data: dict[str, Any]) -> 
     app = create_app({"TESTING": True, "DATABASE_URL": module_db_url, "TIMEZONE": "Europe/Paris"})
     yield app
     app.extensions["fabpass.engine"].dispose()
-
-
-def login(app: Flask, email: str) -> FlaskClient:
-    client = app.test_client()
-    token = CSRF_RE.search(client.get("/login").get_data(as_text=True))
-    assert token
-    res = client.post("/login", data={"email": email, "password": PASSWORD,
-                                      "csrf_token": token.group(1)})
-    assert res.status_code in (302, 303), res.get_data(as_text=True)[:500]
-    return client
 
 
 def picker(html: str) -> list[tuple[str, str, bool]]:
