@@ -81,7 +81,6 @@ class Housekeeping(PeriodicJob):
                  first_delay_s: float = 60.0) -> None:
         super().__init__(interval.total_seconds(), first_delay_s)
         self.sessions = sessions
-        self.interval = interval
 
     def run_once(self) -> None:
         from server.privacy import daily_job
