@@ -35,8 +35,8 @@ PLUG_TYPES: tuple[PlugType, ...] = ("shelly", "tasmota")
 _FOREIGN_ROOTS = ("cmnd", "stat", "tele", "shellies")
 # A device name is one topic level and one passwd/ACL token: no `/`, `+`, `#`, `$`, `:`,
 # whitespace or control characters; it starts with a letter or digit.
-_DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+_DEVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
 
 
 class BrokerIdentityError(ConfigError, ValueError):
@@ -97,7 +97,7 @@ def check_plug_device(device: str, *, plug_type: str = "shelly", topic_root: str
     if plug_type not in PLUG_TYPES:
         raise BrokerNameError("type", f"plug type {plug_type!r} is not one of "
                                       + ", ".join(PLUG_TYPES))
-    if not isinstance(device, str) or not _DEVICE.match(device):
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
         raise BrokerNameError(field, f"plug device {device!r} is not a plain topic level "
                                      "(letters, digits, '_', '.', '-', 1-64 characters, "
                                      "no '/', '+', '#', '$' or spaces)")
@@ -158,7 +158,7 @@ class BrokerUsers:
     _users: dict[str, BrokerUser] = field(default_factory=dict)
 
     def _add(self, user: BrokerUser) -> None:
-        if not _USER.match(user.name):
+        if not _USER.fullmatch(user.name):
             raise BrokerNameError("username", f"broker user {user.name!r} cannot be written to "
                                               "a password file (letters, digits, '_.@-')")
         key = user.name.casefold()
