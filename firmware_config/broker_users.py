@@ -207,6 +207,11 @@ class BrokerUsers:
         """Name → owner of the service users (what `check_broker_name` must refuse)."""
         return {u.name: u.role for u in self._users.values() if isinstance(u, ServiceUser)}
 
+    def taken(self) -> dict[str, str]:
+        """Name → owner of every user: what a new node slug or plug device must not equal
+        (pass it to `check_broker_name` before saving)."""
+        return {u.name: owner_of(u) for u in self._users.values()}
+
     def services(self) -> list[ServiceUser]:
         """Service users, the server first."""
         found = [u for u in self._users.values() if isinstance(u, ServiceUser)]

@@ -99,6 +99,10 @@ def test_registry_refuses_plug_clashes() -> None:
     with pytest.raises(BrokerNameError, match="node 'ghost' has no broker user"):
         users.add_plug("ghost", type="tasmota", device="tasmota_1A2B3C", password_hash="p")
     users.add_plug("printer-1", type="tasmota", device="tasmota_1A2B3C", password_hash="p")
+    assert users.reserved() == {"fabpass-server": "the server's broker user"}
+    with pytest.raises(BrokerNameError, match="node slug 'shellyplugsg3-a1b2c3' equals shelly "
+                                              "plug device 'shellyplugsg3-a1b2c3' of node"):
+        check_broker_name("shellyplugsg3-a1b2c3", users.taken())
     with pytest.raises(BrokerUserClash, match="node slug 'tasmota_1a2b3c' equals tasmota plug"):
         users.add_node("tasmota_1a2b3c", "h", site="lab", node="tasmota_1a2b3c")
 
