@@ -81,12 +81,14 @@ def broker_config(out_dir: str, install_dir: str, mqtt_url: str | None) -> None:
     read only its own acl/ack/cmd; the server's user does the server's job; anonymous
     clients are refused. Re-running with no change writes byte-identical files.
     """
+    from firmware_config.broker_users import BrokerIdentityError
     from firmware_config.provisioning import ProvisioningError, broker_files
 
     try:
         with _database() as db:
             files, new_password = broker_files(db, mqtt_url=mqtt_url, install_dir=install_dir)
-    except ProvisioningError as exc:
+    except (ProvisioningError, BrokerIdentityError) as exc:
+        # a clash writes nothing: the broker keeps the files it has
         raise click.ClickException(exc.message) from exc
     out = Path(out_dir)
     for name, text in files.items():
