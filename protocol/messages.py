@@ -9,12 +9,14 @@ Every failure is a `ProtocolError` whose message names the field.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from protocol.errors import ProtocolError
+from protocol.fastpath import EventFastPath
 from protocol.timefmt import format_ts, parse_ts
 from protocol.topics import check_slug
 from protocol.uid import is_uid
@@ -68,11 +70,14 @@ def _load(payload: bytes | str | dict[str, Any], what: str, *,
 
 
 _MISSING = object()
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 def _get(obj: dict[str, Any], key: str, typ: type | tuple[type, ...], what: str,
          *, required: bool = True, nullable: bool = False, default: Any = None) -> Any:
     value = obj.get(key, _MISSING)
+    if type(value) is typ and typ is not int:  # the usual case first (never a bool for int)
+        return value
     if value is _MISSING:
         if required:
             raise ProtocolError(f"{what}: missing field {key!r}")
@@ -132,10 +137,12 @@ def _uuid(obj: dict[str, Any], key: str, what: str, *, required: bool = True) ->
     value = _get(obj, key, str, what, required=required)
     if value is None:
         return None
+    if _CANONICAL_UUID.match(value):  # what fabpass writes; uuid.UUID for other spellings
+        return value
     try:
         uuid.UUID(value)
     except ValueError:
-        raise ProtocolError(f"{what}: field {key!r} is not a UUID: {value!r}") from None
+        raise ProtocolError(f"{what}: field {key!r} is not a UUID: {value[:60]!r}") from None
     return str(value)
 
 
@@ -344,6 +351,9 @@ class Event:
 
     @classmethod
     def decode(cls, payload: bytes | str | dict[str, Any]) -> Event:
+        fast = _FAST.decode(payload)  # the usual event, validated by msgspec (protocol/fastpath.py)
+        if fast is not None:
+            return cls(*fast)
         what = "event"
         obj = _load(payload, what)
         etype = _get(obj, "type", str, what)
@@ -360,6 +370,10 @@ class Event:
             raise ProtocolError(f"{what}: field 'seq' must not be negative")
         _check_data(etype, data)
         return event
+
+
+_FAST = EventFastPath(_EVENT_FIELDS, {"deny_reason": DENY_REASONS, "end_reason": END_REASONS},
+                      _check_rules)
 
 
 # ---------------------------------------------------------------- ack and cmd

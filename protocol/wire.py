@@ -43,7 +43,7 @@ MAX_ACL_BYTES = 16 * 1024 * 1024
 """An access list: about 150,000 badges at ~100 bytes each."""
 
 _DECODER = msgspec.json.Decoder()
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKETS_ONLY = bytes(range(256)).translate(None, b"[]{}")
 _SQUARE = bytes.maketrans(b"{}", b"[]")
 _NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -59,7 +59,11 @@ def nesting_depth(data: bytes, limit: int = MAX_DEPTH) -> int:
     """
     if data.count(b"[") + data.count(b"{") <= limit:
         return min(limit, data.count(b"[") + data.count(b"{"))
-    brackets = _STRING.sub(b"", data).translate(_SQUARE, _BRACKETS_ONLY)
+    if b'\\"' in data:  # an escaped quote (or backslash): lex the strings properly
+        outside = _STRING.sub(b"", data)
+    else:  # no escapes before quotes: every other piece between quotes is a string
+        outside = b"".join(data.split(b'"')[::2])
+    brackets = outside.translate(_SQUARE, _BRACKETS_ONLY)
     for depth in range(limit + 1):
         if not brackets.count(b"["):
             return depth
