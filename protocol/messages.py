@@ -352,8 +352,11 @@ class Event:
     @classmethod
     def decode(cls, payload: bytes | str | dict[str, Any]) -> Event:
         fast = _FAST.decode(payload)  # the usual event, validated by msgspec (protocol/fastpath.py)
-        if fast is not None:
-            return cls(*fast)
+        return cls(*fast) if fast is not None else cls.decode_reference(payload)
+
+    @classmethod
+    def decode_reference(cls, payload: bytes | str | dict[str, Any]) -> Event:
+        """The decoder that defines what is valid and says why not; `decode` agrees with it."""
         what = "event"
         obj = _load(payload, what)
         etype = _get(obj, "type", str, what)
