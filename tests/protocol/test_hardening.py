@@ -172,7 +172,7 @@ def test_peek_id_reads_the_top_level_id_and_never_raises() -> None:
     for garbage in (b"", b"\xff", b"{" * 100_000, b'{"id": 1}', b'{"id": "nope"}', None, 3,
                     "\ud800", b'{"id": "\\ud800"}', b'["id", "%s"]' % SID.encode(),
                     b'{"id": "%s"' % SID.encode() + b" " * MAX_EVENT_BYTES + b"}"):
-        assert peek_id(garbage) is None or garbage.startswith(b'{"id": "%s"' % SID.encode())
+        assert peek_id(garbage) is None, garbage[:40] if isinstance(garbage, bytes) else garbage
 
 
 # ---------------------------------------------------------------- plausibility
