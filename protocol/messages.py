@@ -8,16 +8,21 @@ Every failure is a `ProtocolError` whose message names the field.
 
 from __future__ import annotations
 
-import json
+import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from protocol.errors import ProtocolError
+from protocol.fastpath import EventFastPath
 from protocol.timefmt import format_ts, parse_ts
 from protocol.topics import check_slug
 from protocol.uid import is_uid
+from protocol.wire import MAX_ACK_BYTES, MAX_EVENT_BYTES, dumps, load_object, peek_id
+
+__all__ = ["dumps", "peek_id"]  # re-exported: the wire helpers every message uses
 
 VERSION = 1
 
@@ -31,6 +36,12 @@ DENY_REASONS = (
     "in_use",
     "acl_stale",
     "no_acl",
+    # contract section 6 (bookings, paid use, smart-plug actuators)
+    "booked",
+    "no_booking",
+    "no_credit",
+    "actuator_failed",
+    "actuator_offline",
 )
 END_REASONS = (
     "badge_out",
@@ -49,16 +60,9 @@ ROLES = ("user", "trainer")
 # ---------------------------------------------------------------- helpers
 
 
-def _load(payload: bytes | str | dict[str, Any], what: str) -> dict[str, Any]:
-    if isinstance(payload, dict):
-        obj = payload
-    else:
-        try:
-            obj = json.loads(payload)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ProtocolError(f"{what}: payload is not UTF-8 JSON ({exc})") from exc
-    if not isinstance(obj, dict):
-        raise ProtocolError(f"{what}: payload must be a JSON object, not {type(obj).__name__}")
+def _load(payload: bytes | str | dict[str, Any], what: str, *,
+          max_bytes: int = MAX_EVENT_BYTES) -> dict[str, Any]:
+    obj = load_object(payload, what, max_bytes=max_bytes)  # bounded: see protocol/wire.py
     v = obj.get("v")
     if v != VERSION or isinstance(v, bool):
         raise ProtocolError(f"{what}: unsupported protocol version v={v!r} (expected 1)")
@@ -66,11 +70,14 @@ def _load(payload: bytes | str | dict[str, Any], what: str) -> dict[str, Any]:
 
 
 _MISSING = object()
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 def _get(obj: dict[str, Any], key: str, typ: type | tuple[type, ...], what: str,
          *, required: bool = True, nullable: bool = False, default: Any = None) -> Any:
     value = obj.get(key, _MISSING)
+    if type(value) is typ and typ is not int:  # the usual case first (never a bool for int)
+        return value
     if value is _MISSING:
         if required:
             raise ProtocolError(f"{what}: missing field {key!r}")
@@ -82,6 +89,8 @@ def _get(obj: dict[str, Any], key: str, typ: type | tuple[type, ...], what: str,
     types = typ if isinstance(typ, tuple) else (typ,)
     if isinstance(value, bool) and bool not in types:
         raise ProtocolError(f"{what}: field {key!r} must be {_names(types)}, not a boolean")
+    if isinstance(value, int) and value.bit_length() > 64:  # JSON allows any size; we do not
+        raise ProtocolError(f"{what}: field {key!r} is out of range (more than 64 bits)")
     if float in types and int not in types and isinstance(value, int):
         value = float(value)
     if not isinstance(value, types):
@@ -99,6 +108,8 @@ def _names(types: tuple[type, ...]) -> str:
 
 def _num(obj: dict[str, Any], key: str, what: str, *, required: bool = True) -> float | None:
     value = _get(obj, key, (int, float), what, required=required)
+    if value is not None and not math.isfinite(value):
+        raise ProtocolError(f"{what}: field {key!r} must be a finite number")
     if value is not None and value < 0:
         raise ProtocolError(f"{what}: field {key!r} must not be negative")
     return None if value is None else float(value)
@@ -126,10 +137,12 @@ def _uuid(obj: dict[str, Any], key: str, what: str, *, required: bool = True) ->
     value = _get(obj, key, str, what, required=required)
     if value is None:
         return None
+    if _CANONICAL_UUID.match(value):  # what fabpass writes; uuid.UUID for other spellings
+        return value
     try:
         uuid.UUID(value)
     except ValueError:
-        raise ProtocolError(f"{what}: field {key!r} is not a UUID: {value!r}") from None
+        raise ProtocolError(f"{what}: field {key!r} is not a UUID: {value[:60]!r}") from None
     return str(value)
 
 
@@ -146,10 +159,6 @@ def _choice(obj: dict[str, Any], key: str, choices: tuple[str, ...], what: str) 
     if value not in choices:
         raise ProtocolError(f"{what}: field {key!r} is {value!r}, expected one of {', '.join(choices)}")
     return str(value)
-
-
-def dumps(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def new_id() -> str:
@@ -275,6 +284,31 @@ def _check_data(etype: str, data: dict[str, Any]) -> None:
             _choice(data, key, DENY_REASONS, what)
         elif kind == "end_reason":
             _choice(data, key, END_REASONS, what)
+    _check_rules(etype, data, what)
+
+
+# (the larger duration, the part of it that may not exceed it) per event type
+_DURATION_PAIRS = {"session.heartbeat": ("elapsed_s", "active_s"),
+                   "session.ended": ("duration_s", "active_s")}
+
+
+def _check_rules(etype: str, data: dict[str, Any], what: str) -> None:
+    """Rules across fields, and fields required only in some cases (contract section 6).
+
+    Plausibility that needs no clock lives here, so nodes and the server share it: durations
+    are finite and >= 0 (checked per field) and the active time fits in the session. The rules
+    that need the receive time (maximum session length, `ended - started` + skew allowance,
+    untrusted wall clocks) are the server's: it reads the times with `Event.time`.
+    """
+    pair = _DURATION_PAIRS.get(etype)
+    if pair is not None:
+        total, part = (float(data[k]) for k in pair)
+        if part > total:
+            raise ProtocolError(f"{what}: field {pair[1]!r} ({part:g}) must not exceed "
+                                f"{pair[0]!r} ({total:g})")
+    if etype == "badge.denied":
+        # `booked` names the end of the other member's slot; strict whenever it is present.
+        _ts(data, "until", what, required=data.get("reason") == "booked")
 
 
 @dataclass
@@ -293,6 +327,13 @@ class Event:
     def known(self) -> bool:
         return self.type in _EVENT_FIELDS
 
+    def time(self, key: str) -> datetime | None:
+        """`data[key]` as an aware UTC datetime (`started`, `ended`, `until`), None if absent.
+
+        Known types were validated at decode, so this does not raise for their time fields."""
+        value = self.data.get(key)
+        return None if value is None else parse_ts(value)
+
     def to_dict(self) -> dict[str, Any]:
         return {"v": VERSION, "id": self.id, "node": self.node, "boot": self.boot,
                 "seq": self.seq, "ts": format_ts(self.ts), "type": self.type, "data": self.data}
@@ -310,6 +351,12 @@ class Event:
 
     @classmethod
     def decode(cls, payload: bytes | str | dict[str, Any]) -> Event:
+        fast = _FAST.decode(payload)  # the usual event, validated by msgspec (protocol/fastpath.py)
+        return cls(*fast) if fast is not None else cls.decode_reference(payload)
+
+    @classmethod
+    def decode_reference(cls, payload: bytes | str | dict[str, Any]) -> Event:
+        """The decoder that defines what is valid and says why not; `decode` agrees with it."""
         what = "event"
         obj = _load(payload, what)
         etype = _get(obj, "type", str, what)
@@ -328,112 +375,8 @@ class Event:
         return event
 
 
-# ---------------------------------------------------------------- access list
-
-POLICY_KEYS = ("mode", "max_session_s", "warn_before_s", "grace_s", "idle_end_s", "power_off",
-               "handover", "end_on_revoke", "on_stale")
-_POLICY_CHOICES = {"mode": ("tap", "present"), "power_off": ("immediate", "when_idle"),
-                   "on_stale": ("deny", "known_badges")}
-_POLICY_BOOLS = ("handover", "end_on_revoke")
-_POLICY_NUMS = ("max_session_s", "warn_before_s", "grace_s", "idle_end_s")
-
-
-def check_policy(obj: Any, what: str = "policy") -> dict[str, Any]:
-    """Validate a policy object: known keys must be well typed; `null` means off."""
-    if not isinstance(obj, dict):
-        raise ProtocolError(f"{what}: must be an object")
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        if key not in POLICY_KEYS:
-            out[key] = value  # an addition we do not know: keep, ignore
-            continue
-        if value is None:
-            out[key] = None
-        elif key in _POLICY_CHOICES:
-            if value not in _POLICY_CHOICES[key]:
-                raise ProtocolError(f"{what}: {key!r} is {value!r}, expected one of "
-                                    f"{', '.join(_POLICY_CHOICES[key])}")
-            out[key] = value
-        elif key in _POLICY_BOOLS:
-            if not isinstance(value, bool):
-                raise ProtocolError(f"{what}: {key!r} must be a boolean")
-            out[key] = value
-        else:
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ProtocolError(f"{what}: {key!r} must be a non-negative number of seconds or null")
-            out[key] = value
-    return out
-
-
-@dataclass
-class BadgeEntry:
-    uid: str
-    member: int
-    role: str = "user"
-    until: datetime | None = None
-    label: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"uid": self.uid, "member": self.member, "role": self.role,
-                               "until": format_ts(self.until) if self.until else None}
-        if self.label is not None:
-            out["label"] = self.label
-        return out
-
-
-@dataclass
-class AccessList:
-    version: int
-    site: str
-    node: str
-    machine: str
-    issued: datetime
-    valid_until: datetime
-    locked: bool
-    policy: dict[str, Any]
-    badges: list[BadgeEntry]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"v": VERSION, "version": self.version, "site": self.site, "node": self.node,
-                "machine": self.machine, "issued": format_ts(self.issued),
-                "valid_until": format_ts(self.valid_until), "locked": self.locked,
-                "policy": self.policy, "badges": [b.to_dict() for b in self.badges]}
-
-    def encode(self) -> bytes:
-        return dumps(self.to_dict())
-
-    def by_uid(self) -> dict[str, BadgeEntry]:
-        return {b.uid: b for b in self.badges}
-
-    @classmethod
-    def decode(cls, payload: bytes | str | dict[str, Any]) -> AccessList:
-        what = "acl"
-        obj = _load(payload, what)
-        version = _get(obj, "version", int, what)
-        if version < 0:
-            raise ProtocolError(f"{what}: field 'version' must not be negative")
-        badges_raw = _get(obj, "badges", list, what)
-        badges: list[BadgeEntry] = []
-        for i, b in enumerate(badges_raw):
-            bw = f"{what}.badges[{i}]"
-            if not isinstance(b, dict):
-                raise ProtocolError(f"{bw}: must be an object")
-            role = b.get("role", "user")
-            if role not in ROLES:
-                raise ProtocolError(f"{bw}: field 'role' is {role!r}, expected user or trainer")
-            badges.append(BadgeEntry(
-                uid=_uid(b, "uid", bw), member=_get(b, "member", int, bw), role=role,
-                until=_ts(b, "until", bw, required=False, nullable=True),
-                label=_get(b, "label", str, bw, required=False, nullable=True),
-            ))
-        return cls(
-            version=version, site=_slug(obj, "site", what), node=_slug(obj, "node", what),
-            machine=_slug(obj, "machine", what), issued=_ts(obj, "issued", what),  # type: ignore[arg-type]
-            valid_until=_ts(obj, "valid_until", what),  # type: ignore[arg-type]
-            locked=_get(obj, "locked", bool, what),
-            policy=check_policy(_get(obj, "policy", dict, what, required=False) or {}),
-            badges=badges,
-        )
+_FAST = EventFastPath(_EVENT_FIELDS, {"deny_reason": DENY_REASONS, "end_reason": END_REASONS},
+                      _check_rules)
 
 
 # ---------------------------------------------------------------- ack and cmd
@@ -453,7 +396,7 @@ class Ack:
     @classmethod
     def decode(cls, payload: bytes | str | dict[str, Any]) -> Ack:
         what = "ack"
-        obj = _load(payload, what)
+        obj = _load(payload, what, max_bytes=MAX_ACK_BYTES)
         ids = _get(obj, "ids", list, what)
         rejected = _get(obj, "rejected", list, what, required=False) or []
         for key, seq in (("ids", ids), ("rejected", rejected)):
@@ -486,3 +429,15 @@ class Command:
         obj = _load(payload, what)
         return cls(id=str(_uuid(obj, "id", what)), ts=_ts(obj, "ts", what),  # type: ignore[arg-type]
                    cmd=_choice(obj, "cmd", COMMANDS, what))
+
+
+_MOVED_TO_ACL = frozenset({"AccessList", "BadgeEntry", "POLICY_KEYS", "check_policy"})
+
+
+def __getattr__(name: str) -> Any:
+    """The access list moved to protocol/acl.py; `from protocol.messages import …` still works."""
+    if name in _MOVED_TO_ACL:
+        from protocol import acl
+
+        return getattr(acl, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,7 @@ from typing import Literal
 
 from protocol.errors import ProtocolError
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")  # \Z, not $: "lab\n" is no slug
 KINDS = ("status", "event", "acl", "ack", "cmd")
 Kind = Literal["status", "event", "acl", "ack", "cmd"]
 

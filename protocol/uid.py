@@ -7,7 +7,7 @@ import re
 from protocol.errors import ProtocolError
 
 UID_HEX_LENGTHS = (8, 14, 20)  # 4-, 7- and 10-byte UIDs
-_UID = re.compile(r"^(?:[0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20})$")
+_UID = re.compile(r"^(?:[0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20})\Z")  # \Z: no trailing newline
 _SEPARATORS = re.compile(r"[\s:\-._]")
 
 
