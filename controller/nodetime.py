@@ -12,12 +12,15 @@ vouches for, and the monotonic clock says how much time has passed since it was 
   copy read at start is aged by the wall clock, the only witness there is.
 - **Agreement**: the wall clock agrees with the list while it is within `SKEW_S` of the
   list's time (`issued` + age). `clock_ok` is false while they disagree.
-- **Time of record** (event `ts`, `started`/`ended`): the wall clock, never behind a floor
-  (the last persisted `ts`, the list's `issued`). A floor more than `SKEW_S` ahead of a wall
-  clock that agrees with the list was raised by a forward jump since undone: it comes back.
-  Otherwise the floor holds (timestamps stand still until the wall clock catches up).
-- **Decision time** (badge `until`, command age): the time of record while the clock agrees
-  with the list, else the list's time, so a jump neither expires badges nor ages commands.
+- **Time of record** (event `ts`, `started`/`ended`): the wall clock while it agrees with
+  the list (or there is no list), else the list's time — so a session started during a jump
+  is not stamped a year ahead and then ended "before" it started. Never behind a floor (the
+  last persisted `ts`, the list's `issued`), except that a floor more than `SKEW_S` ahead of
+  a wall clock that agrees with the list was raised by a forward jump since undone (while
+  the node had no list, or by a previous process): it comes back. Otherwise the floor holds
+  (timestamps stand still until the clock catches up).
+- **Decision time** (badge `until`, command age): the same, without the floor, so a jump
+  neither expires badges nor ages commands.
 
 Times are kept as epoch seconds (floats) so that lists issued in year 1 or 9999 cannot make
 date arithmetic overflow.
@@ -117,27 +120,29 @@ class NodeTime:
 
     # ------------------------------------------------------------ outputs
 
-    def now(self) -> datetime:
-        """The time of record: the wall clock, floored, the floor coming back after an undone jump."""
+    def _best(self) -> tuple[float, bool]:
+        """The wall clock if it agrees with the list, else the list's time; and whether it agreed."""
         wall = _epoch(self.clock.wall())
+        lt = self.list_time()
+        if lt is None or abs(wall - lt) <= SKEW_S:
+            return wall, lt is not None
+        return lt, False
+
+    def now(self) -> datetime:
+        """The time of record: never behind the floor, the floor coming back after an undone jump."""
+        t, agreed = self._best()
         floor = self.floor
-        if floor is not None and wall < floor:
-            a = self.anchor
-            if a is not None and floor - wall > SKEW_S and self.agrees():
-                back = max(wall, a.issued)
-                log.warning("wall clock is %.0f s behind the last time of record and agrees "
-                            "with the access list: the floor comes back (a forward jump was "
-                            "undone)", floor - wall)
-                wall = back
+        if floor is not None and t < floor:
+            if agreed and self.anchor is not None and floor - t > SKEW_S:
+                log.warning("the system clock agrees with the access list and is %.0f s behind "
+                            "the last time of record: the floor comes back (a forward jump was "
+                            "undone)", floor - t)
+                t = max(t, self.anchor.issued)
             else:
-                wall = floor
-        self.floor = wall
-        return _dt(wall)
+                t = floor
+        self.floor = t
+        return _dt(t)
 
     def decision_time(self) -> datetime:
-        """For `until` and command ages: the list's time while the wall clock disagrees with it."""
-        now = self.now()
-        lt = self.list_time()
-        if lt is not None and not self.agrees():
-            return _dt(lt)
-        return now
+        """For `until` and command ages: like `now()` but unfloored (a raised floor expires nothing)."""
+        return _dt(self._best()[0])

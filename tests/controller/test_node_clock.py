@@ -19,7 +19,7 @@ from node_harness import FakeServer, wait_until
 
 from controller.clock import FakeClock
 from controller.storage import Outbox
-from protocol import parse_ts, utcnow
+from protocol import format_ts, parse_ts, utcnow
 
 YEAR = timedelta(days=365)
 
@@ -37,6 +37,8 @@ def test_forward_jump_for_one_tap_then_back(rig: Rig) -> None:
     rig.tap(ALICE)
     assert rig.types() == ["session.started"], "a fresh list must not look stale after a jump"
     assert rig.machine.status_fields()["clock_ok"] is False
+    # Stamped with the list's time, not a year ahead (else it would end "before" it started).
+    assert abs(rig.events[-1].ts - normal) < timedelta(minutes=1)
     rig.advance(5)
     rig.tap(ALICE)
     assert rig.last("session.ended")["duration_s"] == pytest.approx(5.3, abs=0.01)
@@ -47,9 +49,45 @@ def test_forward_jump_for_one_tap_then_back(rig: Rig) -> None:
     rig.tap(BOB)
     started = rig.last("session.started")
     assert started["uid"] == BOB and rig.machine.relay
-    # The floor the jump raised came back: BOB's session is stamped with the real time.
-    assert rig.events[-1].ts - normal < timedelta(minutes=1)
-    assert rig.machine.now_wall() - normal < timedelta(minutes=1)
+    assert abs(rig.events[-1].ts - normal) < timedelta(minutes=1)
+    assert all(parse_ts(e.data["ended"]) >= parse_ts(e.data["started"])
+               for e in rig.events if e.type == "session.ended")
+
+
+def test_floor_raised_without_a_list_comes_back_when_list_and_clock_agree(
+        mock_pins: Any) -> None:
+    rig = Rig(mock_pins, acl=False)
+    try:
+        normal = rig.clock.wall()
+        rig.clock.set_wall(normal + YEAR)  # no list yet: nothing to check the clock against
+        rig.tap(ALICE)
+        assert rig.last("badge.denied")["reason"] == "no_acl"
+        assert rig.events[-1].ts > normal + YEAR - timedelta(days=1)  # the floor followed
+        rig.clock.set_wall(normal + timedelta(seconds=1))  # undone
+        a, raw = make_acl(issued=normal)
+        rig.do(rig.machine.load_acl(a, raw, fresh=True))
+        assert rig.machine.status_fields()["clock_ok"] is True
+        rig.tap(ALICE)
+        assert rig.last("session.started")["uid"] == ALICE
+        assert abs(rig.events[-1].ts - normal) < timedelta(minutes=1), "the floor came back"
+    finally:
+        rig.hw.close()
+
+
+def test_floor_holds_while_the_clock_disagrees_with_the_list(mock_pins: Any) -> None:
+    rig = Rig(mock_pins, acl=False)
+    try:
+        normal = rig.clock.wall()
+        rig.machine.raise_floor(normal + YEAR)  # persisted by an earlier process
+        rig.clock.set_wall(normal - timedelta(days=30))  # behind the list too: no agreement
+        a, raw = make_acl(issued=normal, valid_s=86400)
+        rig.do(rig.machine.load_acl(a, raw, fresh=True))
+        assert rig.machine.status_fields()["clock_ok"] is False
+        assert rig.machine.now_wall() >= normal + YEAR - timedelta(seconds=1)
+        rig.tap(ALICE)  # the list is fresh all the same
+        assert rig.last("session.started")["uid"] == ALICE
+    finally:
+        rig.hw.close()
 
 
 def test_freshness_is_monotonic_time_since_the_list_was_received(mock_pins: Any) -> None:
@@ -130,8 +168,10 @@ def test_jump_then_restart_with_the_clock_back(tmp_path: Path, mock_pins: Any,
         assert live.stop() == 0  # SIGTERM while the clock is a year ahead
         box = Outbox(tmp_path / "store" / "outbox.db")
         floor = box.last_ts()
+        assert floor is not None and floor - t0 < timedelta(minutes=5), "stamped by list time"
+        # The floor an older node (or a jump while it had no list) persisted, a year ahead:
+        box.set_meta("last_ts", format_ts(t0 + YEAR))
         box.close()
-        assert floor is not None and floor > t0 + YEAR - timedelta(days=1)
 
         clock2 = FakeClock(wall=t0 + timedelta(seconds=30))  # restarted, the clock is right again
         live2 = LiveNode(cfg, mock_pins, clock2)
