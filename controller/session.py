@@ -251,7 +251,8 @@ class NodeMachine:
         s = self.session
         if s is not None and self.policy.end_on_revoke and (
                 s.uid not in self._entries or s.uid in self._not_authorized):
-            log.info("badge %s is no longer listed: ending its session (end_on_revoke)", s.uid)
+            # No UID at INFO on the receive path: the session id names it well enough.
+            log.info("session %s: its badge is no longer listed: ending it (end_on_revoke)", s.id)
             self._end("revoked", acts)
         return acts
 

@@ -144,7 +144,7 @@ def hostile(node: str) -> list[tuple[str, bytes]]:
                              for i in range(12000)])  # ~1.5 MB
     out: list[tuple[str, bytes]] = []
     for kind in ("acl", "cmd", "ack"):
-        out += [(kind, nested(5000)), (kind, nested(100_000)),
+        out += [(kind, b"[" * 50_000), (kind, nested(5000)), (kind, nested(100_000)),
                 (kind, b'{"v":1,"data":' + nested(20_000) + b"}"),
                 (kind, b"\x00" * 1000), (kind, b'{"v":1,"id":"\\u0000","ts":"\\ud800"}'),
                 (kind, b"\xed\xa0\x80"), (kind, b'{"v":NaN,"version":1e308}'),
