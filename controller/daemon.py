@@ -38,6 +38,7 @@ from badge_reader import (
 )
 from controller.clock import Clock, SystemClock
 from controller.hardware import Hardware
+from controller.inbox import RelayFault, log_failed_message
 from controller.sdnotify import notify, watchdog_interval
 from controller.session import (
     Action,
@@ -49,7 +50,7 @@ from controller.session import (
 )
 from controller.storage import AclStore, Outbox
 from firmware_config.node_config import NodeConfig
-from protocol import AccessList, Ack, Command, ProtocolError, Status, Topics, format_ts
+from protocol import AccessList, Ack, Command, Status, Topics, format_ts
 from protocol.mqttclient import make_client, parse_mqtt_url
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ class NodeDaemon:
         self._last_info: mqtt.MQTTMessageInfo | None = None
         self._watchdog = watchdog_interval()
         self._last_watchdog = -math.inf
+        self._backlog = 0  # events in the outbox not yet acked (the status's `backlog`)
+        self._clock_ok: bool | None = None
 
     # ------------------------------------------------------------ life cycle
 
@@ -237,7 +240,10 @@ class NodeDaemon:
         self.queue.put(("disconnected", str(reason_code)))
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self.queue.put(("mqtt", (message.topic, bytes(message.payload), bool(message.retain))))
+        try:
+            self.queue.put(("mqtt", (message.topic, bytes(message.payload), bool(message.retain))))
+        except Exception:  # never let one message break paho's network thread
+            log.exception("could not queue a message")
 
     # ------------------------------------------------------------ decision thread
 
@@ -296,8 +302,9 @@ class NodeDaemon:
             else:
                 self._apply(machine.load_acl(acl, raw))
         self._apply(machine.activity(hw.busy()))
+        self._backlog = outbox.count()
         log.info("node ready: state %s, %d event(s) waiting for an ack", machine.state,
-                 outbox.count())
+                 self._backlog)
         notify("READY=1")
 
     def _handle(self, kind: str, payload: Any) -> None:
@@ -317,7 +324,7 @@ class NodeDaemon:
             if not self.hardware.drive_activity(bool(payload)):
                 log.warning("'busy' ignored: this node has no activity input ([gpio] activity)")
         elif kind == "mqtt":
-            self._handle_message(*payload)
+            self._handle_isolated(*payload)
         elif kind == "connected":
             self.connected = True
             log.info("MQTT connected")
@@ -334,59 +341,77 @@ class NodeDaemon:
                      "stopping now" if force else "stopping (a second signal cuts at once)")
             self._apply(machine.shutdown(force=force))
 
+    def _handle_isolated(self, topic: str, payload: bytes, retained: bool) -> None:
+        """One received message, whatever it holds, is handled or logged and dropped.
+
+        Per-message isolation (docs/node.md): a decoder error, a wrong type, a handler bug,
+        a storage error while applying it — the message is ignored and the node goes on
+        gating and listening. Only a failure to drive the relay is not swallowed: the
+        decision thread then stops the node fail-secure (relay off, exit 70).
+        """
+        try:
+            self._handle_message(topic, payload, retained)
+        except RelayFault:
+            raise
+        except Exception as exc:
+            log_failed_message(log, topic, payload, retained, exc)
+
     def _handle_message(self, topic: str, payload: bytes, retained: bool) -> None:
         machine, outbox = self.machine, self.outbox
         assert machine and outbox
-        try:
-            if topic == self.t_acl:
-                if not payload:
-                    log.info("empty retained access list on %s ignored", topic)
-                    return
-                raw = json.loads(payload)
-                acl = AccessList.decode(raw)
-                problem = machine.acl_mismatch(acl)
-                if problem:
-                    log.warning("ignoring access list on %s: %s", topic, problem)
-                    return
-                accepted, actions = machine.offer_acl(acl, raw)
-                if accepted:
-                    assert self.acl_store is not None
-                    try:
-                        self.acl_store.save(payload)
-                    except OSError as exc:  # keep deciding with the list in memory
-                        log.error("could not cache access list version %s: %s", acl.version, exc)
-                    self._apply(actions)
-            elif topic == self.t_ack:
-                ack = Ack.decode(payload)
-                done = outbox.acknowledge(ack.ids + ack.rejected)
-                for event_id in ack.ids + ack.rejected:
-                    self._sent_at.pop(event_id, None)
-                if ack.rejected:
-                    log.warning("server rejected event(s) %s (kept in its dead-letter record)",
-                                ", ".join(ack.rejected))
-                log.debug("ack: %d event(s) done, %d waiting", done, outbox.count())
-                self._backoff = RESEND_MIN_S
-                self._next_resend = self.clock.monotonic() + self._backoff
-            elif topic == self.t_cmd:
-                if not payload:
-                    return
-                self._apply(machine.command(Command.decode(payload)))
-            else:
-                log.warning("message on unexpected topic %s ignored", topic)
-        except (ValueError, ProtocolError, RecursionError, TypeError) as exc:
-            log.warning("ignoring malformed %spayload on %s: %s", "retained " if retained else "",
-                        topic, exc)
+        if topic == self.t_acl:
+            if not payload:
+                log.info("empty retained access list on %s ignored", topic)
+                return
+            raw = json.loads(payload)
+            acl = AccessList.decode(raw)
+            problem = machine.acl_mismatch(acl)
+            if problem:
+                log.warning("ignoring access list on %s: %s", topic, problem)
+                return
+            accepted, actions = machine.offer_acl(acl, raw, fresh=not retained)
+            if accepted:
+                assert self.acl_store is not None
+                try:
+                    self.acl_store.save(payload)
+                except OSError as exc:  # keep deciding with the list in memory
+                    log.error("could not cache access list version %s: %s", acl.version, exc)
+                self._apply(actions)
+        elif topic == self.t_ack:
+            ack = Ack.decode(payload)
+            done = outbox.acknowledge(ack.ids + ack.rejected)
+            for event_id in ack.ids + ack.rejected:
+                self._sent_at.pop(event_id, None)
+            self._backlog = outbox.count()
+            if ack.rejected:
+                log.warning("server rejected %d event(s) %s%s (kept in its dead-letter "
+                            "record)", len(ack.rejected), ", ".join(ack.rejected[:5]),
+                            ", …" if len(ack.rejected) > 5 else "")
+            log.debug("ack: %d event(s) done, %d waiting", done, self._backlog)
+            self._backoff = RESEND_MIN_S
+            self._next_resend = self.clock.monotonic() + self._backoff
+        elif topic == self.t_cmd:
+            if not payload:
+                return
+            self._apply(machine.command(Command.decode(payload)))
+        else:
+            log.warning("message on unexpected topic %s ignored", topic)
 
     def _apply(self, actions: list[Action]) -> None:
         hw, outbox = self.hardware, self.outbox
         assert hw and outbox
         for act in actions:
             if isinstance(act, RelayAction):
-                hw.set_relay(act.on)
+                try:
+                    hw.set_relay(act.on)
+                except Exception as exc:
+                    raise RelayFault(f"could not switch the relay {'on' if act.on else 'off'}") \
+                        from exc
             elif isinstance(act, EmitAction):
                 event = outbox.add(node=self.cfg.node_id, boot=self.boot, etype=act.type,
                                    data=act.data, ts=act.ts, checkpoint=act.checkpoint,
                                    clear_checkpoint=act.clear_checkpoint)
+                self._backlog += 1
                 if act.checkpoint is not None:
                     self._last_checkpoint = self.clock.monotonic()
                 log.debug("event %s #%d %s", event.type, event.seq, event.id)
@@ -433,7 +458,15 @@ class NodeDaemon:
         machine, client = self.machine, self.client
         assert machine is not None
         fields = machine.status_fields()
+        fields["backlog"] = self._backlog
         now = self.clock.monotonic()
+        if fields["clock_ok"] != self._clock_ok:
+            if self._clock_ok is not None or not fields["clock_ok"]:
+                (log.info if fields["clock_ok"] else log.warning)(
+                    "clock_ok %s (system clock %s s from the access list's time, synced: %s)",
+                    fields["clock_ok"], _fmt_skew(machine.time.skew_s()),
+                    self.clock.synced())
+            self._clock_ok = fields["clock_ok"]
         if machine.cmd_locked != self._last_locked and self.outbox is not None:
             self.outbox.set_meta("locked", "1" if machine.cmd_locked else "0")
             self._last_locked = machine.cmd_locked
@@ -464,3 +497,6 @@ class NodeDaemon:
             notify("WATCHDOG=1")
             self._last_watchdog = now
 
+
+def _fmt_skew(skew: float | None) -> str:
+    return "?" if skew is None else f"{skew:+.0f}"

@@ -14,12 +14,14 @@ message can start a session by itself.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from controller.clock import Clock
+from controller.nodetime import NodeTime
 from firmware_config.node_config import SessionConfig
 from protocol import AccessList, BadgeEntry, Command, format_ts, parse_ts
 from protocol.errors import ProtocolError
@@ -104,9 +106,8 @@ class Policy:
             value = policy.get(key, default)
             return default if value is None else str(value)
 
-        hb = policy.get("heartbeat_s")
-        heartbeat = float(hb) if isinstance(hb, int | float) and not isinstance(hb, bool) and hb > 0 \
-            else float(defaults.heartbeat_s)
+        hb = _num(policy.get("heartbeat_s"))
+        heartbeat = hb if hb is not None else float(defaults.heartbeat_s)
         return cls(
             mode=choice("mode", defaults.mode),
             max_session_s=_num(pick("max_session_s", defaults.max_session_s)),
@@ -122,9 +123,14 @@ class Policy:
 
 
 def _num(value: Any) -> float | None:
+    """A positive finite number of seconds, else None (off): NaN and infinities are not times."""
     if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if value > 0 else None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 # ---------------------------------------------------------------- session
@@ -166,7 +172,6 @@ class NodeMachine:
     defaults: SessionConfig
     clock: Clock
     has_activity: bool = False
-    wall_floor: datetime | None = None
     cmd_locked: bool = False
     acl: AccessList | None = None
     _entries: dict[str, BadgeEntry] = field(default_factory=dict)
@@ -180,24 +185,21 @@ class NodeMachine:
     draining: bool = False
     done: bool = False
     _signoff: _Signoff | None = None
+    time: NodeTime = field(init=False)
 
     def __post_init__(self) -> None:
         self.policy = Policy.merge(self.defaults, None)
         self.idle_since = self.clock.monotonic()
+        self.time = NodeTime(self.clock)
 
-    # ------------------------------------------------------------ time
+    # ------------------------------------------------------------ time (see controller/nodetime.py)
 
     def now_wall(self) -> datetime:
-        """Wall time that never runs backwards past the last persisted ts or the list's `issued`."""
-        wall = self.clock.wall()
-        if self.wall_floor is not None and wall < self.wall_floor:
-            wall = self.wall_floor
-        self.wall_floor = wall
-        return wall
+        """The time of record: the wall clock, floored by the last persisted ts and `issued`."""
+        return self.time.now()
 
     def raise_floor(self, when: datetime | None) -> None:
-        if when is not None and (self.wall_floor is None or when > self.wall_floor):
-            self.wall_floor = when
+        self.time.raise_floor(when)
 
     # ------------------------------------------------------------ access list
 
@@ -209,7 +211,7 @@ class NodeMachine:
         """None when the list may be used for a decision, else the deny reason."""
         if self.acl is None:
             return "no_acl"
-        if self.now_wall() > self.acl.valid_until and self.policy.on_stale != "known_badges":
+        if self.time.list_stale() and self.policy.on_stale != "known_badges":
             return "acl_stale"
         return None
 
@@ -220,8 +222,12 @@ class NodeMachine:
             return f"list is for site {acl.site!r}, this node is in {self.site!r}"
         return None
 
-    def offer_acl(self, acl: AccessList, raw: dict[str, Any] | None = None) -> tuple[bool, list[Action]]:
-        """A list from the broker: used only if it is ours and of a greater version."""
+    def offer_acl(self, acl: AccessList, raw: dict[str, Any] | None = None, *,
+                  fresh: bool = False) -> tuple[bool, list[Action]]:
+        """A list from the broker: used only if it is ours and of a greater version.
+
+        `fresh`: delivered live (not a retained replay), so it was just issued.
+        """
         problem = self.acl_mismatch(acl)
         if problem:
             log.warning("ignoring access list version %s: %s", acl.version, problem)
@@ -229,22 +235,24 @@ class NodeMachine:
         if self.acl is not None and acl.version <= self.acl.version:
             log.debug("ignoring access list version %s (have %s)", acl.version, self.acl.version)
             return False, []
-        return True, self.load_acl(acl, raw)
+        return True, self.load_acl(acl, raw, fresh=fresh)
 
-    def load_acl(self, acl: AccessList, raw: dict[str, Any] | None = None) -> list[Action]:
+    def load_acl(self, acl: AccessList, raw: dict[str, Any] | None = None, *,
+                 fresh: bool = False) -> list[Action]:
         """Install a list (from disk at start, or accepted by `offer_acl`)."""
         acts: list[Action] = []
         self.acl = acl
         self._entries = acl.by_uid()
         self._not_authorized = _not_authorized(raw)
         self.policy = Policy.merge(self.defaults, acl.policy)
-        self.raise_floor(acl.issued)
+        self.time.receive_list(acl.issued, acl.valid_until, fresh=fresh)
         log.info("access list version %s: %d badges, locked=%s", acl.version, len(acl.badges),
                  acl.locked)
         s = self.session
         if s is not None and self.policy.end_on_revoke and (
                 s.uid not in self._entries or s.uid in self._not_authorized):
-            log.info("badge %s is no longer listed: ending its session (end_on_revoke)", s.uid)
+            # No UID at INFO on the receive path: the session id names it well enough.
+            log.info("session %s: its badge is no longer listed: ending it (end_on_revoke)", s.id)
             self._end("revoked", acts)
         return acts
 
@@ -259,7 +267,7 @@ class NodeMachine:
             return None, "unknown_badge"
         if uid in self._not_authorized:
             return None, "not_authorized"
-        if entry.until is not None and self.now_wall() >= entry.until:
+        if entry.until is not None and self.time.decision_time() >= entry.until:
             return None, "expired"
         return entry, None
 
@@ -370,7 +378,7 @@ class NodeMachine:
         if cmd.id == self.last_cmd:
             log.debug("command %s already applied", cmd.id)
             return acts
-        age = (self.now_wall() - cmd.ts).total_seconds()
+        age = (self.time.decision_time() - cmd.ts).total_seconds()
         if age > COMMAND_MAX_AGE_S:
             log.warning("ignoring command %s %s: issued %.0f s ago (limit %.0f s)", cmd.cmd, cmd.id,
                         age, COMMAND_MAX_AGE_S)
@@ -504,7 +512,7 @@ class NodeMachine:
                 "id": s.id, "uid": s.uid, "member": s.member,
                 "started": format_ts(s.started_wall)},
             "acl_version": self.acl.version if self.acl else None,
-            "clock_ok": bool(self.clock.synced()),
+            "clock_ok": self.time.clock_ok(),
             "last_cmd": self.last_cmd,
         }
 

@@ -203,6 +203,7 @@ class Status:
     last_cmd: str | None = None
     software: str | None = None
     ts: datetime | None = None
+    backlog: int | None = None  # optional (section 6): events in the node's outbox not yet acked
     extra: dict[str, Any] = field(default_factory=dict)  # additions we emit (not required)
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,6 +217,8 @@ class Status:
             "last_cmd": self.last_cmd, "software": self.software,
             "ts": format_ts(self.ts) if self.ts else None,
         }
+        if self.backlog is not None:
+            out["backlog"] = self.backlog
         out.update(self.extra)
         return out
 
@@ -236,6 +239,9 @@ class Status:
             # The Last Will carries only v/node/online; a graceful offline status may carry more.
             return cls(node=node, online=False, state=obj.get("state") if isinstance(obj.get("state"), str) else None)
         session_obj = obj.get("session")
+        backlog = _get(obj, "backlog", int, what, required=False)
+        if backlog is not None and backlog < 0:
+            raise ProtocolError(f"{what}: field 'backlog' must not be negative")
         return cls(
             node=node, online=True,
             state=_choice(obj, "state", STATES, what),
@@ -246,7 +252,7 @@ class Status:
             clock_ok=_get(obj, "clock_ok", bool, what),
             last_cmd=_get(obj, "last_cmd", str, what, nullable=True),
             software=_get(obj, "software", str, what),
-            ts=_ts(obj, "ts", what),
+            ts=_ts(obj, "ts", what), backlog=backlog,
         )
 
 
