@@ -50,7 +50,7 @@ from controller.session import (
 )
 from controller.storage import AclStore, Outbox
 from firmware_config.node_config import NodeConfig
-from protocol import AccessList, Ack, Command, Status, Topics, format_ts
+from protocol import MAX_ACL_BYTES, AccessList, Ack, Command, Status, Topics, format_ts, load_object
 from protocol.mqttclient import make_client, parse_mqtt_url
 
 log = logging.getLogger(__name__)
@@ -363,7 +363,7 @@ class NodeDaemon:
             if not payload:
                 log.info("empty retained access list on %s ignored", topic)
                 return
-            raw = json.loads(payload)
+            raw = load_object(payload, "acl", max_bytes=MAX_ACL_BYTES)
             acl = AccessList.decode(raw)
             problem = machine.acl_mismatch(acl)
             if problem:

@@ -19,7 +19,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from protocol import AccessList, Event, ProtocolError, format_ts, parse_ts
+from protocol import (
+    MAX_ACL_BYTES,
+    AccessList,
+    Event,
+    ProtocolError,
+    format_ts,
+    load_object,
+    parse_ts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +72,7 @@ class AclStore:
     def _read(self, path: Path) -> tuple[AccessList, dict[str, Any]] | None:
         try:
             data = path.read_bytes()
-            raw = json.loads(data)
+            raw = load_object(data, "cached acl", max_bytes=MAX_ACL_BYTES)
             return AccessList.decode(raw), raw
         except FileNotFoundError:
             return None

@@ -122,29 +122,30 @@ def _explain(data: bytes, exc: BaseException) -> str:
 
 def check_tree(obj: Any, what: str) -> None:
     """The same bounds for an object built in Python (a node's stored event): depth, finite
-    numbers, text without NUL or lone surrogates, string keys."""
-    stack: list[tuple[Any, int]] = [(obj, 1)]
+    numbers, text without NUL or lone surrogates, string keys. Errors name the field's path."""
+    stack: list[tuple[Any, int, str]] = [(obj, 1, "")]
     while stack:
-        node, depth = stack.pop()
+        node, depth, path = stack.pop()
+        where = f"{what}: field {path!r}" if path else what
         if isinstance(node, dict | list):
             if depth > MAX_DEPTH:
-                raise ProtocolError(f"{what}: nests objects/arrays deeper than {MAX_DEPTH} levels")
+                raise ProtocolError(f"{where} nests objects/arrays deeper than {MAX_DEPTH} levels")
             if isinstance(node, dict):
                 for key in node:
                     if not isinstance(key, str):
-                        raise ProtocolError(f"{what}: object keys must be strings, not {key!r}")
-                    _check_text(key, what)
-                stack.extend((v, depth + 1) for v in node.values())
+                        raise ProtocolError(f"{where}: object keys must be strings, not {key!r}")
+                    _check_text(key, where)
+                stack.extend((v, depth + 1, f"{path}.{k}" if path else k) for k, v in node.items())
             else:
-                stack.extend((v, depth + 1) for v in node)
+                stack.extend((v, depth + 1, f"{path}[{i}]") for i, v in enumerate(node))
         elif isinstance(node, str):
-            _check_text(node, what)
+            _check_text(node, where)
         elif isinstance(node, float) and not math.isfinite(node):
-            raise ProtocolError(f"{what}: holds a non-finite number ({node!r})")
+            raise ProtocolError(f"{where} holds a non-finite number ({node!r})")
         elif isinstance(node, int) and not isinstance(node, bool) and node.bit_length() > 64:
-            raise ProtocolError(f"{what}: holds an integer out of range")
+            raise ProtocolError(f"{where} holds an integer out of range")
         elif not (node is None or isinstance(node, bool | int | float)):
-            raise ProtocolError(f"{what}: holds a {type(node).__name__}, not a JSON value")
+            raise ProtocolError(f"{where} holds a {type(node).__name__}, not a JSON value")
 
 
 def _check_text(text: str, what: str) -> None:

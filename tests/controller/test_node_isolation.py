@@ -21,6 +21,8 @@ from controller_testkit import ALICE, acl_dict
 from live_daemon import LiveNode, new_node, node_cfg
 from node_harness import FakeServer, wait_until
 
+import controller.daemon
+import protocol.messages
 from controller.session import NodeMachine
 from controller.storage import Outbox
 from protocol import AccessList, Ack, Command, utcnow
@@ -32,7 +34,7 @@ class Fault:
     """Make `owner.name` raise `exc` once, on the node's decision thread only.
 
     A plain function in place of a module function, a method or a classmethod works for
-    all three as the node calls them (`json.loads(b)`, `machine.offer_acl(…)`,
+    all three as the node calls them (`load_object(b, …)`, `machine.offer_acl(…)`,
     `AccessList.decode(b)`).
     """
 
@@ -84,13 +86,13 @@ def badge_opens(live: LiveNode) -> None:
 
 STAGES: list[tuple[str, str, Any, str]] = [
     # (topic kind, stage, what raises, attribute)
-    ("acl", "decode", json, "loads"),
+    ("acl", "decode", controller.daemon, "load_object"),
     ("acl", "validate", AccessList, "decode"),
     ("acl", "apply", NodeMachine, "offer_acl"),
-    ("cmd", "decode", json, "loads"),
+    ("cmd", "decode", protocol.messages, "load_object"),
     ("cmd", "validate", Command, "decode"),
     ("cmd", "apply", NodeMachine, "command"),
-    ("ack", "decode", json, "loads"),
+    ("ack", "decode", protocol.messages, "load_object"),
     ("ack", "validate", Ack, "decode"),
     ("ack", "apply", Outbox, "acknowledge"),
 ]
