@@ -31,6 +31,9 @@ DENY_REASONS = (
     "in_use",
     "acl_stale",
     "no_acl",
+    # a smart plug did not confirm "on" / is offline (contract section 6)
+    "actuator_failed",
+    "actuator_offline",
 )
 END_REASONS = (
     "badge_out",
@@ -256,6 +259,11 @@ _EVENT_FIELDS: dict[str, dict[str, str]] = {
     "training.signed": {"trainer_uid": "uid", "trainee_uid": "uid"},
 }
 EVENT_TYPES = tuple(_EVENT_FIELDS)
+# Optional data fields (contract section 6): checked only when present.
+_OPTIONAL_NUM: dict[str, tuple[str, ...]] = {
+    "session.heartbeat": ("power_w",),
+    "session.ended": ("energy_wh",),
+}
 
 
 def _check_data(etype: str, data: dict[str, Any]) -> None:
@@ -275,6 +283,9 @@ def _check_data(etype: str, data: dict[str, Any]) -> None:
             _choice(data, key, DENY_REASONS, what)
         elif kind == "end_reason":
             _choice(data, key, END_REASONS, what)
+    for key in _OPTIONAL_NUM.get(etype, ()):
+        if data.get(key) is not None:
+            _num(data, key, what)
 
 
 @dataclass
