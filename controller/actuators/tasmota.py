@@ -21,12 +21,16 @@ PULSETIME_OFFSET = 100  # PulseTime values over 111 are seconds + 100
 
 
 def pulsetime(lease_s: int | None) -> int:
-    """The PulseTime value for a lease in whole seconds (None: no auto-off)."""
+    """The PulseTime value for a lease in whole seconds (None: no auto-off).
+
+    1..111 count tenths of a second, 112..64900 seconds + 100: 10 and 11 s
+    (which `lease_s` allows) must be written as 100 and 110 tenths.
+    """
     if lease_s is None:
         return 0
-    if lease_s < 12:
-        raise ValueError("Tasmota PulseTime in seconds needs at least 12 s")
-    return int(lease_s) + PULSETIME_OFFSET
+    if lease_s * 10 <= 111:
+        return max(1, int(lease_s * 10))
+    return min(int(lease_s) + PULSETIME_OFFSET, 64900)
 
 
 class TasmotaCodec:

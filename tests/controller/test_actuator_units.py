@@ -9,7 +9,14 @@ from controller_testkit import ALICE, BOB, make_acl
 
 from controller.actuators import apply_reports
 from controller.actuators.base import Availability, Confirmed, Failed, Meter, UnexpectedOn
-from controller.actuators.plug import Answer, Command, Online, PlugPayloadError, PlugSupervisor, Seen
+from controller.actuators.plug import (
+    Answer,
+    Command,
+    Online,
+    PlugPayloadError,
+    PlugSupervisor,
+    Seen,
+)
 from controller.actuators.power import KIND_DEFAULTS, PowerActivity, Thresholds, thresholds
 from controller.actuators.shelly import ShellyCodec
 from controller.actuators.tasmota import TasmotaCodec, pulsetime
@@ -243,6 +250,7 @@ def test_shelly_other_channel_and_other_components_are_ignored() -> None:
 def test_tasmota_commands_and_payloads() -> None:
     c = TasmotaCodec("plug-laser", 0)
     assert pulsetime(60) == 160 and pulsetime(None) == 0
+    assert pulsetime(10) == 100 and pulsetime(11) == 110 and pulsetime(12) == 112
     pulse, power = c.encode(Command(True, 60))
     assert (pulse.topic, pulse.payload) == ("cmnd/plug-laser/PulseTime1", b"160")
     assert (power.topic, power.payload) == ("cmnd/plug-laser/POWER", b"ON")
@@ -251,7 +259,7 @@ def test_tasmota_commands_and_payloads() -> None:
     assert c.decode("stat/plug-laser/POWER", b"ON") == [Seen(on=True)]
     assert c.decode("stat/plug-laser/RESULT", b'{"POWER":"OFF"}') == [Answer(True, "POWER"),
                                                                      Seen(on=False)]
-    assert c.decode("stat/plug-laser/RESULT", b'{"Command":"Error"}')[0].ok is False
+    assert c.decode("stat/plug-laser/RESULT", b'{"Command":"Error"}') == [Answer(False, "Command Error")]
     sensor = b'{"Time":"x","ENERGY":{"Total":1.234,"Power":118,"Voltage":230}}'
     assert c.decode("tele/plug-laser/SENSOR", sensor) == [Seen(None, 118.0, 1234.0)]
     assert c.decode("tele/plug-laser/LWT", b"Offline") == [Online(False)]

@@ -45,7 +45,7 @@ class SimPlug:
         self._last_tele = 0.0
         self._last_power = -1.0
         self.connected = threading.Event()
-        self.client = self._make_client()
+        self.client: mqtt.Client = self._make_client()
         self._thread = threading.Thread(target=self._run, name=f"sim-{device}", daemon=True)
         self._thread.start()
 
@@ -98,7 +98,7 @@ class SimPlug:
         self.connected.clear()
 
     def rejoin(self) -> None:
-        self.client = self._make_client()
+        self._make_client()
         assert self.connected.wait(10), "simulated plug could not reconnect"
 
     def reboot(self, into_on: bool) -> None:
@@ -121,6 +121,7 @@ class SimPlug:
         client.will_set(topic, payload, qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
+        self.client = client  # before connecting: on_connect publishes through it
         client.connect_async(target.host, target.port, keepalive=10)
         client.loop_start()
         return client

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
+
 from plugs.base import SimPlug
 
 

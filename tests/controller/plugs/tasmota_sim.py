@@ -7,6 +7,7 @@ import time
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
+
 from plugs.base import SimPlug
 
 
