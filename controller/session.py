@@ -585,6 +585,7 @@ class NodeMachine:
             "clock_ok": bool(self.clock.synced()),
             "last_cmd": self.last_cmd,
             **({} if self.status_power_w is None else {"power_w": self.status_power_w}),
+            **({"actuator_online": self.actuator_ready} if self.actuator_confirms else {}),
         }
 
     def checkpoint(self) -> dict[str, Any] | None:

@@ -317,7 +317,9 @@ def test_unconfirmed_start_is_refused_actuator_failed() -> None:
 
 def test_offline_plug_refuses_listed_badges_actuator_offline() -> None:
     m, _ = plug_machine()
+    assert m.status_fields()["actuator_online"] is True
     apply_reports(m, [Availability(False)])
+    assert m.status_fields()["actuator_online"] is False
     acts = m.badge_placed(ALICE)
     assert emitted(acts, "badge.denied") == [{"uid": ALICE, "reason": "actuator_offline"}]
     assert RelayAction(True) not in acts

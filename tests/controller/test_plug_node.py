@@ -190,6 +190,7 @@ def test_plug_faults_refuse_badges_and_never_leave_it_on(rig: Rig) -> None:
 
     plug.drop()  # off the network: refused while offline
     p.wait_line(r"plug announces itself offline")
+    server.wait_status(node, actuator_online=False)
     p.tap(BOB)
     assert server.wait_event(node, "badge.denied", uid=BOB).data["reason"] == "actuator_offline"
     plug.rejoin()
