@@ -36,6 +36,7 @@ from badge_reader import (
     make_reader,
     parse_sim_line,
 )
+from controller.actuators import Actuator, Report, apply_reports, make_actuator
 from controller.clock import Clock, SystemClock
 from controller.hardware import Hardware
 from controller.inbox import RelayFault, log_failed_message
@@ -92,6 +93,7 @@ class NodeDaemon:
         self.t_cmd = topics.cmd(cfg.site, cfg.node_id)
         self.exit_code = 0
         self.hardware: Hardware | None = None
+        self.actuator: Actuator | None = None
         self.outbox: Outbox | None = None
         self.acl_store: AclStore | None = None
         self.machine: NodeMachine | None = None
@@ -152,12 +154,18 @@ class NodeDaemon:
         store.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(store / "outbox.db")
         self.acl_store = AclStore(store)
+        self.actuator = make_actuator(cfg, self.hardware, self.clock, self.queue.put)
         self.machine = NodeMachine(cfg.node_id, cfg.site, cfg.session, self.clock,
-                                   has_activity=cfg.gpio.activity is not None)
+                                   has_activity=(cfg.gpio.activity is not None
+                                                 or self.actuator.power_activity))
+        # A plug's state is unknown until it speaks: refuse sessions until then.
+        self.machine.actuator_confirms = self.actuator.confirms
+        self.machine.actuator_ready = not self.actuator.confirms
         self.reader = make_reader(cfg.reader, simulate=self.simulate, pin_factory=self.pin_factory)
         self.reader_loop = ReaderLoop(self.reader, lambda ev: self.queue.put(("reader", ev)),
                                       rate_hz=cfg.reader.poll_hz,
                                       miss_tolerance=cfg.reader.miss_tolerance)
+        self.actuator.start()
         self._setup_mqtt()
         self.reader_loop.start()
         if self.simulate:
@@ -184,8 +192,8 @@ class NodeDaemon:
         notify("STOPPING=1")
         if self.reader_loop is not None:
             self.reader_loop.stop()
-        if self.hardware is not None and self.hardware.relay_on:
-            self.hardware.set_relay(False)
+        if self.actuator is not None:
+            self.actuator.close()
         client = self.client
         if client is not None:
             try:
@@ -264,6 +272,7 @@ class NodeDaemon:
                 now = self.clock.monotonic()
                 if now >= next_tick:
                     self._apply(machine.tick())
+                    self._actuator_tick()
                     self._housekeeping(now)
                     next_tick = now + TICK_S
                 self._publish_status()
@@ -271,11 +280,8 @@ class NodeDaemon:
         except Exception:
             log.exception("decision thread failed: relay off, ending the session, exiting")
             self.exit_code = EXIT_FAILURE
-            try:
-                if self.hardware is not None:
-                    self.hardware.set_relay(False)
-            except Exception:
-                log.exception("could not switch the relay off")
+            if self.actuator is not None:
+                self.actuator.off_now()
             try:
                 self._apply(machine.fail())
             except Exception:
@@ -325,6 +331,14 @@ class NodeDaemon:
                 log.warning("'busy' ignored: this node has no activity input ([gpio] activity)")
         elif kind == "mqtt":
             self._handle_isolated(*payload)
+        elif kind == "plug":
+            assert self.actuator is not None
+            try:  # per-message isolation, like every received message (docs/node.md)
+                reports = self.actuator.handle(payload)
+            except Exception as exc:
+                log.warning("plug message dropped (%s: %s)", type(exc).__name__, exc)
+            else:
+                self._actuate(reports)
         elif kind == "connected":
             self.connected = True
             log.info("MQTT connected")
@@ -402,11 +416,13 @@ class NodeDaemon:
         assert hw and outbox
         for act in actions:
             if isinstance(act, RelayAction):
+                assert self.actuator is not None
                 try:
-                    hw.set_relay(act.on)
+                    reports = self.actuator.set(act.on)
                 except Exception as exc:
                     raise RelayFault(f"could not switch the relay {'on' if act.on else 'off'}") \
                         from exc
+                self._actuate(reports)
             elif isinstance(act, EmitAction):
                 event = outbox.add(node=self.cfg.node_id, boot=self.boot, etype=act.type,
                                    data=act.data, ts=act.ts, checkpoint=act.checkpoint,
@@ -424,6 +440,19 @@ class NodeDaemon:
             elif isinstance(act, ResyncAction):
                 self._last_status = None
                 self._resend(force=True)
+
+    def _actuate(self, reports: list[Report]) -> None:
+        """What the actuator reported, as state-machine inputs (docs/actuators.md)."""
+        if reports:
+            assert self.machine is not None
+            self._apply(apply_reports(self.machine, reports, self.cfg.actuator.device))
+
+    def _actuator_tick(self) -> None:
+        machine, actuator = self.machine, self.actuator
+        assert machine is not None and actuator is not None
+        # `when_idle` and busy: the plug must not cut the machine by itself (a print).
+        protect = machine.policy.power_off == "when_idle" and machine.busy
+        self._actuate(actuator.tick(protect))
 
     # ------------------------------------------------------------ MQTT output
 

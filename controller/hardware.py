@@ -1,7 +1,9 @@
 """The node's GPIO: relay, LEDs, buzzer and the activity input, as gpiozero devices.
 
 Every output starts off (`initial_value=False`): the relay is off from the
-moment the process claims the pin. The activity input's callbacks run on
+moment the process claims the pin. With a smart plug (`[actuator]`) there is
+no relay: `relay` is None and the green LED shows what the plug confirmed
+(`indicate`). The activity input's callbacks run on
 gpiozero's thread and only hand the edge to `on_activity` (the daemon puts it
 on the decision queue).
 """
@@ -26,8 +28,11 @@ class Hardware:
                  on_activity: Callable[[bool], None] | None = None,
                  simulate: bool = False) -> None:
         self.cfg = gpio
-        self.relay = DigitalOutputDevice(gpio.relay.pin, active_high=gpio.relay.active_high,
-                                         initial_value=False, pin_factory=pin_factory)
+        self.relay: DigitalOutputDevice | None = None
+        if gpio.relay is not None:
+            self.relay = DigitalOutputDevice(gpio.relay.pin, active_high=gpio.relay.active_high,
+                                             initial_value=False, pin_factory=pin_factory)
+        self._indicated = False
         self.green = self._out(LED, gpio.green_led, pin_factory)
         self.red = self._out(LED, gpio.red_led, pin_factory)
         self.blue = self._out(LED, gpio.blue_led, pin_factory)
@@ -63,16 +68,25 @@ class Hardware:
     # ------------------------------------------------------------ outputs
 
     def set_relay(self, on: bool) -> None:
+        if self.relay is None:
+            raise RuntimeError("this node has no [gpio] relay (a smart plug switches it)")
         if on:
             self.relay.on()
         else:
             self.relay.off()
         log.info("relay %s", "on" if on else "off")
+        self.indicate(on)
+
+    def indicate(self, on: bool) -> None:
+        """The green LED: the machine is powered (the relay, or what the plug confirmed)."""
+        self._indicated = on
         if self.green is not None:
             self.green.on() if on else self.green.off()
 
     @property
     def relay_on(self) -> bool:
+        if self.relay is None:
+            return self._indicated
         return bool(self.relay.value)
 
     def signal(self, pattern: str) -> None:
@@ -133,7 +147,8 @@ class Hardware:
     def close(self) -> None:
         """Relay off, every output off, pins released; safe to call twice."""
         try:
-            self.relay.off()
+            if self.relay is not None:
+                self.relay.off()
         except Exception:  # closed already
             pass
         for dev in (self.green, self.red, self.blue, self.buzzer, self.activity, self.relay):

@@ -8,7 +8,9 @@ member with LEDs/buzzer, resync. Time comes from an injected `Clock`, so
 tests drive every rule with a fake clock and no sleeping.
 
 Only `badge_placed` ever switches the relay on: no list, command or retained
-message can start a session by itself.
+message can start a session by itself. With a smart plug (`actuator_confirms`)
+the session starts only once the plug confirmed "on" (`actuator_confirmed`);
+otherwise the badge is refused (`actuator_failed`, docs/actuators.md).
 """
 
 from __future__ import annotations
@@ -152,6 +154,8 @@ class Session:
     finishing: str | None = None  # pending end reason while waiting for the machine to idle
     active_acc: float = 0.0
     busy_since: float | None = None
+    energy_wh: float | None = None  # measured by a plug during the session
+
 
     def active_s(self, now: float) -> float:
         return self.active_acc + (now - self.busy_since if self.busy_since is not None else 0.0)
@@ -186,6 +190,13 @@ class NodeMachine:
     done: bool = False
     _signoff: _Signoff | None = None
     time: NodeTime = field(init=False)
+    # a smart plug: sessions wait for its confirmation; offline refuses new ones
+    actuator_confirms: bool = False
+    actuator_ready: bool = True
+    power_w: float | None = None  # last measured power, for heartbeats
+    status_power_w: float | None = None  # the same, changed only by a real step (status)
+    _energy_total: float | None = None
+    _pending: BadgeEntry | None = None  # badge waiting for the plug to confirm "on"
 
     def __post_init__(self) -> None:
         self.policy = Policy.merge(self.defaults, None)
@@ -269,6 +280,8 @@ class NodeMachine:
             return None, "not_authorized"
         if entry.until is not None and self.time.decision_time() >= entry.until:
             return None, "expired"
+        if not self.actuator_ready:
+            return None, "actuator_offline"
         return entry, None
 
     # ------------------------------------------------------------ inputs
@@ -280,6 +293,10 @@ class NodeMachine:
         if self.draining:
             self._deny(uid, "machine_locked", acts)
             return acts
+        if s is None and self._pending is not None:
+            if uid != self._pending.uid:
+                self._deny(uid, "in_use", acts)
+            return acts  # the same badge again while the plug confirms: nothing new
         if s is None:
             so = self._signoff
             if so is not None and now < so.until:
@@ -398,6 +415,63 @@ class NodeMachine:
             acts.append(ResyncAction())
         return acts
 
+    # ------------------------------------------------------------ actuator (smart plug)
+
+    def actuator_confirmed(self) -> list[Action]:
+        """The plug reported "on": the waiting badge's session starts now."""
+        acts: list[Action] = []
+        entry, self._pending = self._pending, None
+        if entry is not None and self.session is None:
+            self._begin(entry, acts)
+        return acts
+
+    def actuator_failed(self, reason: str) -> list[Action]:
+        """The plug did not confirm (or is offline): the waiting badge is refused."""
+        acts: list[Action] = []
+        entry, self._pending = self._pending, None
+        if entry is None:
+            return acts
+        self._set_relay(False, acts)
+        self._deny(entry.uid, reason, acts)
+        return acts
+
+    def actuator_available(self, online: bool) -> list[Action]:
+        if online != self.actuator_ready:
+            log.info("plug %s: new sessions %s", "online" if online else "offline",
+                     "allowed" if online else "refused (actuator_offline)")
+        self.actuator_ready = online
+        return []
+
+    def actuator_unexpected_on(self, action: str, device: str | None,
+                               power_w: float | None) -> list[Action]:
+        """The plug was on with no session (pressed by hand, power restored): report it."""
+        data: dict[str, Any] = {"action": action}
+        if device is not None:
+            data["device"] = device
+        if power_w is not None:
+            data["power_w"] = round(power_w, 1)
+        return [self._emit("actuator.unexpected_on", data)]
+
+    def actuator_meter(self, power_w: float | None, energy_wh: float | None) -> None:
+        """A plug's reading: power for heartbeats/status, the counter for `energy_wh`."""
+        if power_w is not None:
+            self.power_w = power_w
+            old = self.status_power_w
+            if old is None or abs(power_w - old) >= max(5.0, 0.1 * old) or (
+                    power_w < 1.0) != (old < 1.0):
+                self.status_power_w = round(power_w)
+        if energy_wh is None:
+            return
+        s = self.session
+        last, self._energy_total = self._energy_total, energy_wh
+        if s is None:
+            return
+        if s.energy_wh is None:
+            s.energy_wh = 0.0  # first reading of this session: the counter's base
+        elif last is not None and energy_wh >= last:
+            s.energy_wh += energy_wh - last
+        # a counter that went down (plug reset): the new value is the new base
+
     def tick(self) -> list[Action]:
         """Timers: heartbeat, grace, warning, max session, idle end, finishing, sign-off."""
         acts: list[Action] = []
@@ -414,6 +488,8 @@ class NodeMachine:
             s.last_heartbeat = now
             data = self._session_data(s)
             data.update(elapsed_s=_r(now - s.started_mono), active_s=_r(s.active_s(now)))
+            if self.power_w is not None:
+                data["power_w"] = round(self.power_w, 1)
             acts.append(self._emit("session.heartbeat", data, checkpoint=self.checkpoint()))
         if s.finishing is not None:
             if self._idle_enough(s, now):
@@ -441,6 +517,7 @@ class NodeMachine:
         s = self.session
         self.draining = True
         self._signoff = None
+        self._pending = None
         if s is not None:
             if force or self.policy.power_off != "when_idle":
                 self._end("shutdown", acts)
@@ -455,6 +532,7 @@ class NodeMachine:
     def fail(self) -> list[Action]:
         """The decision thread crashed: relay off, session ended as `shutdown`."""
         acts: list[Action] = []
+        self._pending = None
         if self.session is not None:
             self._end("shutdown", acts)
         self._set_relay(False, acts)
@@ -514,6 +592,8 @@ class NodeMachine:
             "acl_version": self.acl.version if self.acl else None,
             "clock_ok": self.time.clock_ok(),
             "last_cmd": self.last_cmd,
+            **({} if self.status_power_w is None else {"power_w": self.status_power_w}),
+            **({"actuator_online": self.actuator_ready} if self.actuator_confirms else {}),
         }
 
     def checkpoint(self) -> dict[str, Any] | None:
@@ -546,10 +626,19 @@ class NodeMachine:
         return {"session": s.id, "uid": s.uid, "member": s.member}
 
     def _start(self, entry: BadgeEntry, acts: list[Action]) -> None:
+        if self.actuator_confirms and not self.relay:
+            self._pending = entry
+            log.info("badge %s granted: waiting for the plug to confirm 'on'", entry.uid)
+            self._set_relay(True, acts)
+            return
+        self._begin(entry, acts)
+
+    def _begin(self, entry: BadgeEntry, acts: list[Action]) -> None:
         now = self.clock.monotonic()
         s = Session(id=str(uuid.uuid4()), uid=entry.uid, member=entry.member, role=entry.role,
                     mode=self.policy.mode, started_wall=self.now_wall(), started_mono=now,
-                    last_heartbeat=now, busy_since=now if self.busy else None)
+                    last_heartbeat=now, busy_since=now if self.busy else None,
+                    energy_wh=0.0 if self._energy_total is not None else None)
         if self.policy.max_session_s:
             s.deadline = now + self.policy.max_session_s
         self.session = s
@@ -600,6 +689,8 @@ class NodeMachine:
         data.update(started=format_ts(s.started_wall), ended=format_ts(self.now_wall()),
                     duration_s=_r(now - s.started_mono), active_s=_r(s.active_s(now)),
                     reason=reason)
+        if s.energy_wh is not None:
+            data["energy_wh"] = round(s.energy_wh, 1)
         self.session = None
         log.info("session %s ended: %s after %.1f s (%.1f s active)", s.id, reason,
                  data["duration_s"], data["active_s"])

@@ -76,6 +76,10 @@ dir = "/var/lib/fabpass/laser-1"
   by `password_env`, or, when neither is set, from `FABPASS_MQTT_PASSWORD`. It never appears
   in logs or error messages. `password_env` naming an unset variable is an error.
 - **Session values** follow the protocol's policy rules; `false` switches a duration off.
+- **`[actuator]`**: `gpio.relay` is required unless `actuator.type` is `shelly` or `tasmota`;
+  with a plug it is ignored (with a note) and its pin is free. A plug needs `device` (an MQTT
+  topic part: no spaces, `+` or `#`; no `/` for Tasmota); `idle_below_w` must not exceed
+  `busy_above_w`; `mqtt_url` follows the rules of `mqtt.url`. See [smart plugs](actuators.md).
 
 Outputs (`red_led`, `green_led`, `blue_led`, `buzzer`) may be written as a bare pin number
 (`buzzer = 24`) or as a table (`buzzer = { pin = 24, active_high = false }`). `relay` must be

@@ -146,6 +146,9 @@ class Doctor:
 
     def check_relay(self) -> Result:
         relay = self.cfg.gpio.relay
+        if relay is None:
+            return Result("relay", None, f"no relay: the {self.cfg.actuator.type} plug "
+                          f"{self.cfg.actuator.device!r} switches the machine")
         if not self.relay:
             return Result("relay", None, "click test skipped (--no-relay)")
         level = "high" if relay.active_high else "low"

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from firmware_config.node_config import (
     ActivityConfig,
+    ActuatorConfig,
     ConfigError,
     GpioConfig,
     MqttConfig,
@@ -282,6 +283,8 @@ def _cross_checks(cfg: dict[str, Any], report: Report, environ: dict[str, str]) 
         report.problem("reader.device", "is required when reader.type is 'keyboard': the "
                        "/dev/input/by-id/… path or part of the device name")
 
+    _check_actuator(cfg, report)
+
     # pins: used twice, reserved
     used: dict[int, str] = {}
     pins: list[tuple[str, int]] = []
@@ -318,22 +321,7 @@ def _cross_checks(cfg: dict[str, Any], report: Report, environ: dict[str, str]) 
                     "GPIO 9-27 are safer")
 
     # mqtt
-    url = mqtt.get("url")
-    if isinstance(url, str):
-        parsed = urlparse(url)
-        if parsed.scheme not in ("mqtt", "mqtts"):
-            report.problem("mqtt.url", f"scheme {parsed.scheme or '(none)'!r} is not supported; "
-                                       "use mqtt://host:port or mqtts://host:port")
-        elif not parsed.hostname:
-            report.problem("mqtt.url", "has no host name")
-        else:
-            try:
-                parsed.port  # noqa: B018 - validates the port
-            except ValueError:
-                report.problem("mqtt.url", "has a bad port number")
-            if parsed.password:
-                report.problem("mqtt.url", "contains a password: put it in password_env or "
-                                           f"{PASSWORD_ENV} instead")
+    _check_mqtt_url(mqtt.get("url"), "mqtt.url", report)
     for name in ("tls_ca", "tls_cert", "tls_key"):
         file_path = mqtt.get(name)
         if isinstance(file_path, str) and not Path(file_path).is_file():
@@ -365,12 +353,67 @@ def _cross_checks(cfg: dict[str, Any], report: Report, environ: dict[str, str]) 
         report.problem("session", str(exc))
 
 
+def _check_mqtt_url(url: Any, path: str, report: Report) -> None:
+    if not isinstance(url, str):
+        return
+    parsed = urlparse(url)
+    if parsed.scheme not in ("mqtt", "mqtts"):
+        report.problem(path, f"scheme {parsed.scheme or '(none)'!r} is not supported; "
+                             "use mqtt://host:port or mqtts://host:port")
+    elif not parsed.hostname:
+        report.problem(path, "has no host name")
+    else:
+        try:
+            parsed.port  # noqa: B018 - validates the port
+        except ValueError:
+            report.problem(path, "has a bad port number")
+        if parsed.password:
+            report.problem(path, "contains a password: put it in password_env or "
+                                 f"{PASSWORD_ENV} instead")
+
+
+_TOPIC_FORBIDDEN = re.compile(r"[+#\s\x00]")
+
+
+def _check_actuator(cfg: dict[str, Any], report: Report) -> None:
+    """A plug needs its device; the relay is required only when the relay is the actuator."""
+    actuator = cfg.get("actuator") or {}
+    gpio = cfg.get("gpio") or {}
+    kind = actuator.get("type")
+    if kind == "gpio":
+        if gpio.get("relay") is None and not any(": gpio.relay" in p for p in report.problems):
+            report.problem("gpio.relay", "required table [gpio.relay] is missing (the relay "
+                                         "that powers the machine), unless actuator.type names "
+                                         "a smart plug")
+        return
+    if kind is None:  # an invalid type was reported already
+        return
+    device = actuator.get("device")
+    if device is None:
+        report.problem("actuator.device", f"is required when actuator.type is {kind!r}: the "
+                       + ("plug's MQTT topic prefix" if kind == "shelly" else "plug's %topic%"))
+    elif (not device or _TOPIC_FORBIDDEN.search(device) or device.startswith("/")
+          or device.endswith("/") or (kind == "tasmota" and "/" in device)):
+        report.problem("actuator.device", f"{device!r} is not a usable MQTT topic part (not "
+                       "empty, no spaces, '+' or '#'" + (", no '/'" if kind == "tasmota" else "")
+                       + ")")
+    _check_mqtt_url(actuator.get("mqtt_url"), "actuator.mqtt_url", report)
+    busy, idle = actuator.get("busy_above_w"), actuator.get("idle_below_w")
+    if busy is not None and idle is not None and idle > busy:
+        report.problem("actuator.idle_below_w", f"{idle:g} W is above busy_above_w "
+                       f"({busy:g} W): the idle threshold must not exceed the busy one")
+    if gpio.get("relay") is not None:
+        report.note("gpio.relay", f"ignored: the {kind} plug switches the machine ([actuator])")
+        gpio["relay"] = None
+
+
 def _build(cfg: dict[str, Any], source: str | None) -> NodeConfig:
     def pin(table: dict[str, Any] | None) -> PinConfig | None:
         return PinConfig(**table) if table else None
 
     gpio = cfg["gpio"]
-    relay = PinConfig(**gpio["relay"])
+    actuator = ActuatorConfig(**cfg["actuator"])
+    relay = PinConfig(**gpio["relay"]) if gpio["relay"] and not actuator.is_plug else None
     return NodeConfig(
         node_id=cfg["node_id"], site=cfg["site"],
         mqtt=MqttConfig(**cfg["mqtt"]),
@@ -382,6 +425,7 @@ def _build(cfg: dict[str, Any], source: str | None) -> NodeConfig:
         ),
         storage=StorageConfig(**cfg["storage"]),
         session=SessionConfig(**cfg["session"]),
+        actuator=actuator,
         topic_root=cfg["topic_root"], log_level=cfg["log_level"], source=source,
     )
 

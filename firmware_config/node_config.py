@@ -66,7 +66,7 @@ class ActivityConfig:
 
 @dataclass
 class GpioConfig:
-    relay: PinConfig
+    relay: PinConfig | None = None  # None: a smart plug switches the machine ([actuator])
     green_led: PinConfig | None = None
     red_led: PinConfig | None = None
     blue_led: PinConfig | None = None
@@ -96,6 +96,32 @@ class SessionConfig:
 
 
 @dataclass
+class ActuatorConfig:
+    """What switches the machine: the `[gpio]` relay, or a smart plug over MQTT.
+
+    The power thresholds are None in the file's absence; `controller.actuators.power`
+    fills them from `machine_kind` (see docs/actuators.md).
+    """
+
+    type: Literal["gpio", "shelly", "tasmota"] = "gpio"
+    device: str | None = None  # Shelly: its MQTT topic prefix; Tasmota: its %topic%
+    channel: int = 0
+    lease_s: int = 60
+    mqtt_url: str | None = None  # the plug's broker when it is not the node's
+    confirm_s: float = 5.0
+    machine_kind: Literal["laser_cutter", "3d_printer", "cnc", "other"] = "other"
+    power_activity: bool = True
+    busy_above_w: float | None = None
+    idle_below_w: float | None = None
+    busy_after_s: float | None = None
+    idle_after_s: float | None = None
+
+    @property
+    def is_plug(self) -> bool:
+        return self.type != "gpio"
+
+
+@dataclass
 class NodeConfig:
     node_id: str
     site: str
@@ -104,6 +130,7 @@ class NodeConfig:
     gpio: GpioConfig
     storage: StorageConfig
     session: SessionConfig = field(default_factory=SessionConfig)
+    actuator: ActuatorConfig = field(default_factory=ActuatorConfig)
     topic_root: str = "fabpass"
     log_level: str = "INFO"
     source: str | None = None  # the file it was read from, for messages

@@ -49,8 +49,7 @@ def _output_pin(what: str, *, active_high_required: bool = False) -> Key:
         else Key("bool", "true: on when the pin is high; false: on when low", default=True)
     )
     return Key(
-        "table", what, default=REQUIRED if active_high_required else None,
-        optional_table=not active_high_required, pin_shorthand=not active_high_required,
+        "table", what, optional_table=True, pin_shorthand=not active_high_required,
         keys={"pin": Key("pin", "BCM GPIO number (2-27)", default=REQUIRED),
               "active_high": active_high},
     )
@@ -106,8 +105,10 @@ SCHEMA: dict[str, Key] = {
         "grab": Key("bool", "keyboard: take the device exclusively so the UID is not typed "
                             "into a console", default=True),
     }),
-    "gpio": Key("table", "pins, BCM numbering", default=REQUIRED, keys={
-        "relay": _output_pin("the relay that powers the machine", active_high_required=True),
+    "gpio": Key("table", "pins, BCM numbering; required unless a smart plug switches the "
+                         "machine ([actuator])", keys={
+        "relay": _output_pin("the relay that powers the machine; required unless `[actuator]` "
+                             "names a smart plug (then it is ignored)", active_high_required=True),
         "green_led": _output_pin("green LED (or the green leg of an RGB LED); may be written "
                                  "as a bare pin number"),
         "red_led": _output_pin("red LED; may be written as a bare pin number"),
@@ -152,5 +153,37 @@ SCHEMA: dict[str, Key] = {
                         default="deny", choices=("deny", "known_badges")),
         "heartbeat_s": Key("int", "seconds between session.heartbeat events", default=60,
                            minimum=5, maximum=3600),
+    }),
+    "actuator": Key("table", "what switches the machine: the `[gpio]` relay (default) or a "
+                             "smart plug over MQTT; see docs/actuators.md", keys={
+        "type": Key("choice", "`gpio` (the `[gpio]` relay), `shelly` (Shelly Gen2+ over MQTT "
+                              "RPC), `tasmota` (Tasmota over MQTT)",
+                    default="gpio", choices=("gpio", "shelly", "tasmota")),
+        "device": Key("str", "plug: Shelly: its MQTT topic prefix (e.g. "
+                             "`shellyplugsg3-a1b2c3d4e5f6`); Tasmota: its `%topic%`. Required "
+                             "for a plug"),
+        "channel": Key("int", "plug: Shelly switch id / Tasmota relay number minus one",
+                       default=0, minimum=0, maximum=31),
+        "lease_s": Key("int", "plug: it turns itself off this long after the node's last "
+                              "renewal (Shelly `toggle_after`, Tasmota `PulseTime`)",
+                       default=60, minimum=10, maximum=300),
+        "mqtt_url": Key("str", "plug: its broker (`mqtt://` or `mqtts://`) when it is not the "
+                               "node's; the node's credentials are used"),
+        "confirm_s": Key("number", "plug: how long it has to confirm that it switched on before "
+                                   "the badge is refused `actuator_failed`",
+                         default=5.0, minimum=0.5, maximum=30),
+        "machine_kind": Key("choice", "plug: the kind of machine, for the power thresholds' "
+                                      "defaults", default="other",
+                            choices=("laser_cutter", "3d_printer", "cnc", "other")),
+        "power_activity": Key("bool", "plug: its measured power is the activity input (busy / "
+                                      "idle) unless `[gpio] activity` is wired", default=True),
+        "busy_above_w": Key("number", "plug: busy once the power stays above this (W); default "
+                                      "per machine kind", minimum=0),
+        "idle_below_w": Key("number", "plug: idle once the power stays below this (W); default "
+                                      "per machine kind", minimum=0),
+        "busy_after_s": Key("number", "plug: how long the power must stay above `busy_above_w`; "
+                                      "default per machine kind", minimum=0, maximum=3600),
+        "idle_after_s": Key("number", "plug: how long the power must stay below `idle_below_w`; "
+                                      "default per machine kind", minimum=0, maximum=3600),
     }),
 }

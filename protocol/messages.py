@@ -271,6 +271,11 @@ _EVENT_FIELDS: dict[str, dict[str, str]] = {
     "training.signed": {"trainer_uid": "uid", "trainee_uid": "uid"},
 }
 EVENT_TYPES = tuple(_EVENT_FIELDS)
+# Optional data fields (contract section 6): checked only when present.
+_OPTIONAL_NUM: dict[str, tuple[str, ...]] = {
+    "session.heartbeat": ("power_w",),
+    "session.ended": ("energy_wh",),
+}
 
 
 def _check_data(etype: str, data: dict[str, Any]) -> None:
@@ -290,6 +295,9 @@ def _check_data(etype: str, data: dict[str, Any]) -> None:
             _choice(data, key, DENY_REASONS, what)
         elif kind == "end_reason":
             _choice(data, key, END_REASONS, what)
+    for key in _OPTIONAL_NUM.get(etype, ()):
+        if data.get(key) is not None:
+            _num(data, key, what)
     _check_rules(etype, data, what)
 
 

@@ -1,0 +1,1 @@
+"""Simulated smart plugs: small MQTT clients speaking the devices' documented topics."""
