@@ -2,6 +2,7 @@
 
 from protocol.errors import ProtocolError
 from protocol.messages import (
+    BUSY_STATES,
     COMMANDS,
     DENY_REASONS,
     END_REASONS,
@@ -24,7 +25,7 @@ from protocol.topics import TopicParts, Topics, check_slug, is_slug
 from protocol.uid import is_uid, normalize_uid, uid_from_bytes
 
 __all__ = [
-    "COMMANDS", "DENY_REASONS", "END_REASONS", "EVENT_TYPES", "POLICY_KEYS", "STATES",
+    "BUSY_STATES", "COMMANDS", "DENY_REASONS", "END_REASONS", "EVENT_TYPES", "POLICY_KEYS", "STATES",
     "AccessList", "Ack", "BadgeEntry", "Command", "Event", "ProtocolError", "SessionInfo",
     "Status", "TopicParts", "Topics", "check_policy", "check_slug", "dumps", "format_ts",
     "is_slug", "is_uid", "new_id", "normalize_uid", "parse_ts", "uid_from_bytes", "utcnow",

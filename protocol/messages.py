@@ -22,6 +22,7 @@ from protocol.uid import is_uid
 VERSION = 1
 
 STATES = ("idle", "in_use", "finishing", "grace", "signoff", "locked", "no_acl")
+BUSY_STATES = ("in_use", "finishing", "grace", "signoff")  # a session runs on the machine
 DENY_REASONS = (
     "unknown_badge",
     "badge_lost",

@@ -16,15 +16,11 @@ from flask import Response, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from firmware_config.provisioning import (
-    ProvisioningError,
-    render_broker_files,
-    render_node_config,
-    rotate_credentials,
-)
+from firmware_config.provisioning import ProvisioningError
 from server import auth
 from server.app import get_db
 from server.models import Node
+from server.services.provisioning import render_broker_files, render_node_config, rotate_credentials
 from server.web.blueprint import bp
 
 log = logging.getLogger(__name__)
