@@ -171,10 +171,9 @@ def _table_bytes(db: Any, table: str) -> int:
 
 def run_one(db_name: str, url: str, n_sessions: int, sql_path: bool = False
             ) -> list[dict[str, Any]]:
-    from server import rollups
     from server.db import make_engine, make_sessionmaker
     from server.models import UsageSession
-    from server.reports import funder_report, usage_report
+    from server.reports import funder_report, rollups, usage_report
 
     build_s = build(url, n_sessions)
     out = [{"bench": "reports.build", "db": db_name, "sessions": n_sessions,

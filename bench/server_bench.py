@@ -240,8 +240,8 @@ def _drop_pg(name: str) -> None:
 
 def _check_server_built() -> None:
     try:
-        import server.ingest  # noqa: F401
-        import server.publisher  # noqa: F401
+        import server.messaging.ingest  # noqa: F401
+        import server.messaging.publisher  # noqa: F401
         import server.runner  # noqa: F401
         import server.services  # noqa: F401
     except ImportError as exc:

@@ -17,20 +17,20 @@ import click
 # command name -> "module:attribute"
 COMMANDS: dict[str, str] = {
     "node": "fabpass.cli:node_group",
-    "server": "server.cli:server",
-    "ingest": "server.cli:ingest",
-    "db": "server.cli:db",
-    "user": "server.cli:user",
-    "token": "server.cli:token",
-    "members": "server.cli:members",
-    "grant": "server.cli:grant",
-    "revoke": "server.cli:revoke",
-    "report": "server.reports_cli:report",
+    "server": "server.cli.run:server",
+    "ingest": "server.cli.run:ingest",
+    "db": "server.cli.db:db",
+    "user": "server.cli.users:user",
+    "token": "server.cli.users:token",
+    "members": "server.cli.members:members",
+    "grant": "server.cli.trainings:grant",
+    "revoke": "server.cli.trainings:revoke",
+    "report": "server.cli.reports:report",
     "config": "firmware_config.cli:config",
-    "broker": "firmware_config.cli:broker",
+    "broker": "server.cli.provisioning:broker",
     "demo": "fabpass.demo:demo",
-    "member": "server.privacy_cli:member",
-    "privacy": "server.privacy_cli:privacy",
+    "member": "server.cli.privacy:member",
+    "privacy": "server.cli.privacy:privacy",
 }
 
 # one-line help shown by `fabpass --help` without importing every command
@@ -61,9 +61,10 @@ def _load(target: str) -> click.Command:
 
 
 def node_group() -> click.Command:
-    """`fabpass node`: the daemon, with firmware_config's provisioning commands attached."""
+    """`fabpass node`: the daemon, with the doctor and the server's provisioning commands."""
     from controller.cli import node
-    from firmware_config.cli import doctor, node_revoke, provision
+    from firmware_config.cli import doctor
+    from server.cli.provisioning import node_revoke, provision
 
     for command in (provision, doctor, node_revoke):
         if command.name not in node.commands:

@@ -3,6 +3,7 @@
 from protocol.acl import BOOKING_MODES, POLICY_KEYS, AccessList, BadgeEntry, Booking, check_policy
 from protocol.errors import ProtocolError
 from protocol.messages import (
+    BUSY_STATES,
     COMMANDS,
     DENY_REASONS,
     END_REASONS,
@@ -25,7 +26,7 @@ from protocol.wire import MAX_ACK_BYTES, MAX_ACL_BYTES, MAX_DEPTH, MAX_EVENT_BYT
 __all__ = [
     "BOOKING_MODES", "Booking", "MAX_ACK_BYTES", "MAX_ACL_BYTES", "MAX_DEPTH", "MAX_EVENT_BYTES", "load_object",
     "peek_id",
-    "COMMANDS", "DENY_REASONS", "END_REASONS", "EVENT_TYPES", "POLICY_KEYS", "STATES",
+    "BUSY_STATES", "COMMANDS", "DENY_REASONS", "END_REASONS", "EVENT_TYPES", "POLICY_KEYS", "STATES",
     "AccessList", "Ack", "BadgeEntry", "Command", "Event", "ProtocolError", "SessionInfo",
     "Status", "TopicParts", "Topics", "check_policy", "check_slug", "dumps", "format_ts",
     "is_slug", "is_uid", "new_id", "normalize_uid", "parse_ts", "uid_from_bytes", "utcnow",

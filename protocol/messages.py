@@ -27,6 +27,7 @@ __all__ = ["dumps", "peek_id"]  # re-exported: the wire helpers every message us
 VERSION = 1
 
 STATES = ("idle", "in_use", "finishing", "grace", "signoff", "locked", "no_acl")
+BUSY_STATES = ("in_use", "finishing", "grace", "signoff")  # a session runs on the machine
 DENY_REASONS = (
     "unknown_badge",
     "badge_lost",

@@ -1,6 +1,6 @@
 """Flask application factory (`create_app(test_config=None)`, as in Flask's tutorial).
 
-Settings come from the environment (contract section 1), then an optional
+Settings come from the environment (`server.settings`), then an optional
 `fabpass.cfg` in the data dir, then `test_config`. The database session is
 one per request (`server.app.get_db()`), removed at teardown.
 """
@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
-from server.db import default_url, make_engine, make_sessionmaker
+from server.db import make_engine, make_sessionmaker
+from server.settings import ConfigurationError, settings_from_env
 
 log = logging.getLogger(__name__)
 
@@ -24,27 +23,10 @@ log = logging.getLogger(__name__)
 PARTS = (
     "server.web",          # login, pages, i18n, CSRF (web UI helper)
     "server.api",          # REST API v1 + OpenAPI (web UI helper)
-    "server.reports_web",  # report pages (reports helper)
-    "server.demo_web",     # virtual badges panel, active only when DEMO (demo helper)
+    "server.web.reports",  # report pages
+    "server.web.maintenance",  # maintenance pages
+    "server.web.demo",     # virtual badges panel, active only when DEMO
 )
-
-
-class ConfigurationError(RuntimeError):
-    """A setting is missing or wrong; the message names it."""
-
-
-def settings_from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
-    env = dict(os.environ if env is None else env)
-    data_dir = Path(env.get("FABPASS_DATA_DIR", "./instance")).resolve()
-    return {
-        "DATA_DIR": str(data_dir),
-        "DATABASE_URL": env.get("FABPASS_DATABASE_URL") or default_url(data_dir),
-        "MQTT_URL": env.get("FABPASS_MQTT_URL", "mqtt://127.0.0.1:1883"),
-        "SECRET_KEY": env.get("FABPASS_SECRET_KEY"),
-        "TOPIC_ROOT": env.get("FABPASS_TOPIC_ROOT", "fabpass"),
-        "TIMEZONE": env.get("FABPASS_TIMEZONE", "UTC"),
-        "DEMO": env.get("FABPASS_DEMO", "") == "1",
-    }
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -86,3 +68,6 @@ def get_db() -> Session:
         g.fabpass_db = current_app.extensions["fabpass.sessionmaker"]()
     db: Session = g.fabpass_db
     return db
+
+
+__all__ = ["ConfigurationError", "create_app", "get_db", "settings_from_env"]

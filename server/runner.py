@@ -24,11 +24,10 @@ from sqlalchemy import Engine
 
 from protocol import Topics
 from server.db import check_migrated, make_engine, make_sessionmaker, writer_engine
-from server.ingest import Ingest
-from server.mqtt import MqttLink, MqttSettings
-from server.periodic import PeriodicJob
-from server.publisher import AclPublisher
-from server.rollups import RollupRefresher
+from server.jobs import Housekeeping, RollupRefresher
+from server.messaging.ingest import Ingest
+from server.messaging.link import MqttLink, MqttSettings
+from server.messaging.publisher import AclPublisher
 
 log = logging.getLogger(__name__)
 
@@ -66,28 +65,6 @@ class CoreOptions:
         for key, value in overrides.items():
             setattr(opts, key, value)
         return opts
-
-
-class Housekeeping(PeriodicJob):
-    """Daily jobs of the one process that publishes access lists: the privacy retention job.
-
-    Runs shortly after start (so a server restarted every night still runs it) and then every
-    `interval`; a failure is logged and retried at the next round, never fatal.
-    """
-
-    name = "housekeeping"
-
-    def __init__(self, sessions: Callable[[], Any], *, interval: timedelta = timedelta(days=1),
-                 first_delay_s: float = 60.0) -> None:
-        super().__init__(interval.total_seconds(), first_delay_s)
-        self.sessions = sessions
-
-    def run_once(self) -> None:
-        from server.privacy import daily_job
-
-        result = daily_job(self.sessions)
-        self.runs += 1
-        log.info("daily privacy job done: %s", result)
 
 
 class ServerCore:

@@ -82,9 +82,29 @@ def _unexpected(e: Exception) -> Any:
     return error_response(500, "internal", "internal error")
 
 
+# The resource modules: each registers its routes on `bp` when imported. A new resource is one
+# new module `server/api/<resource>.py` (routes over services, serializers beside them) and one
+# entry here.
+RESOURCES = (
+    "server.api.spec",
+    "server.api.sites",
+    "server.api.members",
+    "server.api.machines",
+    "server.api.authorizations",
+    "server.api.sessions",
+    "server.api.nodes",
+    "server.api.reports",
+)
+
+
 def init_app(app: Flask) -> None:
-    from server.api import routes  # noqa: F401  (registers the routes)
+    import importlib
+
     from server.web import register_converters
+
+    importlib.import_module("server.api.support")  # authentication (before_request)
+    for name in RESOURCES:
+        importlib.import_module(name)
 
     register_converters(app)
 
@@ -94,4 +114,4 @@ def init_app(app: Flask) -> None:
         csrf.exempt(bp)  # token auth, no cookies: CSRF does not apply
 
 
-__all__ = ["ApiError", "bp", "error_response", "init_app", "json_http_error"]
+__all__ = ["RESOURCES", "ApiError", "bp", "error_response", "init_app", "json_http_error"]

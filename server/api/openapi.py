@@ -1,4 +1,4 @@
-"""The OpenAPI 3 document of API v1, written by hand to match server/api/routes.py.
+"""The OpenAPI 3 document of API v1, written by hand to match the resource modules of server/api/.
 
 tests/api/test_openapi.py checks that every registered route is documented and vice versa.
 """

@@ -16,15 +16,12 @@ from flask import Response, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from firmware_config.provisioning import (
-    ProvisioningError,
-    render_broker_files,
-    render_node_config,
-    rotate_credentials,
-)
+from firmware_config.broker_users import BrokerIdentityError
+from firmware_config.provisioning import ProvisioningError
 from server import auth
 from server.app import get_db
 from server.models import Node
+from server.services.provisioning import render_broker_files, render_node_config, rotate_credentials
 from server.web.blueprint import bp
 
 log = logging.getLogger(__name__)
@@ -86,7 +83,7 @@ def broker_files() -> Any:
     db = get_db()
     try:
         files = render_broker_files(db)
-    except ProvisioningError as exc:
+    except (ProvisioningError, BrokerIdentityError) as exc:
         db.rollback()
         flash(_("The broker files cannot be made yet: %(why)s", why=exc.message), "error")
         return redirect(url_for("web.nodes"))

@@ -18,11 +18,10 @@ from wtforms.validators import DataRequired, Length
 
 from server import auth
 from server.app import get_db
-from server.models import Machine, Member, Node, Site, UsageSession, User
+from server.models import User
 from server.security import verify_password
+from server.services import machine_state
 from server.web.blueprint import bp, id_url
-
-BUSY_STATES = ("in_use", "finishing", "grace", "signoff")
 
 
 class LoginForm(FlaskForm):
@@ -145,57 +144,10 @@ def machine_states(copy: bool = True) -> list[dict[str, Any]]:
 
 
 def _compute_machine_states() -> list[dict[str, Any]]:
-    """Every active machine's live state, from the node's status and open sessions."""
+    """Every active machine's live state (`server.services.machine_state`), with due maintenance
+    worded for the cards."""
     db = get_db()
-    machines = db.execute(
-        select(Machine.id, Machine.slug, Machine.name, Machine.locked, Site.slug.label("site"),
-               Node.online, Node.state)
-        .select_from(Machine)
-        .outerjoin(Node, Node.id == Machine.node_id)
-        .outerjoin(Site, Site.id == Machine.site_id)
-        .where(Machine.active.is_(True))
-        .order_by(Machine.site_id, Machine.name)
-    ).all()
-    open_rows = db.execute(
-        select(UsageSession.machine_id, UsageSession.member_id, UsageSession.started_at,
-               UsageSession.badge_uid)
-        .where(UsageSession.ended_at.is_(None))
-        .order_by(UsageSession.started_at)
-    ).all()
-    open_by_machine = {r.machine_id: r for r in open_rows}  # latest wins
-    member_ids = {r.member_id for r in open_rows if r.member_id}
-    names = dict(db.execute(select(Member.id, Member.name).where(Member.id.in_(member_ids))).all()) if member_ids else {}
-    due = _due_maintenance(db)
-    out = []
-    for m in machines:
-        online = bool(m.online)  # None: no node
-        node_state = m.state
-        sess = open_by_machine.get(m.id)
-        if m.locked or node_state == "locked":
-            state = "locked"
-        elif not online:
-            state = "offline"
-        elif sess is not None or node_state in BUSY_STATES:
-            state = "in_use"
-        elif node_state == "no_acl":
-            state = "no_acl"
-        else:
-            state = "idle"
-        out.append({
-            "id": m.id,
-            "slug": m.slug,
-            "name": m.name,
-            "site": m.site,
-            "state": state,
-            "node_state": node_state,
-            "online": online,
-            "locked": bool(m.locked),
-            "member": (names.get(sess.member_id) if sess and sess.member_id else None),
-            "member_id": sess.member_id if sess else None,
-            "since": _iso(sess.started_at) if sess else None,
-            "maintenance": due.get(m.id, []),
-        })
-    return out
+    return machine_state.live_machine_states(db, _due_maintenance(db))
 
 
 MAINTENANCE_TTL_S = 30.0
@@ -210,8 +162,8 @@ def _cached_due(db: Any) -> dict[int, list[dict[str, Any]]]:
     from flask import current_app
     from sqlalchemy import func
 
-    from server.maintenance import due_maintenance
     from server.models import MaintenanceLog, MaintenanceTask
+    from server.services.maintenance import due_maintenance
 
     count, max_task, sum_task = db.execute(
         select(func.count(), func.max(MaintenanceTask.id), func.sum(MaintenanceTask.id))

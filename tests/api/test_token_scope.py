@@ -14,8 +14,9 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from server import cli, services
+from server import services
 from server.app import get_db
+from server.cli import users as users_cli
 from server.errors import Invalid
 from server.models import ApiToken, UsageSession, UserRole
 from server.security import hash_token, new_token
@@ -257,30 +258,30 @@ def test_cli_token_sites(api: Any, api_app: Any, seed: Any) -> None:
     runner = _runner(api_app)
     before = _token_count(api_app)
 
-    r = runner.invoke(cli.token, ["create", "--name", "m", "--role", "manager"])
+    r = runner.invoke(users_cli.token, ["create", "--name", "m", "--role", "manager"])
     assert r.exit_code == 2 and "--site" in r.output, r.output
-    r = runner.invoke(cli.token, ["create", "--name", "a", "--site", "lab"])
+    r = runner.invoke(users_cli.token, ["create", "--name", "a", "--site", "lab"])
     assert r.exit_code == 2 and "--site" in r.output, r.output
-    r = runner.invoke(cli.token, ["create", "--name", "a", "--role", "admin", "--site", "lab"])
+    r = runner.invoke(users_cli.token, ["create", "--name", "a", "--role", "admin", "--site", "lab"])
     assert r.exit_code == 2 and "--site" in r.output, r.output
-    r = runner.invoke(cli.token, ["create", "--name", "m", "--role", "manager", "--site", "lab",
+    r = runner.invoke(users_cli.token, ["create", "--name", "m", "--role", "manager", "--site", "lab",
                                   "--site", "nowhere"])
     assert r.exit_code == 1 and "nowhere" in r.output, r.output
     assert _token_count(api_app) == before  # nothing created by the refusals
 
-    r = runner.invoke(cli.token, ["create", "--name", "m", "--role", "manager", "--site", "lab"])
+    r = runner.invoke(users_cli.token, ["create", "--name", "m", "--role", "manager", "--site", "lab"])
     assert r.exit_code == 0, r.output
     plain = r.stdout.strip()
     assert plain.startswith("fp_") and "\n" not in plain
     assert _token_sites(api_app, plain) == ("manager", ["lab"])
     assert [m["slug"] for m in _all(api, "/machines", plain)[0]] == ["laser-1"]
 
-    r = runner.invoke(cli.token, ["create", "--name", "m2", "--role", "manager",
+    r = runner.invoke(users_cli.token, ["create", "--name", "m2", "--role", "manager",
                                   "--site", "other", "--site", "lab"])
     assert r.exit_code == 0, r.output
     assert _token_sites(api_app, r.stdout.strip()) == ("manager", ["lab", "other"])
 
-    r = runner.invoke(cli.token, ["create", "--name", "adm"])
+    r = runner.invoke(users_cli.token, ["create", "--name", "adm"])
     assert r.exit_code == 0, r.output
     assert _token_sites(api_app, r.stdout.strip()) == ("admin", [])
 

@@ -69,7 +69,7 @@ def test_seed_covers_what_the_tour_needs(tmp_path: Path) -> None:
             if a.group:
                 trained |= {(a.member_id, mach.slug) for mach in a.group.machines}
         assert all((s.member_id, s.machine.slug) in trained for s in sessions)
-        from server.maintenance import due_maintenance
+        from server.services.maintenance import due_maintenance
 
         states = sorted(t["state"] for tasks in due_maintenance(db).values() for t in tasks)
         assert states == ["due", "overdue"], "the dashboard has maintenance to show"

@@ -202,7 +202,7 @@ def test_french_catalog_is_complete_and_agrees_with_the_web_ui() -> None:
 
 
 def test_node_log_lines_are_shortened_for_the_panel() -> None:
-    from server.demo_web import _short
+    from server.web.demo import _short
 
     assert _short("2026-11-22 20:58:23,239 INFO controller.hardware: relay on") == "20:58:23 relay on"
     assert _short("unknown line: tip") == "unknown line: tip"

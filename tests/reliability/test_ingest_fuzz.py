@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from protocol import ProtocolError, Status, Topics
 from server import services as s
 from server.db import make_sessionmaker
-from server.ingest import Incoming, Ingest
+from server.messaging.ingest import Incoming, Ingest
 from server.models import DeadLetter, Event
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def test_ingest_survives_10000_generated_payloads(db: Session, fuzz_ingest: Inge
                                                    caplog: pytest.LogCaptureFixture) -> None:
     dialect = "sqlite" if db_url.startswith("sqlite") else "postgresql"
     # One warning per dead letter is the ingest's job; capturing 10,000 of them is not ours.
-    caplog.set_level(logging.ERROR, logger="server.ingest")
+    caplog.set_level(logging.ERROR, logger="server.messaging.ingest")
     seen = {"payloads": 0, "stored": 0, "dead": 0, "status": 0}
 
     # No shrinking: a failing batch of 50 is reported as generated (shrinking it would not be

@@ -30,7 +30,8 @@ from server.models import (
     UsageSession,
     User,
 )
-from server.privacy import (
+from server.reports import usage_report
+from server.services.privacy import (
     ERASED_NAME,
     daily_job,
     erase_member,
@@ -39,7 +40,6 @@ from server.privacy import (
     pseudonym_key,
     pseudonymise,
 )
-from server.reports import usage_report
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 ALICE_UIDS = ("04A1B2C3", "04D5E6F7A1B2C3")

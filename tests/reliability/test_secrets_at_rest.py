@@ -36,11 +36,11 @@ def test_no_secret_is_stored_in_clear(db: Session, db_url: str, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from fabpass.cli import main
     from firmware_config.mosquitto import verify_password as mosquitto_verify
-    from firmware_config.provisioning import broker_files, provision
     from server import services as s
     from server.app import create_app
     from server.models import ApiToken, Node, User
     from server.security import verify_password
+    from server.services.provisioning import broker_files, provision
 
     monkeypatch.setenv("FABPASS_DATABASE_URL", db_url)
     monkeypatch.setenv("FABPASS_MQTT_URL", "mqtt://127.0.0.1:1883")

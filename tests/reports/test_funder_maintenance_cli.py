@@ -9,15 +9,15 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
-from server.maintenance import (
+from server.models import Machine, MachineKind, Member, UsageSession
+from server.reports import funder_report, mask
+from server.services.maintenance import (
     MaintenanceError,
     create_task,
     due_maintenance,
     log_intervention,
     maintenance_status,
 )
-from server.models import Machine, MachineKind, Member, UsageSession
-from server.reports import funder_report, mask
 
 from .conftest import T
 

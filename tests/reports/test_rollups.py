@@ -18,7 +18,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from server import rollups
 from server.db import make_engine, make_sessionmaker, upgrade
 from server.models import (
     Machine,
@@ -30,7 +29,7 @@ from server.models import (
     UsageRollupDirty,
     UsageSession,
 )
-from server.reports import funder_report, usage_report, visits_report
+from server.reports import funder_report, periods, rollups, usage_report, visits_report
 
 # zones with DST on different dates, a half-hour offset with a half-hour DST step, and a
 # zone unknown to this system (reported in UTC)
@@ -264,19 +263,19 @@ def test_funder_report_from_rollups_matches_sql(rdb: Session) -> None:
 
 
 def test_split_follows_local_days_across_dst() -> None:
-    days = rollups.LocalDays("Europe/Paris")
+    days = periods.LocalDays("Europe/Paris")
     # 2025-10-26 is 25 hours long in Paris: 22:00 UTC on the 25th to 23:00 UTC on the 26th
     s, e = datetime(2025, 10, 25, 21, 0, tzinfo=UTC), datetime(2025, 10, 27, 0, 0, tzinfo=UTC)
-    parts = list(rollups.split(days, s, e))
+    parts = list(periods.split(days, s, e))
     assert [(d.isoformat(), starts) for d, starts, _ in parts] == [
         ("2025-10-25", True), ("2025-10-26", False), ("2025-10-27", False)]
     wall = (e - s).total_seconds()
     assert [round(f * wall) for _, _, f in parts] == [3600, 25 * 3600, 3600]
     # a session ending exactly at a local midnight does not touch the next day
-    assert [d.isoformat() for d, _, _ in rollups.split(
+    assert [d.isoformat() for d, _, _ in periods.split(
         days, s, datetime(2025, 10, 25, 22, 0, tzinfo=UTC))] == ["2025-10-25"]
     # a skewed session counts whole where it starts
-    assert list(rollups.split(days, s, s - timedelta(hours=3))) == [
+    assert list(periods.split(days, s, s - timedelta(hours=3))) == [
         (datetime(2025, 10, 25).date(), True, 1.0)]
 
 

@@ -134,7 +134,7 @@ def test_maintenance_forms(app: Flask, module_db: Session, data: dict[str, Any])
 
 
 def test_machine_fragment_and_french(app: Flask, data: dict[str, Any]) -> None:
-    from server.reports_web import machine_fragment
+    from server.web.maintenance import machine_fragment
 
     with app.test_request_context("/"):
         html = str(machine_fragment(data["printer"]))

@@ -78,6 +78,6 @@ def writer_sessions(engine: Engine):  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def ingest(writer_sessions):  # type: ignore[no-untyped-def]
     from protocol import Topics
-    from server.ingest import Ingest
+    from server.messaging.ingest import Ingest
 
     return Ingest(writer_sessions, Topics("fabpass"))

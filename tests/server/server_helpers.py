@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from protocol import Event, Status, format_ts
-from server.ingest import Incoming
+from server.messaging.ingest import Incoming
 
 _seq = itertools.count(1)
 BOOT = str(uuid.uuid4())

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from protocol import AccessList
 from server import services as s
-from server.acl import compute_acl, epoch_ms
+from server.services.acl import compute_acl, epoch_ms
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

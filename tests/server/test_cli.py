@@ -14,7 +14,10 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from server import cli
+from server.cli import db as db_cli
+from server.cli import members as members_cli
+from server.cli import trainings as trainings_cli
+from server.cli import users as users_cli
 from server.models import ApiToken, Authorization, Badge, Member, User
 from server.security import hash_token, verify_password
 
@@ -29,26 +32,26 @@ def runner(db_url: str, engine) -> CliRunner:  # type: ignore[no-untyped-def]
 def test_db_upgrade_then_user_and_token(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/new.db"
     r = CliRunner(env={"FABPASS_DATABASE_URL": url})
-    result = r.invoke(cli.user, ["create", "--email", "a@example.org", "--role", "admin",
+    result = r.invoke(users_cli.user, ["create", "--email", "a@example.org", "--role", "admin",
                                  "--password-stdin"], input="long enough\n")
     assert result.exit_code != 0 and "fabpass db upgrade" in result.output
-    assert r.invoke(cli.db, ["upgrade"]).exit_code == 0
-    result = r.invoke(cli.user, ["create", "--email", "a@example.org", "--role", "admin",
+    assert r.invoke(db_cli.db, ["upgrade"]).exit_code == 0
+    result = r.invoke(users_cli.user, ["create", "--email", "a@example.org", "--role", "admin",
                                  "--password-stdin"], input="long enough\n")
     assert result.exit_code == 0, result.output
-    result = r.invoke(cli.user, ["create", "--email", "a@example.org", "--role", "admin",
+    result = r.invoke(users_cli.user, ["create", "--email", "a@example.org", "--role", "admin",
                                  "--password-stdin"], input="long enough\n")
     assert result.exit_code == 1 and "exists" in result.output
 
 
 def test_user_prompt_and_token(runner: CliRunner, db: Session, lab, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     answers = iter(["secret password", "secret password"])
-    monkeypatch.setattr(cli.getpass, "getpass", lambda prompt="": next(answers))
-    result = runner.invoke(cli.user, ["create", "--email", "m@example.org", "--role", "manager"])
+    monkeypatch.setattr(users_cli.getpass, "getpass", lambda prompt="": next(answers))
+    result = runner.invoke(users_cli.user, ["create", "--email", "m@example.org", "--role", "manager"])
     assert result.exit_code == 0, result.output
     user = db.scalar(select(User).where(User.email == "m@example.org"))
     assert user is not None and verify_password(user.password_hash, "secret password")
-    result = runner.invoke(cli.token, ["create", "--name", "erp", "--role", "manager",
+    result = runner.invoke(users_cli.token, ["create", "--name", "erp", "--role", "manager",
                                        "--site", "lab"])
     assert result.exit_code == 0
     token = result.stdout.strip()
@@ -59,24 +62,24 @@ def test_user_prompt_and_token(runner: CliRunner, db: Session, lab, monkeypatch)
 
 
 def test_grant_and_revoke(runner: CliRunner, db: Session, lab) -> None:  # type: ignore[no-untyped-def]
-    result = runner.invoke(cli.grant, ["--member", "alice@example.org", "--machine", "laser-1",
+    result = runner.invoke(trainings_cli.grant, ["--member", "alice@example.org", "--machine", "laser-1",
                                        "--role", "trainer", "--expires", "2099-12-31"])
     assert result.exit_code == 0, result.output
     auth_id = int(result.output.strip().splitlines()[-1])
     db.rollback()
     auth = db.get(Authorization, auth_id)
     assert auth is not None and auth.role.value == "trainer" and auth.granted_via == "cli"
-    again = runner.invoke(cli.grant, ["--member", str(lab["alice"].id), "--machine", "laser-1",
+    again = runner.invoke(trainings_cli.grant, ["--member", str(lab["alice"].id), "--machine", "laser-1",
                                       "--role", "trainer"])
     assert again.exit_code == 1 and "already" in again.output
-    assert runner.invoke(cli.grant, ["--member", "nobody@x.org", "--group", "lasers"]
+    assert runner.invoke(trainings_cli.grant, ["--member", "nobody@x.org", "--group", "lasers"]
                          ).exit_code == 1
-    assert runner.invoke(cli.grant, ["--member", "1"]).exit_code == 2
-    result = runner.invoke(cli.revoke, [str(auth_id), "--reason", "left"])
+    assert runner.invoke(trainings_cli.grant, ["--member", "1"]).exit_code == 2
+    result = runner.invoke(trainings_cli.revoke, [str(auth_id), "--reason", "left"])
     assert result.exit_code == 0, result.output
     db.rollback()
     assert db.get(Authorization, auth_id).revoke_reason == "left"
-    assert runner.invoke(cli.revoke, ["9999"]).exit_code == 1
+    assert runner.invoke(trainings_cli.revoke, ["9999"]).exit_code == 1
 
 
 def test_import_errors_name_rows_and_import_nothing(runner: CliRunner, db: Session, lab,  # type: ignore[no-untyped-def]
@@ -87,7 +90,7 @@ def test_import_errors_name_rows_and_import_nothing(runner: CliRunner, db: Sessi
                    "Carol,not-an-email,C1,,,\n"
                    "Dan,dan@example.org,D1,04A1B2C3,,\n"          # Alice's badge
                    "Eve,eve@example.org,E1,,,31/02/2027\n", encoding="utf-8")
-    result = runner.invoke(cli.members, ["import", str(csv)])
+    result = runner.invoke(members_cli.members, ["import", str(csv)])
     assert result.exit_code == 1
     assert "line 3:" in result.output and "email" in result.output
     assert "line 4:" in result.output and "another member" in result.output
@@ -104,12 +107,12 @@ def test_import_helloasso_export(runner: CliRunner, db: Session, lab,  # type: i
             "2;Adhésion;Dupont;Alice;ALICE@example.org;H-101;31/08/2027\n")
     export = tmp_path / "export.csv"
     export.write_bytes(data.encode("utf-8"))
-    dry = runner.invoke(cli.members, ["import", str(export), "--mapping", "helloasso",
+    dry = runner.invoke(members_cli.members, ["import", str(export), "--mapping", "helloasso",
                                       "--site", "lab", "--dry-run"])
     assert dry.exit_code == 0, dry.output
     db.rollback()
     assert db.scalar(select(func.count()).select_from(Member)) == 1
-    result = runner.invoke(cli.members, ["import", str(export), "--mapping", "helloasso",
+    result = runner.invoke(members_cli.members, ["import", str(export), "--mapping", "helloasso",
                                          "--site", "lab"])
     assert result.exit_code == 0, result.output
     assert "1 created, 1 updated" in result.output
@@ -126,7 +129,7 @@ def test_import_with_toml_mapping_enrols_badges(runner: CliRunner, db: Session, 
     (tmp_path / "map.toml").write_text('delimiter = "|"\n[columns]\n"Full name" = "name"\n'
                                        '"Card" = "badge_uid"\n')
     (tmp_path / "m.csv").write_text("Full name|Card\nZoe Q|04 0A 0B 0C\n")
-    result = runner.invoke(cli.members, ["import", str(tmp_path / "m.csv"), "--mapping",
+    result = runner.invoke(members_cli.members, ["import", str(tmp_path / "m.csv"), "--mapping",
                                          str(tmp_path / "map.toml")])
     assert result.exit_code == 0, result.output
     db.rollback()
@@ -141,7 +144,7 @@ def _server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 LAUNCH = "import logging, sys; logging.basicConfig(level=logging.INFO); " \
-         "from server.cli import server; sys.exit(server())"
+         "from server.cli.run import server; sys.exit(server())"
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.broker
 N_NODES = 4
 PER_NODE = 750  # 3,000 events in all
 LAUNCH = ("import logging, sys; logging.basicConfig(level=logging.WARNING); "
-          "from server.cli import ingest; sys.exit(ingest())")
+          "from server.cli.run import ingest; sys.exit(ingest())")
 
 
 def _start_ingest(db_url: str, broker_url: str, client_id: str, log: Path) -> subprocess.Popen:

@@ -225,7 +225,7 @@ def test_two_workers_racing_on_the_same_events_store_each_once(db, lab, writer_s
     import threading
 
     from protocol import Topics
-    from server.ingest import Ingest
+    from server.messaging.ingest import Ingest
 
     evs = []
     for _ in range(60):

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
-from server import cli
+from server.cli import db as db_cli
+from server.jobs import RollupRefresher
 from server.models import UsageRollup, UsageRollupDirty, UsageSession
 from server.reports import usage_report
-from server.rollups import RollupRefresher
 
 
 def _sessions(db: Session, lab: dict[str, Any], n: int, day: int = 0) -> None:
@@ -105,14 +105,14 @@ def test_reports_racing_the_refresher(db: Session, lab: dict[str, Any], writer_s
 def test_db_rollups_command(db_url: str, db: Session, lab: dict[str, Any]) -> None:
     _sessions(db, lab, 10)
     runner = CliRunner(env={"FABPASS_DATABASE_URL": db_url})
-    result = runner.invoke(cli.db, ["rollups"])
+    result = runner.invoke(db_cli.db, ["rollups"])
     assert result.exit_code == 0, result.output
     assert "2 machines" in result.output and "from 10 marks" in result.output
     db.rollback()
     assert _count(db, UsageRollupDirty) == 0
     cells = _count(db, UsageRollup)
     assert cells > 0
-    result = runner.invoke(cli.db, ["rollups", "--rebuild"])
+    result = runner.invoke(db_cli.db, ["rollups", "--rebuild"])
     assert result.exit_code == 0, result.output
     db.rollback()
     assert _count(db, UsageRollup) == cells

@@ -265,9 +265,9 @@ def test_dashboard_shows_maintenance_without_reload(stack: dict[str, Any], brows
 
     from playwright.sync_api import expect
 
-    from server import maintenance
     from server.app import get_db
     from server.models import UsageSession
+    from server.services import maintenance
 
     base, seed = stack["url"], stack["seed"]
     page = _page(browser)

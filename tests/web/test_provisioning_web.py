@@ -145,9 +145,9 @@ def test_nodes_page_in_french(actions: Any) -> None:
 
 
 def _overdue_laser(app: Flask, seed: Any) -> None:
-    from server import maintenance
     from server.app import get_db
     from server.models import UsageSession
+    from server.services import maintenance
 
     with app.app_context():
         db = get_db()
@@ -204,9 +204,9 @@ def test_machine_page_shows_hours_for_managers(app: Flask, actions: Any, seed: A
 
 def test_dashboard_maintenance_is_cached_but_follows_new_tasks_and_interventions(
         app: Flask, actions: Any, seed: Any) -> None:
-    from server import maintenance
     from server.app import get_db
     from server.models import UsageSession
+    from server.services import maintenance
 
     def laser_due() -> list[str]:
         state = actions.client.get("/dashboard/state.json").get_json()

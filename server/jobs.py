@@ -1,0 +1,97 @@
+"""Periodic work of the server: the daily housekeeping and the report roll-up refresh.
+
+Each job runs on a daemon thread every so often and is never fatal: a failure is logged and
+tried again at the next round (`PeriodicJob`). `server.runner.ServerCore` starts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from server.reports.rollups import RefreshResult, refresh
+from server.services.privacy import daily_job
+
+log = logging.getLogger(__name__)
+
+
+class PeriodicJob:
+    """Calls `run_once` after `first_delay_s`, then every `interval_s` until `stop`. A failure is
+    logged and the job is tried again at the next round: a background job never stops the
+    server."""
+
+    name = "periodic"
+
+    def __init__(self, interval_s: float, first_delay_s: float | None = None) -> None:
+        self.interval_s = interval_s
+        self.first_delay_s = interval_s if first_delay_s is None else first_delay_s
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def run_once(self) -> object:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        delay = self.first_delay_s
+        while not self._stop.wait(delay):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("%s failed; retrying at the next round", self.name)
+            delay = self.interval_s
+
+
+class Housekeeping(PeriodicJob):
+    """Daily jobs of the one process that publishes access lists: the privacy retention job.
+
+    Runs shortly after start (so a server restarted every night still runs it) and then every
+    `interval`; a failure is logged and retried at the next round, never fatal.
+    """
+
+    name = "housekeeping"
+
+    def __init__(self, sessions: Callable[[], Any], *, interval: timedelta = timedelta(days=1),
+                 first_delay_s: float = 60.0) -> None:
+        super().__init__(interval.total_seconds(), first_delay_s)
+        self.sessions = sessions
+
+    def run_once(self) -> None:
+        result = daily_job(self.sessions)
+        self.runs += 1
+        log.info("daily privacy job done: %s", result)
+
+
+class RollupRefresher(PeriodicJob):
+    """Keeps the cells fresh in the background (every `interval_s`), so a report finds little or
+    nothing to do. A failure is logged and retried; reports refresh for themselves anyway."""
+
+    name = "rollups"
+
+    def __init__(self, sessions: Callable[[], Any], interval_s: float = 10.0) -> None:
+        super().__init__(interval_s)
+        self.sessions = sessions
+
+    def run_once(self) -> RefreshResult:
+        with self.sessions() as db:
+            result = refresh(db)
+            db.commit()
+        self.runs += 1
+        if result.machines:
+            log.info("usage roll-ups refreshed: %d machines, %d day cells, %d month cells",
+                     result.machines, result.day_cells, result.month_cells)
+        return result

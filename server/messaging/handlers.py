@@ -1,0 +1,142 @@
+"""Event handlers: what each stored node event does to the records (sessions, refusals, sign-offs).
+
+The ingest (`server.messaging.ingest`) decodes, deduplicates and stores an event, then calls the
+handler of its type here. Sessions are rebuilt from their started / heartbeat / ended events in
+any order; the rules that are not about the wire (who may sign whom off, which badge is unknown)
+are services (`server.services.trainings.sign_off`, `server.services.members`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from protocol import Event as EventMsg
+from protocol import parse_ts
+from server.models import Badge, Member, Node, UsageSession
+from server.services import members, trainings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchCache:
+    """Rows looked up once per batch on the fast path."""
+
+    nodes: dict[tuple[str, str], Node | None] = field(default_factory=dict)
+    sessions: dict[str, UsageSession] = field(default_factory=dict)
+    sessions_loaded: set[str] = field(default_factory=set)
+    badge_members: dict[str, int | None] = field(default_factory=dict)
+    members: set[int] | None = None  # ids named by the batch's events that exist (None: unknown)
+
+
+class EventHandlers:
+    """The per-type handlers; the ingest's fast path sets `_cache` for the batch it handles."""
+
+    _cache: BatchCache | None = None
+
+    def _member_id(self, db: Session, data: dict[str, Any]) -> int | None:
+        member = data.get("member")
+        cache = self._cache
+        if isinstance(member, int) and not isinstance(member, bool):
+            known = cache.members if cache is not None else None
+            if (member in known) if known is not None else db.get(Member, member) is not None:
+                return member
+        uid = data.get("uid")
+        if not uid:
+            return None
+        if cache is not None and uid in cache.badge_members:
+            return cache.badge_members[uid]
+        found = db.scalar(select(Badge.member_id).where(Badge.uid == uid))
+        if cache is not None:
+            cache.badge_members[uid] = found
+        return found
+
+    def _session_row(self, db: Session, node: Node, msg: EventMsg,
+                     started_at: datetime) -> UsageSession:
+        """The session of this uuid, created if new (race-safe across workers)."""
+        sid = msg.data["session"]
+        cache = self._cache
+        if cache is not None and sid in cache.sessions:
+            return cache.sessions[sid]
+        if cache is None or sid not in cache.sessions_loaded:
+            row = db.scalar(select(UsageSession).where(UsageSession.session_uuid == sid))
+            if row is not None:
+                return row
+        row = UsageSession(session_uuid=sid, machine_id=node.machine.id if node.machine else None,
+                           node_id=node.id, member_id=self._member_id(db, msg.data),
+                           badge_uid=msg.data["uid"], started_at=started_at)
+        if cache is not None:
+            # fast path: inserted with the batch's flush; a race with another worker raises
+            # IntegrityError there, and the slow path redoes the batch with savepoints
+            db.add(row)
+            cache.sessions[sid] = row
+            return row
+        try:
+            with db.begin_nested():
+                db.add(row)
+                db.flush()
+        except IntegrityError:
+            found = db.scalar(select(UsageSession).where(UsageSession.session_uuid == sid))
+            if found is None:
+                raise
+            return found
+        return row
+
+    def _on_started(self, db: Session, node: Node, msg: EventMsg) -> None:
+        row = self._session_row(db, node, msg, msg.ts)
+        row.has_started_event = True
+        if not row.has_ended_event and row.end_reason is None and msg.ts < row.started_at:
+            row.started_at = msg.ts
+
+    def _on_heartbeat(self, db: Session, node: Node, msg: EventMsg) -> None:
+        elapsed = float(msg.data["elapsed_s"])
+        active = float(msg.data["active_s"])
+        row = self._session_row(db, node, msg, msg.ts - timedelta(seconds=elapsed))
+        if row.has_ended_event:
+            return
+        if row.elapsed_s is None or elapsed >= row.elapsed_s:
+            row.elapsed_s = elapsed
+            row.active_s = max(active, row.active_s or 0.0)
+            row.last_heartbeat_at = msg.ts
+        if row.end_reason == "lost":  # still lost, but with the better duration
+            row.duration_s = row.elapsed_s
+            row.ended_at = row.started_at + timedelta(seconds=row.elapsed_s or 0.0)
+
+    def _on_ended(self, db: Session, node: Node, msg: EventMsg) -> None:
+        started = parse_ts(msg.data["started"])
+        row = self._session_row(db, node, msg, started)
+        row.started_at = started
+        row.ended_at = parse_ts(msg.data["ended"])
+        row.duration_s = float(msg.data["duration_s"])
+        row.active_s = float(msg.data["active_s"])
+        row.elapsed_s = row.duration_s
+        row.end_reason = msg.data["reason"]
+        row.has_ended_event = True
+        if row.member_id is None:
+            row.member_id = self._member_id(db, msg.data)
+
+    def _on_denied(self, db: Session, node: Node, msg: EventMsg) -> None:
+        if msg.data.get("reason") == "unknown_badge":
+            members.record_unknown_badge(db, msg.data["uid"], node.id, msg.ts)
+
+    def _on_signed(self, db: Session, node: Node, msg: EventMsg) -> None:
+        trainings.sign_off(db, msg.id, node, msg.data["trainer_uid"], msg.data["trainee_uid"],
+                           at=msg.ts)
+
+
+HANDLERS: dict[str, Callable[[Any, Session, Node, EventMsg], None]] = {
+    "session.started": EventHandlers._on_started,
+    "session.heartbeat": EventHandlers._on_heartbeat,
+    "session.ended": EventHandlers._on_ended,
+    "badge.denied": EventHandlers._on_denied,
+    "training.signed": EventHandlers._on_signed,
+}
+

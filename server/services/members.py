@@ -1,0 +1,194 @@
+"""Members and their badges, and the badges nobody knows yet."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from server.errors import N_, Conflict, Invalid
+from server.models import (
+    Badge,
+    BadgeStatus,
+    Member,
+    UnknownBadge,
+)
+from server.services.access import member_in_sites
+from server.services.audit import audit
+from server.services.common import (
+    DEFAULT_PER_PAGE,
+    Page,
+    get_badge,
+    get_member,
+    get_site_by_slug,
+    now_utc,
+    paginate,
+)
+from server.services.dirty import mark_nodes_dirty, member_node_ids
+from server.services.validation import (
+    date_field,
+    email_field,
+    enum_field,
+    tags_field,
+    text_field,
+    uid_field,
+)
+
+_MEMBER_FIELDS = ("name", "email", "member_no", "site", "tags", "active_until", "active")
+
+
+def create_member(db: Session, name: str, email: str | None = None, member_no: str | None = None,
+                  site: str | None = None, tags: Sequence[str] | str | None = None,
+                  active_until: date | str | None = None, *, actor: str) -> Member:
+    member = Member(
+        name=text_field(name, "name"), email=email_field(email),
+        member_no=text_field(member_no, "member_no", max_len=64, required=False),
+        site_id=get_site_by_slug(db, site, "site").id if site else None,
+        tags=tags_field(tags), active=True, active_until=date_field(active_until, "active_until"),
+    )
+    db.add(member)
+    db.flush()
+    audit(db, actor, "member.create", "member", member.id,
+          {"name": member.name, "email": member.email, "member_no": member.member_no,
+           "site": site, "tags": member.tags, "active_until": member.active_until})
+    mark_nodes_dirty(db, member_node_ids(db, member.id), "member.create")
+    db.flush()
+    return member
+
+
+def update_member(db: Session, member_id: int, *, actor: str, **fields: Any) -> Member:
+    unknown = set(fields) - set(_MEMBER_FIELDS)
+    if unknown:
+        raise Invalid(N_("unknown fields"), {k: "unknown field" for k in sorted(unknown)})
+    member = get_member(db, member_id)
+    changes: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "name":
+            new: Any = text_field(value, "name")
+        elif key == "email":
+            new = email_field(value)
+        elif key == "member_no":
+            new = text_field(value, "member_no", max_len=64, required=False)
+        elif key == "tags":
+            new = tags_field(value)
+        elif key == "active_until":
+            new = date_field(value, "active_until")
+        elif key == "active":
+            if not isinstance(value, bool):
+                raise Invalid(N_("active must be true or false"), {"active": "must be a boolean"})
+            new = value
+        else:  # site
+            new_site = get_site_by_slug(db, value, "site").id if value else None
+            if new_site != member.site_id:
+                changes["site"] = value
+                member.site_id = new_site
+            continue
+        if getattr(member, key) != new:
+            changes[key] = new
+            setattr(member, key, new)
+    if changes:
+        audit(db, actor, "member.update", "member", member.id, changes)
+        mark_nodes_dirty(db, member_node_ids(db, member.id), "member.update")
+    db.flush()
+    return member
+
+
+def deactivate_member(db: Session, member_id: int, *, actor: str) -> Member:
+    member = get_member(db, member_id)
+    if member.active:
+        member.active = False
+        audit(db, actor, "member.deactivate", "member", member.id, {})
+        mark_nodes_dirty(db, member_node_ids(db, member.id), "member.deactivate")
+    db.flush()
+    return member
+
+
+def list_members(db: Session, q: str | None = None, active: bool | None = None,
+                 site: str | None = None, page: int | None = 1,
+                 per_page: int | None = DEFAULT_PER_PAGE,
+                 site_ids: Collection[int] | None = None) -> Page[Member]:
+    stmt = select(Member).order_by(Member.name, Member.id)
+    if site_ids is not None:
+        stmt = stmt.where(member_in_sites(site_ids))
+    if q:
+        like = f"%{q.strip().lower()}%"
+        uid_like = re.sub(r"[\s:\-._]", "", q).upper()
+        conds = [func.lower(Member.name).like(like), func.lower(Member.email).like(like),
+                 func.lower(Member.member_no).like(like)]
+        if uid_like:
+            conds.append(Member.id.in_(select(Badge.member_id)
+                                       .where(Badge.uid.like(f"%{uid_like}%"))))
+        stmt = stmt.where(or_(*conds))
+    if active is not None:
+        stmt = stmt.where(Member.active.is_(active))
+    if site:
+        stmt = stmt.where(Member.site_id == get_site_by_slug(db, site, "site").id)
+    return paginate(db, stmt, page, per_page)
+
+
+def enrol_badge(db: Session, member_id: int, uid: str, *, actor: str) -> Badge:
+    """Give a badge to a member (idempotent for the same member; reactivates it)."""
+    member = get_member(db, member_id)
+    uid = uid_field(uid)
+    badge = db.scalar(select(Badge).where(Badge.uid == uid))
+    if badge is not None and badge.member_id != member.id:
+        raise Conflict(N_("badge %(uid)s belongs to another member"), {"uid": uid})
+    if badge is None:
+        badge = Badge(uid=uid, member_id=member.id, status=BadgeStatus.active)
+        db.add(badge)
+        db.flush()
+        audit(db, actor, "badge.enrol", "badge", uid, {"member_id": member.id})
+    elif badge.status != BadgeStatus.active:
+        old = badge.status
+        badge.status = BadgeStatus.active
+        audit(db, actor, "badge.status", "badge", uid, {"from": old.value, "to": "active"})
+    db.execute(delete(UnknownBadge).where(UnknownBadge.uid == uid))
+    mark_nodes_dirty(db, member_node_ids(db, member.id), "badge.enrol")
+    db.flush()
+    return badge
+
+
+def set_badge_status(db: Session, uid: str, status: str, *, actor: str) -> Badge:
+    badge = get_badge(db, uid)
+    new = enum_field(BadgeStatus, status, "status")
+    if badge.status != new:
+        old = badge.status
+        badge.status = new
+        audit(db, actor, "badge.status", "badge", badge.uid, {"from": old.value, "to": new.value})
+        mark_nodes_dirty(db, member_node_ids(db, badge.member_id), "badge.status")
+    db.flush()
+    return badge
+
+
+def list_unknown_badges(db: Session, page: int | None = 1,
+                        per_page: int | None = DEFAULT_PER_PAGE) -> Page[UnknownBadge]:
+    return paginate(db, select(UnknownBadge).order_by(UnknownBadge.last_seen.desc()),
+                    page, per_page)
+
+
+def record_unknown_badge(db: Session, uid: str, node_id: int | None,
+                         seen: datetime | None = None) -> None:
+    """Upsert the UnknownBadge row for a UID tapped but not enrolled (ingest)."""
+    seen = seen or now_utc()
+    if db.scalar(select(Badge.id).where(Badge.uid == uid)) is not None:
+        return
+    row = db.scalar(select(UnknownBadge).where(UnknownBadge.uid == uid))
+    if row is None:
+        try:
+            with db.begin_nested():
+                db.add(UnknownBadge(uid=uid, first_seen=seen, last_seen=seen,
+                                    last_node_id=node_id, count=1))
+            return
+        except IntegrityError:  # another ingest worker inserted it first
+            row = db.scalar(select(UnknownBadge).where(UnknownBadge.uid == uid))
+            if row is None:
+                raise
+    row.count += 1
+    if row.last_seen is None or seen >= row.last_seen:
+        row.last_seen = seen
+        row.last_node_id = node_id

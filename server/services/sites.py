@@ -1,0 +1,35 @@
+"""Sites: the labs of a consortium."""
+
+from __future__ import annotations
+
+import os
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.errors import N_, Conflict
+from server.models import (
+    Site,
+)
+from server.services.audit import audit
+from server.services.validation import slug_field, text_field, timezone_field
+
+
+def create_site(db: Session, slug: str, name: str, timezone: str | None = None, *,
+                actor: str) -> Site:
+    """A new site; without `timezone`, FABPASS_TIMEZONE (contract) or UTC."""
+    slug = slug_field(slug)
+    name_ = text_field(name, "name")
+    tz = timezone_field(timezone or os.environ.get("FABPASS_TIMEZONE") or "UTC")
+    if db.scalar(select(Site.id).where(Site.slug == slug)) is not None:
+        raise Conflict(N_("a site with slug %(slug)r exists"), {"slug": slug})
+    site = Site(slug=slug, name=name_, timezone=tz)
+    db.add(site)
+    db.flush()
+    audit(db, actor, "site.create", "site", site.id, {"slug": slug, "name": name_, "timezone": tz})
+    db.flush()
+    return site
+
+
+def list_sites(db: Session) -> list[Site]:
+    return list(db.scalars(select(Site).order_by(Site.slug)))

@@ -1,0 +1,69 @@
+"""Web logins and API tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from server.errors import N_, Conflict, Invalid
+from server.models import (
+    ApiToken,
+    User,
+    UserRole,
+)
+from server.security import hash_password, hash_token, new_token
+from server.services.audit import audit
+from server.services.common import get_member, get_site_by_slug
+from server.services.validation import email_field, enum_field, text_field
+
+
+def create_user(db: Session, email: str, password: str, role: str, member_id: int | None = None,
+                *, actor: str) -> User:
+    email_ = email_field(email)
+    if email_ is None:
+        raise Invalid(N_("email is required"), {"email": "required"})
+    role_ = enum_field(UserRole, role, "role")
+    if not isinstance(password, str) or len(password) < 8:
+        raise Invalid(N_("the password is too short"), {"password": "at least 8 characters"})
+    if db.scalar(select(User.id).where(func.lower(User.email) == email_)) is not None:
+        raise Conflict(N_("a user with e-mail %(email)s exists"), {"email": email_})
+    if member_id is not None:
+        get_member(db, member_id)
+    user = User(email=email_, password_hash=hash_password(password), role=role_,
+                member_id=member_id, active=True)
+    db.add(user)
+    db.flush()
+    audit(db, actor, "user.create", "user", user.id,
+          {"email": email_, "role": role_.value, "member_id": member_id})
+    db.flush()
+    return user
+
+
+def create_token(db: Session, name: str, role: str = "admin", sites: Sequence[str] = (), *,
+                 actor: str) -> tuple[ApiToken, str]:
+    """A new API token: the row (hash only) and the plaintext, to show once.
+
+    A manager token is bound to `sites` (slugs, at least one) and reaches only their records
+    and shared ones, like a manager login; an admin token reaches every site and takes none."""
+    name_ = text_field(name, "name")
+    role_ = enum_field(UserRole, role or "admin", "role")
+    if role_ not in (UserRole.admin, UserRole.manager):
+        raise Invalid(N_("a token's role is admin or manager"), {"role": "admin or manager"})
+    slugs = list(dict.fromkeys(sites))
+    if role_ == UserRole.manager and not slugs:
+        raise Invalid(N_("a manager token needs at least one site"), {"sites": "at least one site"})
+    if role_ == UserRole.admin and slugs:
+        raise Invalid(N_("an admin token reaches every site: it takes no sites"),
+                      {"sites": "none for an admin token"})
+    site_rows = [get_site_by_slug(db, slug, "sites") for slug in slugs]
+    plain = new_token()
+    token = ApiToken(name=name_, token_hash=hash_token(plain), prefix=plain[:12], role=role_,
+                     sites=site_rows)
+    db.add(token)
+    db.flush()
+    audit(db, actor, "token.create", "token", token.id,
+          {"name": name_, "role": role_.value, "sites": slugs})
+    db.flush()
+    return token, plain

@@ -1,0 +1,31 @@
+"""Settings from the environment (contract section 1), without Flask.
+
+The app factory, the CLI and the services that need a setting (provisioning reads the broker
+URL) all start from `settings_from_env`, so a setting is read in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from server.db import default_url
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or wrong; the message names it."""
+
+
+def settings_from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
+    env = dict(os.environ if env is None else env)
+    data_dir = Path(env.get("FABPASS_DATA_DIR", "./instance")).resolve()
+    return {
+        "DATA_DIR": str(data_dir),
+        "DATABASE_URL": env.get("FABPASS_DATABASE_URL") or default_url(data_dir),
+        "MQTT_URL": env.get("FABPASS_MQTT_URL", "mqtt://127.0.0.1:1883"),
+        "SECRET_KEY": env.get("FABPASS_SECRET_KEY"),
+        "TOPIC_ROOT": env.get("FABPASS_TOPIC_ROOT", "fabpass"),
+        "TIMEZONE": env.get("FABPASS_TIMEZONE", "UTC"),
+        "DEMO": env.get("FABPASS_DEMO", "") == "1",
+    }
