@@ -20,7 +20,7 @@ from firmware_config.broker_users import (
     server_broker_user,
 )
 from firmware_config.mosquitto import NodeAccount, hash_password, render_acl, render_passwd
-from tests.firmware_config.test_broker_security import (  # noqa: F401 (fixtures)
+from tests.server.test_broker_security import (  # noqa: F401 (fixtures)
     SERVER_PW,
     Setup,
     migrated_db,
