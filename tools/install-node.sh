@@ -182,7 +182,9 @@ if [ "$need_venv" = 1 ]; then
     find "$build" -name __pycache__ -prune -exec rm -rf {} +
     say "installing fabpass[$EXTRAS] into $PREFIX (a few minutes on a Pi)"
     pip_args=(install --quiet --no-warn-script-location)
-    [ "$UPGRADE" = 1 ] && pip_args+=(--upgrade --upgrade-strategy eager)
+    # only-if-needed: a dependency moves when the new fabpass needs it to; the system's
+    # spidev and evdev are never replaced by versions pip would have to compile
+    [ "$UPGRADE" = 1 ] && pip_args+=(--upgrade --upgrade-strategy only-if-needed)
     if ! "$PREFIX/bin/pip" "${pip_args[@]}" "$build[$EXTRAS]"; then
         rm -rf "$build"
         die "pip could not install fabpass (its messages are above)." \

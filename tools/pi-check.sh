@@ -90,6 +90,7 @@ fi
 WORK=$(mktemp -d /var/tmp/fabpass-pi-check.XXXXXX)
 ROOT=$WORK/root
 BROKER_PID=""
+SUB_PID=""
 unmount_all() {
     # innermost first; --lazy only as a last resort so a busy mount never survives the run
     local m
@@ -99,7 +100,9 @@ unmount_all() {
 }
 cleanup() {
     local rc=$?
-    [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null
+    # what this run started, by pid: the simulated node (it wrote its pid), our broker, listener
+    [ -s "$ROOT/tmp/node.pid" ] && kill "$(cat "$ROOT/tmp/node.pid")" 2>/dev/null && sleep 2
+    for pid in $SUB_PID $BROKER_PID; do kill "$pid" 2>/dev/null || true; done
     unmount_all
     if findmnt -rn -o TARGET | grep -qF "$ROOT/"; then
         echo "pi-check: mounts left under $ROOT, not removing it" >&2
@@ -184,7 +187,8 @@ print(json.dumps({"v": 1, "version": 1, "site": site, "node": node, "machine": m
                   "badges": [{"uid": uid, "member": 1, "role": "user", "until": None}]}))
 PY
     mosquitto_pub -L "$MQTT_URL/$TOPIC/acl" -r -q 1 -f "$WORK/acl.json"
-    mosquitto_sub -L "$MQTT_URL/$TOPIC/event" -q 1 -W 600 >"$WORK/events.log" 2>&1 &
+    mosquitto_sub -L "$MQTT_URL/$TOPIC/event" -q 1 -W 900 >"$WORK/events.log" 2>&1 &
+    SUB_PID=$!
 fi
 say "broker $MQTT_URL"
 # a config made the way a real one is: `fabpass node provision` on a (throwaway) server
@@ -301,12 +305,16 @@ sim_and_upgrade() {
     in_root runuser -u fabpass -- sh -c 'echo $$ >/tmp/node.pid; cd /var/lib/fabpass && exec fabpass node --config /etc/fabpass/node.toml --simulate' \
         <&7 >"$log" 2>&1 &
     node_pid=$!
-    wait_log() {  # wait_log FILE PATTERN SECONDS
+    wait_log() {  # wait_log FILE PATTERN SECONDS [PID]: give up early once PID has exited
         local i
-        for i in $(seq $(($3 * 5))); do grep -qE "$2" "$1" && return 0; sleep 0.2; done
-        echo "no '$2' in $1 within $3 s:" >&2; tail -n 30 "$1" >&2; return 1
+        for i in $(seq $(($3 * 5))); do
+            grep -qE "$2" "$1" && return 0
+            if [ -n "${4:-}" ] && ! kill -0 "$4" 2>/dev/null; then break; fi
+            sleep 0.2
+        done
+        echo "no '$2' in $1 within $3 s:" >&2; tail -n 40 "$1" >&2; return 1
     }
-    wait_log "$log" "access list version" 120
+    wait_log "$log" "access list version" 120 "$node_pid"
     echo "tap $UID_TAP" >&7
     wait_log "$log" "session .* started: badge $UID_TAP" 60
     if [ -f "$WORK/events.log" ]; then wait_log "$WORK/events.log" '"session.started"' 60; fi
@@ -314,7 +322,7 @@ sim_and_upgrade() {
     # an upgrade now must wait for the session to end
     in_root /usr/bin/env FABPASS_IDLE_POLL_S=1 $INSTALL --upgrade >"$WORK/upgrade.log" 2>&1 &
     up_pid=$!
-    wait_log "$WORK/upgrade.log" "a session is running on the machine" 400
+    wait_log "$WORK/upgrade.log" "a session is running on the machine" 400 "$up_pid"
     sleep 3
     kill -0 "$up_pid" 2>/dev/null || { cat "$WORK/upgrade.log" >&2; echo "the upgrade did not wait" >&2; return 1; }
     grep -q "session .* ended" "$log" && { echo "the upgrade cut the session" >&2; return 1; }
