@@ -286,8 +286,12 @@ snapshot() {
         -printf '%p %y %m %U:%G %s %T@ %l\n' 2>/dev/null | LC_ALL=C sort)
 }
 snapshot >"$WORK/before"
-phase "second install run" in_root $INSTALL --config /home/pi/$NODE.toml >"$WORK/second.log" 2>&1 \
-    || { cat "$WORK/second.log"; fail "second install run"; }
+second_run() {
+    in_root $INSTALL --config "/home/pi/$NODE.toml" >"$WORK/second.log" 2>&1 \
+        || { cat "$WORK/second.log" >&2; return 1; }
+}
+export -f second_run
+phase "second install run" second_run
 snapshot >"$WORK/after"
 if ! diff -u "$WORK/before" "$WORK/after" >"$WORK/snapshot.diff"; then
     cat "$WORK/snapshot.diff" >&2

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def test_install_node_on_arm64_then_a_tap_starts_a_session(mosquitto: MosquittoP
             ["bash", str(ROOT / "tools" / "pi-check.sh"), "--mqtt-url", mosquitto.url,
              "--node", node, "--uid", UID],
             capture_output=True, text=True, timeout=1400, check=False,
-            env={**os.environ, "FABPASS_HOST_PYTHON": str(ROOT / ".venv" / "bin" / "python")})
+            env={**os.environ, "FABPASS_HOST_PYTHON": sys.executable})
         output = run.stdout + run.stderr
         assert run.returncode == 0, output[-6000:]
         started = server.wait_event(node, "session.started", uid=UID, timeout=5)
