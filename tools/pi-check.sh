@@ -256,6 +256,9 @@ phase "install" in_root $INSTALL --config /home/pi/$NODE.toml
 # ------------------------------------------------------------------ what a user runs afterwards
 in_root fabpass --version | grep -q "version" || fail "fabpass --version"
 say "$(in_root fabpass --version)"
+# the node's pin and bus libraries load on arm64 (apt's spidev/evdev, lgpio's wheel from PyPI)
+in_root /opt/fabpass/bin/python -c 'import evdev, gpiozero, lgpio, spidev' \
+    || fail "the venv cannot import the node's hardware libraries"
 out=$(in_root fabpass config check /etc/fabpass/node.toml) || fail "config check: $out"
 say "$out"
 mode=$(chroot "$ROOT" stat -c '%U %a' /etc/fabpass/node.toml)
