@@ -2,16 +2,20 @@
 
 Each check gives one ✓/✗ line with a hint a volunteer can act on. Hardware
 access goes through gpiozero's pin factory and the badge_reader package, so
-tests run every check against MockFactory and a fake MFRC522.
+tests run every check against MockFactory and a fake MFRC522. When the SPI bus
+or the GPIO chip is missing altogether (SPI off, or not a Raspberry Pi), the
+checks that need them say so instead of printing a library's error.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import sqlite3
 import subprocess
 import threading
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +28,8 @@ log = logging.getLogger(__name__)
 KNOWN_VERSIONS = {0x91: "MFRC522 v1.0", 0x92: "MFRC522 v2.0", 0x88: "FM17522 clone",
                   0x12: "clone", 0xB2: "FM17522 clone"}
 RELAY_ON_S = 0.5
+UNIT = "fabpass-node.service"
+STOP_HINT = f"stop the node service first: `sudo systemctl stop {UNIT}`"
 
 
 @dataclass
@@ -53,6 +59,7 @@ class Doctor:
         timeout: float = 5.0,
         dev_dir: str | Path = "/dev",
         pin_factory: Any = None,
+        raspi_config: Callable[[], bool] | None = None,
         reader_factory: Callable[[], Any] | None = None,
         clock_probe: Callable[[], bool | None] | None = None,
         badge_wait_s: float = 2.0,
@@ -63,13 +70,14 @@ class Doctor:
         self.timeout = timeout
         self.dev_dir = Path(dev_dir)
         self.pin_factory = pin_factory
+        self.has_raspi_config = raspi_config or (lambda: shutil.which("raspi-config") is not None)
         self.reader_factory = reader_factory
         self.clock_probe = clock_probe or ntp_synchronized
         self.badge_wait_s = badge_wait_s
 
     def checks(self) -> list[Callable[[], Result]]:
-        return [self.check_spi, self.check_reader, self.check_relay, self.check_broker,
-                self.check_clock]
+        return [self.check_spi, self.check_gpio, self.check_reader, self.check_relay,
+                self.check_broker, self.check_clock]
 
     def run(self, echo: Callable[[str], Any]) -> bool:
         """Run every check, print its lines as it finishes; True when none failed."""
@@ -89,26 +97,55 @@ class Doctor:
 
     # -- checks ---------------------------------------------------------------------------
 
+    def _spi_device(self) -> Path:
+        r = self.cfg.reader
+        return self.dev_dir / f"spidev{r.spi_bus}.{r.spi_device}"
+
+    def _gpio_chips(self) -> list[Path]:
+        return sorted(self.dev_dir.glob("gpiochip*"))
+
+    def _needs_gpio(self) -> bool:
+        """Pins are needed unless every output is simulated away (a test double factory)."""
+        return self.pin_factory is None
+
     def check_spi(self) -> Result:
         r = self.cfg.reader
         if r.type != "mfrc522":
             return Result("spi", None, f"not needed for a {r.type} reader")
-        dev = self.dev_dir / f"spidev{r.spi_bus}.{r.spi_device}"
+        dev = self._spi_device()
         if dev.exists():
             return Result("spi", True, f"{dev} is present")
-        return Result("spi", False, f"{dev} does not exist",
-                      "enable SPI: `sudo raspi-config nonint do_spi 0`, then reboot")
+        if self.has_raspi_config():
+            return Result("spi", False, f"SPI is off: {dev} does not exist",
+                          "switch SPI on: `sudo raspi-config nonint do_spi 0`, then "
+                          "`sudo reboot`")
+        return Result("spi", False, f"no SPI bus here: {dev} does not exist, and this system has "
+                      "no raspi-config (it is not Raspberry Pi OS)",
+                      "on a Raspberry Pi, add `dtparam=spi=on` to /boot/firmware/config.txt and "
+                      "reboot; elsewhere the reader cannot work")
+
+    def check_gpio(self) -> Result:
+        if not self._needs_gpio():
+            return Result("gpio", None, "simulated pins: nothing to check")
+        chips = self._gpio_chips()
+        if chips:
+            return Result("gpio", True, f"{', '.join(str(c) for c in chips)} present")
+        return Result("gpio", False, f"no GPIO here: {self.dev_dir / 'gpiochip0'} does not exist",
+                      "this is not a Raspberry Pi, or a container without its devices: the "
+                      "relay, LEDs and buzzer need a Pi's GPIO pins")
 
     def check_reader(self) -> Result:
         r = self.cfg.reader
         if r.type == "sim":
             return Result("reader", None, "simulated reader: nothing to check")
+        if (r.type == "mfrc522" and self.reader_factory is None
+                and not self._spi_device().exists()):
+            return Result("reader", None, "not tested: there is no SPI bus (see spi above)")
         try:
             reader = self._open_reader()
         except Exception as exc:
             hint = ("check the wiring (docs/wiring.md), 3.3 V (not 5 V) and that the node "
-                    "service is stopped: `sudo systemctl stop fabpass-node@"
-                    f"{self.cfg.node_id}`")
+                    f"service is stopped: `sudo systemctl stop {UNIT}`")
             if r.type == "keyboard":
                 hint = ("check reader.device (`ls /dev/input/by-id/`) and that the user is in "
                         "the `input` group")
@@ -151,6 +188,8 @@ class Doctor:
                           f"{self.cfg.actuator.device!r} switches the machine")
         if not self.relay:
             return Result("relay", None, "click test skipped (--no-relay)")
+        if self._needs_gpio() and not self._gpio_chips():
+            return Result("relay", None, "not tested: there are no GPIO pins (see gpio above)")
         level = "high" if relay.active_high else "low"
         question = (f"The relay on GPIO {relay.pin} (on when {level}) will switch the machine ON "
                     f"for {RELAY_ON_S:g} s. Is that safe now?")
@@ -164,8 +203,7 @@ class Doctor:
                                          initial_value=False, pin_factory=self.pin_factory)
         except Exception as exc:
             return Result("relay", False, f"cannot drive GPIO {relay.pin}: {exc}",
-                          "stop the node service first and check that the user is in the "
-                          "`gpio` group")
+                          f"{STOP_HINT}, and check that the user is in the `gpio` group")
         try:
             device.on()
             time.sleep(RELAY_ON_S)
@@ -241,3 +279,34 @@ def ntp_synchronized() -> bool | None:
     if flag.exists():
         return True
     return None
+
+
+def session_running(config_path: str | Path) -> bool:
+    """True while the node of this config has a session open (`install-node.sh --upgrade`).
+
+    The node stores its session checkpoint in the outbox in the same transaction as
+    `session.started` and deletes it with `session.ended` (controller/storage.py), so the row
+    is there exactly while a session is open, crash included (the next start closes it as
+    `power_loss`). Read-only: the running node keeps writing; WAL lets both work at once.
+    """
+    try:
+        with open(config_path, "rb") as fh:
+            storage = tomllib.load(fh).get("storage", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    directory = storage.get("dir") if isinstance(storage, dict) else None
+    if not isinstance(directory, str):
+        return False
+    outbox = Path(directory) / "outbox.db"
+    if not outbox.exists():
+        return False
+    try:
+        db = sqlite3.connect(f"{outbox.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            row = db.execute("SELECT count(*) FROM checkpoint").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        log.debug("cannot read %s: %s", outbox, exc)
+        return False
+    return bool(row and row[0])

@@ -52,12 +52,45 @@ def doctor(cfg: Any, tmp_path: Path, **kw: Any) -> Doctor:
 
 
 def test_spi_device_present_or_missing(tmp_path: Path) -> None:
-    d = doctor(make_config(), tmp_path)
+    d = doctor(make_config(), tmp_path, raspi_config=lambda: True)
     missing = d.check_spi()
-    assert missing.ok is False and "raspi-config nonint do_spi 0" in missing.hint
+    assert missing.ok is False and missing.message.startswith("SPI is off")
+    assert "raspi-config nonint do_spi 0" in missing.hint and "reboot" in missing.hint
     (tmp_path / "spidev0.0").touch()
     assert d.check_spi().ok is True
     assert doctor(make_config(reader="sim"), tmp_path).check_spi().ok is None
+
+
+def test_no_spi_and_no_gpio_off_a_pi_in_plain_words(tmp_path: Path) -> None:
+    """What `fabpass node doctor` says in tools/pi-check.sh's arm64 root (no Pi devices)."""
+    lines: list[str] = []
+    d = doctor(make_config(), tmp_path, raspi_config=lambda: False)
+    assert d.run(lines.append) is False
+    text = "\n".join(lines)
+    assert ("✗ spi: no SPI bus here: " f"{tmp_path}/spidev0.0 does not exist, and this system "
+            "has no raspi-config (it is not Raspberry Pi OS)") in text
+    assert "dtparam=spi=on" in text
+    assert f"✗ gpio: no GPIO here: {tmp_path}/gpiochip0 does not exist" in text
+    assert "- reader: not tested: there is no SPI bus (see spi above)" in text
+    assert "- relay: not tested: there are no GPIO pins (see gpio above)" in text
+    hardware = "\n".join(lines[:lines.index(next(x for x in lines if "broker" in x))])
+    assert "Traceback" not in hardware and "Errno" not in hardware
+
+
+def test_gpio_chip_present(tmp_path: Path) -> None:
+    (tmp_path / "gpiochip0").touch()
+    result = doctor(make_config(), tmp_path).check_gpio()
+    assert result.ok is True and "gpiochip0" in result.message
+
+
+def test_stop_hint_names_the_single_unit(tmp_path: Path) -> None:
+    (tmp_path / "spidev0.0").touch()
+
+    def broken() -> Any:
+        raise OSError("no such device")
+
+    result = doctor(make_config(), tmp_path, reader_factory=broken).check_reader()
+    assert result.ok is False and "sudo systemctl stop fabpass-node.service" in result.hint
 
 
 def test_reader_answers_and_reads_a_held_badge(tmp_path: Path) -> None:
@@ -150,7 +183,7 @@ def test_run_prints_every_check_and_fails_if_one_fails(tmp_path: Path, mock_pins
     d = doctor(make_config(reader="sim"), tmp_path, pin_factory=mock_pins, relay=False)
     assert d.run(lines.append) is False  # the broker on port 1 is unreachable
     names = [line.split(":")[0] for line in lines if not line.startswith("    ")]
-    assert names[:5] == ["- spi", "- reader", "- relay", "✗ broker", "✓ clock"]
+    assert names[:6] == ["- spi", "- gpio", "- reader", "- relay", "✗ broker", "✓ clock"]
     assert lines[-1] == "Some checks failed: see the hints above."
 
 
@@ -175,3 +208,30 @@ def test_cli_doctor_refuses_bad_config(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output.startswith("✗ config: the file has problems:\n")
     assert f"{path}:9: toml: " in result.output
+
+
+def test_session_running_follows_the_outbox_checkpoint(tmp_path: Path) -> None:
+    """install-node.sh --upgrade waits on this: true from session.started to session.ended."""
+    from datetime import UTC, datetime
+
+    from controller.storage import Outbox
+    from firmware_config.doctor import session_running
+
+    config = tmp_path / "node.toml"
+    config.write_text(f'node_id = "n"\n[storage]\ndir = "{tmp_path / "store"}"\n')
+    assert session_running(config) is False  # the node never ran
+    (tmp_path / "store").mkdir()
+    outbox = Outbox(tmp_path / "store" / "outbox.db")
+    ts = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+    sid, stamp = "6f1c7a52-3c1e-4c55-9f57-0d1b2a3c4d5e", "2026-05-01T09:00:00Z"
+    started = {"session": sid, "uid": "04AABBCC", "member": 1}
+    outbox.add(node="n", boot="b", etype="session.started", data=started, ts=ts,
+               checkpoint={**started, "started": stamp, "last_ts": stamp})
+    assert session_running(config) is True  # read while the node holds the database open
+    ended = {**started, "started": stamp, "ended": stamp, "duration_s": 0.0, "active_s": 0.0,
+             "reason": "badge_out"}
+    outbox.add(node="n", boot="b", etype="session.ended", data=ended, ts=ts,
+               clear_checkpoint=True)
+    assert session_running(config) is False
+    outbox.close()
+    assert session_running(tmp_path / "missing.toml") is False

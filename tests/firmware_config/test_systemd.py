@@ -23,15 +23,33 @@ def unit(name: str) -> configparser.ConfigParser:
 
 
 def test_node_unit_restarts_and_is_watched() -> None:
-    service = unit("fabpass-node@.service")["Service"]
+    service = unit("fabpass-node.service")["Service"]
     assert service["Type"] == "notify" and service["WatchdogSec"] == "30"
     assert service["Restart"] == "always"
     assert "gpio" in service["SupplementaryGroups"] and "spi" in service["SupplementaryGroups"]
-    assert service["StateDirectory"] == "fabpass/%i"
-    assert service["WorkingDirectory"] == "/var/lib/fabpass/%i"  # lgpio writes its pipes there
+    assert service["User"] == "fabpass"
+    assert service["StateDirectory"] == "fabpass"
+    assert service["WorkingDirectory"] == "/var/lib/fabpass"  # lgpio writes its pipes there
 
 
-@pytest.mark.parametrize("name", ["fabpass-node@.service", "fabpass-server.service"])
+def test_node_unit_is_the_one_the_installer_writes() -> None:
+    """Contract section 6: one node per Pi, /opt/fabpass/bin/fabpass, /etc/fabpass/node.toml."""
+    assert not list(UNITS.glob("fabpass-node@*"))
+    argv = shlex.split(unit("fabpass-node.service")["Service"]["ExecStart"])
+    assert argv == ["/opt/fabpass/bin/fabpass", "node", "--config", "/etc/fabpass/node.toml"]
+    assert "EnvironmentFile" not in unit("fabpass-node.service")["Service"]
+
+
+def test_watchdog_is_twice_what_the_node_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    from controller.sdnotify import watchdog_interval
+
+    watchdog_s = int(unit("fabpass-node.service")["Service"]["WatchdogSec"])
+    monkeypatch.setenv("WATCHDOG_USEC", str(watchdog_s * 1_000_000))
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    assert watchdog_interval() == watchdog_s / 2
+
+
+@pytest.mark.parametrize("name", ["fabpass-node.service", "fabpass-server.service"])
 def test_exec_start_is_a_real_command(name: str) -> None:
     from fabpass.cli import main
 
@@ -61,7 +79,7 @@ KNOWN = {
 }
 
 
-@pytest.mark.parametrize("name", ["fabpass-node@.service", "fabpass-server.service"])
+@pytest.mark.parametrize("name", ["fabpass-node.service", "fabpass-server.service"])
 def test_only_known_directives(name: str) -> None:
     parsed = unit(name)
     assert set(parsed.sections()) == set(KNOWN)
@@ -73,10 +91,11 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     if shutil.which("systemd-analyze") is None:
         return  # test_only_known_directives covers the spelling without systemd
     paths = []
-    for source, target in (("fabpass-node@.service", "fabpass-node@laser-1.service"),
+    for source, target in (("fabpass-node.service", "fabpass-node.service"),
                            ("fabpass-server.service", "fabpass-server.service")):
-        text = (UNITS / source).read_text().replace("/opt/fabpass/venv/bin/fabpass",
-                                                     sys.executable)
+        text = (UNITS / source).read_text()
+        for installed in ("/opt/fabpass/venv/bin/fabpass", "/opt/fabpass/bin/fabpass"):
+            text = text.replace(installed, sys.executable)
         (tmp_path / target).write_text(text)
         paths.append(str(tmp_path / target))
     out = subprocess.run(["systemd-analyze", "verify", *paths], capture_output=True, text=True,
