@@ -58,7 +58,7 @@ def _safe_next(target: str | None) -> str | None:
         return None
     if _CONTROL.search(target):
         abort(400)
-    if "\\" in target:
+    if "\\" in target or target.startswith("//"):
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
