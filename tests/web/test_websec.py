@@ -251,3 +251,33 @@ def test_a_cookie_copied_before_logout_is_dead_after_it(app: Any, actions: Any) 
     assert actions.login("admin@example.org").status_code == 302
     actions.client.post("/logout", data={"csrf_token": actions.token("/")})
     assert other.client.get("/members").status_code == 200
+
+
+# ---------------------------------------------------------------- erasure is final
+
+
+def test_erased_member_cannot_be_reactivated_by_web_or_api(app: Any, actions: Any, client: Any,
+                                                          seed: Any) -> None:
+    from server.models import Badge, Member
+    from server.services.privacy import erase_member
+
+    with app.app_context():
+        db = get_db()
+        erase_member(db, seed.alice, actor="test")
+        db.commit()
+        uid = db.scalar(select(Badge.uid).where(Badge.member_id == seed.alice))
+    h = {"Authorization": f"Bearer {seed.token}"}
+    r = client.patch(f"/api/v1/members/{seed.alice}", json={"active": True}, headers=h)
+    assert r.status_code == 409
+    actions.login("admin@example.org")
+    page = actions.client.get(f"/members/{seed.alice}").get_data(as_text=True)
+    assert "Reactivate" not in page and "Make it work again" not in page
+    assert "Add this badge" not in page and "erased" in page
+    r = actions.post(f"/members/{seed.alice}/reactivate", follow_redirects=True)
+    assert "was erased" in r.get_data(as_text=True)
+    actions.post(f"/badges/{uid}/status", {"status": "active"})
+    with app.app_context():
+        db = get_db()
+        m = db.get(Member, seed.alice)
+        assert m is not None and not m.active
+        assert db.scalar(select(Badge.status).where(Badge.uid == uid)).value == "inactive"
