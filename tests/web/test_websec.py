@@ -201,7 +201,8 @@ def test_clients_behind_a_trusted_proxy_do_not_share_an_address(tmp_path: Path) 
         actions = Actions(app.test_client())
         token = actions.token()
 
-        def via_proxy(client_ip: str, password: str) -> Any:
+        def via_proxy(client_ip: str, password: str, actions: Any = actions,
+                      token: str = token) -> Any:
             return actions.client.post(
                 "/login", data={"email": "admin@example.org", "password": password,
                                 "csrf_token": token},
