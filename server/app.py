@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from server.db import make_engine, make_sessionmaker
 from server.settings import ConfigurationError, settings_from_env
@@ -46,6 +47,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             )
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if proxies:  # the client's address and scheme, as the trusted proxies saw them
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies,  # type: ignore[method-assign]
+                                x_host=proxies, x_port=proxies, x_prefix=proxies)
 
     engine = app.config.get("ENGINE") or make_engine(app.config["DATABASE_URL"])
     app.extensions["fabpass.engine"] = engine

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -107,19 +106,30 @@ login_manager.login_message = None  # type: ignore[assignment]
 login_manager.session_protection = "strong"
 
 
+LOGIN_KEY = "fabpass_login"  # the session key holding the login id (server.services.logins)
+
+
 @login_manager.user_loader
 def _load_user(user_id: str) -> Principal | None:
+    from flask import session
+
     from server.app import get_db
-    from server.models import user_sites
+    from server.models import WebLogin, user_sites
+    from server.services.logins import MAX_AGE, login_key
 
     try:
         uid = int(user_id)
     except ValueError:
         return None
-    # one statement for the user and its sites (this runs on every web request): columns, not
-    # ORM objects, so no identity map and no lazy load of `User.sites`
+    token = session.get(LOGIN_KEY)
+    if not isinstance(token, str) or not token:
+        return None  # a cookie from before server-side logins, or forged: log in again
+    # one statement for the user, its open login and its sites (this runs on every web
+    # request): columns, not ORM objects, so no identity map and no lazy load of `User.sites`
     rows = get_db().execute(
         select(User.id, User.email, User.role, User.member_id, User.active, user_sites.c.site_id)
+        .join(WebLogin, (WebLogin.user_id == User.id) & (WebLogin.id == login_key(token))
+              & (WebLogin.created_at > datetime.now(UTC) - MAX_AGE))
         .outerjoin(user_sites, user_sites.c.user_id == User.id)
         .where(User.id == uid)
     ).all()
@@ -246,51 +256,82 @@ def can_change_authorization(db: Session, p: Principal, auth: Authorization) -> 
     return p.role == ADMIN
 
 
-# ---------------------------------------------------------------- login rate limit
+# ---------------------------------------------------------------- login throttling
 
 
-class LoginRateLimiter:
-    """In-memory failed-attempt counter per (IP, email): `limit` per `window_s` seconds.
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
 
-    In memory is enough: one server process runs the web UI (contract section 1).
+
+class LoginThrottle:
+    """Failed logins per (client address, account), with an increasing delay.
+
+    The first `free` failures cost nothing; after that, the next attempt is allowed only
+    `base_delay_s * 2**(failures - free)` seconds (at most `max_delay_s`) after the last
+    failure, the right password included, and a success clears the count. The key is the pair:
+    an attacker guessing an admin's password from elsewhere slows only their own attempts, and
+    the owner, from their own address, logs in at once (a per-account lock-out let anyone lock
+    an admin out, issue 13). Behind a reverse proxy this needs the client's real address:
+    `FABPASS_TRUSTED_PROXIES` (see `server.app`). Failures are forgotten after `forget_s` quiet
+    seconds. In memory is enough: one server process runs the web UI (contract section 1).
+    `clock` is injected so tests can step time.
     """
 
-    def __init__(self, limit: int = 5, window_s: float = 60.0) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._hits: dict[tuple[str, str], deque[float]] = {}
+    MAX_KEYS = 10_000
+
+    def __init__(self, free: int = 5, base_delay_s: float = 1.0, max_delay_s: float = 300.0,
+                 forget_s: float = 3600.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.free = free
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self.forget_s = forget_s
+        self.clock = clock
+        self._failures: dict[tuple[str, str], _Failures] = {}
         self._lock = threading.Lock()
 
-    def _prune(self, key: tuple[str, str], now: float) -> deque[float]:
-        q = self._hits.setdefault(key, deque())
-        while q and now - q[0] > self.window_s:
-            q.popleft()
-        return q
+    def _delay(self, count: int) -> float:
+        if count < self.free:
+            return 0.0
+        return float(min(self.max_delay_s, self.base_delay_s * 2 ** min(count - self.free, 32)))
 
-    def blocked(self, ip: str, email: str) -> bool:
-        now = time.monotonic()
+    def retry_after(self, ip: str, email: str) -> float:
+        """Seconds to wait before this address may try this account again (0: now)."""
+        now = self.clock()
         with self._lock:
-            return len(self._prune((ip, email.lower()), now)) >= self.limit
+            f = self._failures.get((ip, email.lower()))
+            if f is None:
+                return 0.0
+            if now - f.last > self.forget_s:
+                del self._failures[(ip, email.lower())]
+                return 0.0
+            return max(0.0, f.last + self._delay(f.count) - now)
 
     def failed(self, ip: str, email: str) -> None:
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
-            self._prune((ip, email.lower()), now).append(now)
-            if len(self._hits) > 10_000:  # bound memory under a spray of emails
-                for k in [k for k, v in self._hits.items() if not v]:
-                    del self._hits[k]
+            f = self._failures.setdefault((ip, email.lower()), _Failures())
+            f.count += 1
+            f.last = now
+            if len(self._failures) > self.MAX_KEYS:  # bound memory under a spray of emails
+                for k in [k for k, v in self._failures.items() if now - v.last > self.forget_s]:
+                    del self._failures[k]
+                while len(self._failures) > self.MAX_KEYS:  # still full: drop the oldest
+                    del self._failures[min(self._failures, key=lambda k: self._failures[k].last)]
 
     def reset(self, ip: str, email: str) -> None:
         with self._lock:
-            self._hits.pop((ip, email.lower()), None)
+            self._failures.pop((ip, email.lower()), None)
 
 
-def rate_limiter() -> LoginRateLimiter:
-    return cast(LoginRateLimiter, current_app.extensions["fabpass.login_limiter"])
+def rate_limiter() -> LoginThrottle:
+    return cast(LoginThrottle, current_app.extensions["fabpass.login_limiter"])
 
 
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
-    app.extensions["fabpass.login_limiter"] = LoginRateLimiter(
-        int(app.config.get("LOGIN_RATE_LIMIT", 5)), float(app.config.get("LOGIN_RATE_WINDOW_S", 60))
-    )
+    app.extensions["fabpass.login_limiter"] = LoginThrottle(
+        free=int(app.config.get("LOGIN_FREE_ATTEMPTS", 5)),
+        base_delay_s=float(app.config.get("LOGIN_DELAY_BASE_S", 1.0)),
+        max_delay_s=float(app.config.get("LOGIN_DELAY_MAX_S", 300.0)))

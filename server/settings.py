@@ -28,4 +28,24 @@ def settings_from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "TOPIC_ROOT": env.get("FABPASS_TOPIC_ROOT", "fabpass"),
         "TIMEZONE": env.get("FABPASS_TIMEZONE", "UTC"),
         "DEMO": env.get("FABPASS_DEMO", "") == "1",
+        "TRUSTED_PROXIES": trusted_proxies(env.get("FABPASS_TRUSTED_PROXIES", "")),
     }
+
+
+def trusted_proxies(raw: str) -> int:
+    """`FABPASS_TRUSTED_PROXIES`: how many reverse proxies stand in front of the server (0..10).
+
+    Their `X-Forwarded-For`/`-Proto`/`-Host`/`-Port`/`-Prefix` are believed that many hops
+    deep, so the login throttle sees each client's own address and the session cookie is
+    `Secure` when the browser spoke HTTPS to the proxy. Leave 0 without a proxy: the headers
+    would then be the client's word."""
+    if not raw.strip():
+        return 0
+    try:
+        n = int(raw)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 10:
+        raise ConfigurationError(f"FABPASS_TRUSTED_PROXIES must be a whole number from 0 to 10, "
+                                 f"not {raw!r}")
+    return n

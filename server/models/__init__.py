@@ -36,6 +36,7 @@ from server.models.enums import (
     MachineKind,
     UserRole,
 )
+from server.models.logins import WebLogin
 from server.models.maintenance import (
     MaintenanceLog,
     MaintenanceTask,
@@ -108,4 +109,5 @@ __all__ = [
     "rollup_triggers",
     "user_sites",
     "utcnow",
+    "WebLogin",
 ]

@@ -30,6 +30,7 @@ from server.services.common import (
     paginate,
 )
 from server.services.dirty import machine_node_ids, mark_nodes_dirty
+from server.services.identities import create_node, identity_slug
 from server.services.validation import enum_field, slug_field, text_field, validate_policy
 
 
@@ -40,9 +41,7 @@ def _bind_node(db: Session, machine: Machine, node_slug: str | None, site: Site)
     slug = slug_field(node_slug, "node")
     node = db.scalar(select(Node).where(Node.slug == slug))
     if node is None:
-        node = Node(slug=slug, site_id=site.id)
-        db.add(node)
-        db.flush()
+        node = create_node(db, slug, site.id)
     else:
         if node.site_id != site.id:
             raise Conflict(N_("node %(slug)r belongs to another site"), {"slug": slug})
@@ -56,7 +55,7 @@ def _bind_node(db: Session, machine: Machine, node_slug: str | None, site: Site)
 def create_machine(db: Session, slug: str, name: str, site: str, kind: str = "other",
                    node: str | None = None, requires_authorization: bool = True,
                    policy: dict[str, Any] | None = None, *, actor: str) -> Machine:
-    slug = slug_field(slug)
+    slug = identity_slug(db, slug, kind="machine")
     name_ = text_field(name, "name")
     site_row = get_site_by_slug(db, site, "site")
     kind_ = enum_field(MachineKind, kind or "other", "kind")

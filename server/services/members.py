@@ -66,6 +66,7 @@ def update_member(db: Session, member_id: int, *, actor: str, **fields: Any) -> 
     if unknown:
         raise Invalid(N_("unknown fields"), {k: "unknown field" for k in sorted(unknown)})
     member = get_member(db, member_id)
+    _refuse_if_erased(member)
     changes: dict[str, Any] = {}
     for key, value in fields.items():
         if key == "name":
@@ -96,6 +97,13 @@ def update_member(db: Session, member_id: int, *, actor: str, **fields: Any) -> 
         mark_nodes_dirty(db, member_node_ids(db, member.id), "member.update")
     db.flush()
     return member
+
+
+def _refuse_if_erased(member: Member) -> None:
+    """Erasure is final: an erased member (and so its badges) is never edited, re-activated or
+    given a badge again, whichever path asks (web, API, CLI)."""
+    if member.erased_at is not None:
+        raise Conflict(N_("member %(id)s was erased: this cannot be undone"), {"id": member.id})
 
 
 def deactivate_member(db: Session, member_id: int, *, actor: str) -> Member:
@@ -134,6 +142,7 @@ def list_members(db: Session, q: str | None = None, active: bool | None = None,
 def enrol_badge(db: Session, member_id: int, uid: str, *, actor: str) -> Badge:
     """Give a badge to a member (idempotent for the same member; reactivates it)."""
     member = get_member(db, member_id)
+    _refuse_if_erased(member)
     uid = uid_field(uid)
     badge = db.scalar(select(Badge).where(Badge.uid == uid))
     if badge is not None and badge.member_id != member.id:
@@ -156,6 +165,8 @@ def enrol_badge(db: Session, member_id: int, uid: str, *, actor: str) -> Badge:
 def set_badge_status(db: Session, uid: str, status: str, *, actor: str) -> Badge:
     badge = get_badge(db, uid)
     new = enum_field(BadgeStatus, status, "status")
+    if badge.member is not None and badge.status != new:
+        _refuse_if_erased(badge.member)
     if badge.status != new:
         old = badge.status
         badge.status = new

@@ -46,6 +46,7 @@ from server.models import (
     BadgeStatus,
     DeadLetter,
     Event,
+    Member,
     Node,
     Setting,
     TrainingSignoff,
@@ -56,6 +57,7 @@ from server.models import (
 from server.services.audit import audit
 from server.services.common import get_member, now_utc
 from server.services.dirty import mark_nodes_dirty, member_node_ids
+from server.services.personal import IdentityMatcher
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +145,9 @@ def export_member(db: Session, member_id: int) -> dict[str, Any]:
         TrainingSignoff.trainer_uid.in_(uids), TrainingSignoff.trainee_uid.in_(uids)))
         .order_by(TrainingSignoff.id)))
     users = list(db.scalars(select(User).where(User.member_id == member.id).order_by(User.id)))
-    audits = _member_audit(db, member.id, uids, [a.id for a in auths], users)
-    dead = _member_dead_letters(db, uids)
+    matcher = _matcher(member, uids, users)
+    audits = _member_audit(db, member.id, uids, [a.id for a in auths], users, matcher)
+    dead = _member_dead_letters(db, matcher)
     nodes = _member_nodes(db, uids)
     return {
         "format": EXPORT_FORMAT,
@@ -182,9 +185,19 @@ def _member_events(db: Session, member_id: int, uids: set[str]) -> list[Event]:
     return out
 
 
+def _matcher(member: Member, uids: Iterable[str], users: Iterable[User]) -> IdentityMatcher:
+    """The one matcher of this member's identity: their UIDs in any spelling, and their name,
+    e-mail, number and login e-mails (not the placeholders an earlier erasure left)."""
+    texts = [] if member.erased_at is not None else [member.name, member.email, member.member_no]
+    texts += [u.email for u in users if not u.email.endswith("@invalid")]
+    return IdentityMatcher([u for u in uids if not _is_replaced(u)], texts)
+
+
 def _member_audit(db: Session, member_id: int, uids: set[str], auth_ids: list[int],
-                  users: Iterable[User] = ()) -> list[AuditLog]:
-    """Audit entries about the member, their badges, authorizations and linked logins."""
+                  users: Iterable[User] = (), matcher: IdentityMatcher | None = None,
+                  ) -> list[AuditLog]:
+    """Audit entries about the member, their badges, authorizations and linked logins, and
+    every other entry (any entity type) whose id, actor or details the matcher finds."""
     conds: list[Any] = [(AuditLog.entity_type == "member") & (AuditLog.entity_id == str(member_id))]
     for user in users:
         conds.append((AuditLog.entity_type == "user") & (AuditLog.entity_id == str(user.id)))
@@ -194,7 +207,13 @@ def _member_audit(db: Session, member_id: int, uids: set[str], auth_ids: list[in
     if auth_ids:
         conds.append((AuditLog.entity_type == "authorization")
                      & AuditLog.entity_id.in_([str(i) for i in auth_ids]))
-    return list(db.scalars(select(AuditLog).where(or_(*conds)).order_by(AuditLog.id)))
+    found = {a.id: a for a in db.scalars(select(AuditLog).where(or_(*conds)))}
+    if matcher:
+        for entry in db.scalars(select(AuditLog).execution_options(yield_per=BATCH)):
+            if entry.id not in found and matcher.search(entry.entity_id, entry.actor,
+                                                        entry.details):
+                found[entry.id] = entry
+    return [found[k] for k in sorted(found)]
 
 
 def _member_nodes(db: Session, uids: set[str]) -> list[Node]:
@@ -206,15 +225,13 @@ def _member_nodes(db: Session, uids: set[str]) -> list[Node]:
             if _data_uids((n.last_status or {}).get("session")) & uids]
 
 
-def _member_dead_letters(db: Session, uids: set[str]) -> list[DeadLetter]:
-    if not uids:
+def _member_dead_letters(db: Session, matcher: IdentityMatcher) -> list[DeadLetter]:
+    """Dead letters whose payload or reason holds the member's identity in any spelling."""
+    if not matcher:
         return []
-    out = []
-    for row in db.scalars(select(DeadLetter).order_by(DeadLetter.id)):
-        payload = bytes(row.payload or b"")
-        if any(u.encode() in payload for u in uids):
-            out.append(row)
-    return out
+    return [row for row in db.scalars(select(DeadLetter).order_by(DeadLetter.id)
+                                      .execution_options(yield_per=BATCH))
+            if matcher.search(row.payload, row.reason)]
 
 
 # ---------------------------------------------------------------- erasure
@@ -277,20 +294,22 @@ def erase_member(db: Session, member_id: int, *, actor: str) -> ErasureResult:
     auth_ids = list(db.scalars(select(Authorization.id).where(or_(
         Authorization.member_id == member.id, Authorization.granted_by_member_id == member.id))))
     users = list(db.scalars(select(User).where(User.member_id == member.id)))
+    matcher = _matcher(member, mapping, users)
 
-    # Audit entries first: they are found through the original UIDs and logins.
-    for entry in _member_audit(db, member.id, set(mapping), auth_ids, users):
-        if entry.entity_type == "badge" and entry.entity_id in mapping:
-            entry.entity_id = mapping[entry.entity_id]
-        for user in users:
-            entry.actor = entry.actor.replace(user.email, ERASED_NAME)
+    # Audit entries first: they are found through the original UIDs, texts and logins.
+    for entry in _member_audit(db, member.id, set(mapping), auth_ids, users, matcher):
+        entry.entity_id = matcher.replace(entry.entity_id, mapping, ERASED_NAME)
+        entry.actor = matcher.replace(entry.actor, mapping, ERASED_NAME)
         if entry.entity_type in ("member", "badge") or (
                 entry.entity_type == "user" and entry.entity_id in {str(u.id) for u in users}):
             entry.details = {"erased": True}
-        elif isinstance(entry.details, dict):  # keep the structure, drop free text
+        elif entry.entity_type == "authorization" and isinstance(entry.details, dict):
+            # keep the structure, drop free text
             entry.details = {k: v for k, v in entry.details.items() if k in _AUDIT_KEEP}
+        else:  # any other entity (a refused sign-off keeping the trainer's UID, ...)
+            entry.details = matcher.replace(entry.details, mapping, ERASED_NAME)
         result.audit_entries += 1
-    for row in _member_dead_letters(db, set(mapping)):
+    for row in _member_dead_letters(db, matcher):
         db.delete(row)
         result.dead_letters += 1
     for ev in _member_events(db, member.id, set(mapping)):
@@ -336,7 +355,7 @@ def erase_member(db: Session, member_id: int, *, actor: str) -> ErasureResult:
           {k: v for k, v in result.as_dict().items() if k != "member_id"})
     mark_nodes_dirty(db, nodes, "member.erase")
     db.flush()
-    log.info("erased member %s: %s", member.id, result.as_dict())
+    log.info("erased member %s: %s", member.id, result.as_dict())  # an id, never a name
     return result
 
 

@@ -41,11 +41,9 @@ from server.errors import ServerError
 from server.models import Machine, Node, Setting, Site, utcnow
 from server.services.audit import audit
 from server.services.dirty import mark_nodes_dirty
+from server.services.identities import SERVER_USER_KEY, create_node, identity_slug
 from server.services.machines import create_machine
 from server.settings import settings_from_env
-
-SERVER_USER_KEY = "mqtt.server_username"
-
 
 SERVER_HASH_KEY = "mqtt.server_password_hash"
 
@@ -90,6 +88,10 @@ def provision(db: Session, node_slug: str, machine_slug: str, *, site_slug: str 
     if not is_slug(node_slug):
         raise ProvisioningError(f"node {node_slug!r} is not a slug (lowercase letters, digits, '-')")
     preset_text(preset)  # fail early on a bad preset name
+    try:  # before anything is created: a reserved slug leaves no machine behind
+        identity_slug(db, node_slug, kind="node", field="node")
+    except ServerError as exc:
+        raise ProvisioningError(f"cannot create node {node_slug!r}: {exc.message}") from exc
     machine = db.scalar(select(Machine).where(Machine.slug == machine_slug))
     if machine is None:
         if site_slug is None:
@@ -113,9 +115,10 @@ def provision(db: Session, node_slug: str, machine_slug: str, *, site_slug: str 
     node = db.scalar(select(Node).where(Node.slug == node_slug))
     created = node is None
     if node is None:
-        node = Node(slug=node_slug, site_id=site.id)
-        db.add(node)
-        db.flush()
+        try:
+            node = create_node(db, node_slug, site.id)
+        except ServerError as exc:
+            raise ProvisioningError(f"cannot create node {node_slug!r}: {exc.message}") from exc
         audit(db, actor, "node.create", "node", node.id, {"slug": node_slug})
     elif node.site_id != site.id:
         raise ProvisioningError(f"node {node_slug!r} belongs to another site")

@@ -12,13 +12,14 @@ from server.models import (
     Site,
 )
 from server.services.audit import audit
-from server.services.validation import slug_field, text_field, timezone_field
+from server.services.identities import identity_slug
+from server.services.validation import text_field, timezone_field
 
 
 def create_site(db: Session, slug: str, name: str, timezone: str | None = None, *,
                 actor: str) -> Site:
     """A new site; without `timezone`, FABPASS_TIMEZONE (contract) or UTC."""
-    slug = slug_field(slug)
+    slug = identity_slug(db, slug, kind="site")
     name_ = text_field(name, "name")
     tz = timezone_field(timezone or os.environ.get("FABPASS_TIMEZONE") or "UTC")
     if db.scalar(select(Site.id).where(Site.slug == slug)) is not None:

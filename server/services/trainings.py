@@ -34,6 +34,7 @@ from server.services.common import (
 )
 from server.services.dirty import authorization_node_ids, group_machine_ids, mark_nodes_dirty
 from server.services.members import record_unknown_badge
+from server.services.personal import log_ref
 from server.services.validation import datetime_field, enum_field, text_field
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,8 @@ def sign_off(db: Session, event_id: str, node: Node, trainer_uid: str, trainee_u
     if row.outcome == "refused":
         audit(db, actor, "training.refused", "signoff", event_id,
               {"trainer_uid": trainer_uid, "trainee_uid": trainee_uid, "reason": row.reason})
-    log.info("sign-off on %s by %s for %s: %s %s", node.slug, trainer_uid, trainee_uid,
+    log.info("sign-off on %s by %s for %s: %s %s", node.slug, log_ref(trainer_uid),
+             log_ref(trainee_uid),
              row.outcome, row.reason or "")
     db.flush()
     return row

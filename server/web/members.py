@@ -197,7 +197,12 @@ def member_deactivate(member_id: int) -> Any:
 def member_reactivate(member_id: int) -> Any:
     m = _member_or_404(member_id)
     _require_manage(m)
-    ops.set_member_active(get_db(), auth.me(), m, True)
+    try:
+        ops.set_member_active(get_db(), auth.me(), m, True)
+    except ServerError as e:  # an erased member stays erased
+        get_db().rollback()
+        flash_error(e)
+        return redirect(url_for("web.member_detail", member_id=m.id))
     flash(_("%(name)s is active again.", name=m.name), "success")
     return redirect(url_for("web.member_detail", member_id=m.id))
 
@@ -232,7 +237,13 @@ def badge_status(uid: str) -> Any:
     status = request.form.get("status", "")
     if status not in {s.value for s in BadgeStatus}:
         abort(400)
-    ops.set_badge_status(db, auth.me(), b, status)
+    member_id = b.member_id
+    try:
+        ops.set_badge_status(db, auth.me(), b, status)
+    except ServerError as e:  # the badge of an erased member stays off
+        db.rollback()
+        flash_error(e)
+        return redirect(url_for("web.member_detail", member_id=member_id))
     flash(_("Badge %(uid)s updated.", uid=b.uid), "success")
     return redirect(url_for("web.member_detail", member_id=b.member_id))
 

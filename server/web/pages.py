@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from flask import abort, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    abort,
+    flash,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_user, logout_user
@@ -20,7 +33,7 @@ from server import auth
 from server.app import get_db
 from server.models import User
 from server.security import verify_password
-from server.services import machine_state
+from server.services import logins, machine_state
 from server.web.blueprint import bp, id_url
 
 
@@ -29,21 +42,46 @@ class LoginForm(FlaskForm):
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1000)])
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _safe_next(target: str | None) -> str | None:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """Where to go after login: a same-site path, normalised before it is checked.
+
+    Browsers drop tabs and newlines inside a URL and read `\\` as `/`, so `/%09/evil.test`
+    became `//evil.test` (another host) once a browser had it (issue 13). So: a control
+    character anywhere is a bad request (400, never a 500 from a header with CR/LF); the value
+    is split as a URL and rebuilt from its path, query and fragment only when it has neither
+    scheme nor host (`https:evil.test` has a scheme) and its path is `/…` but not `//…`;
+    anything with a backslash is refused. A refused target means the dashboard."""
+    if not target:
+        return None
+    if _CONTROL.search(target):
+        abort(400)
+    if "\\" in target or target.startswith("//"):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    if not parts.path.startswith("/") or parts.path.startswith("//"):
+        return None
+    return urlunsplit(("", "", parts.path, parts.query, parts.fragment))
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     form = LoginForm()
+    target = _safe_next(request.args.get("next"))  # a bad `next` is a 400 before anything else
     if request.method == "POST":
-        ip = request.remote_addr or "?"
+        ip = request.remote_addr or "?"  # the client's, through FABPASS_TRUSTED_PROXIES
         email = (request.form.get("email") or "").strip().lower()
         limiter = auth.rate_limiter()
-        if limiter.blocked(ip, email):
-            return render_template("login.html", form=form, too_many=True), 429
+        wait = limiter.retry_after(ip, email)
+        if wait > 0:
+            resp = make_response(render_template("login.html", form=form,
+                                                 wait_s=math.ceil(wait)), 429)
+            resp.headers["Retry-After"] = str(math.ceil(wait))
+            return resp
         if form.validate_on_submit():
             db = get_db()
             user = db.scalar(select(User).where(User.email == email))
@@ -56,10 +94,11 @@ def login() -> Any:
                 if lang:
                     session["lang"] = lang
                 user.last_login = datetime.now(UTC)
+                session[auth.LOGIN_KEY] = logins.open_login(db, user.id)
                 db.commit()
                 login_user(auth.principal_from_user(user))
                 flash(_("Welcome, you are logged in."), "success")
-                return redirect(_safe_next(request.args.get("next")) or url_for("web.dashboard"))
+                return redirect(target or url_for("web.dashboard"))
             limiter.failed(ip, email)
             flash(_("Wrong email or password."), "error")
         return render_template("login.html", form=form), 200
@@ -69,6 +108,9 @@ def login() -> Any:
 @bp.post("/logout")
 def logout() -> Any:
     lang = session.get("lang")
+    db = get_db()
+    logins.close_login(db, session.get(auth.LOGIN_KEY))  # a copy of this cookie dies too
+    db.commit()
     logout_user()
     session.clear()
     if lang:

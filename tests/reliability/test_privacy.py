@@ -286,3 +286,81 @@ def test_cli_export_erase_pseudonymise(db: Session, people: dict[str, Any], db_u
     assert out.exit_code == 2
     out = runner.invoke(main, ["member", "export", str(alice_id)])
     assert "Alice" not in out.output and ERASED_NAME in out.output
+
+
+def _canon(text: str) -> str:
+    """Every spelling of a UID folds to its canonical form here (as the matcher does)."""
+    import re
+
+    return re.sub(r"[\s:\-._]", "", text).upper()
+
+
+def test_identity_in_any_spelling_is_exported_and_erased(
+        db: Session, people: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 13 item 8: refused sign-off audits keep the trainer's UID; dead letters hold UIDs
+    in lower case or with separators; logs at INFO carry no UID and no name."""
+    from server.services.trainings import sign_off
+
+    alice, bob = people["alice"], people["bob"]
+    node = db.scalar(select(Node).where(Node.slug == "laser-1"))
+    assert node is not None
+    caplog.set_level("INFO")
+    # Alice (a trainer) signs off a card nobody enrolled: refused, audited with her UID.
+    row = sign_off(db, str(uuid.uuid4()), node, ALICE_UIDS[0], "04EEEEEE", at=NOW)
+    assert row.outcome == "refused"
+    spelled = [b'{"v": 1, "data": {"uid": "04:a1-b2:c3"}}',  # lower case, mixed separators
+               b'{"trainer_uid": "04 d5 e6 f7 a1 b2 c3", "x": 1}',
+               b"reader said 04.D5.E6.F7.A1.B2.C3 twice"]
+    for payload in spelled:
+        db.add(DeadLetter(topic="fabpass/v1/lab/laser-1/event", payload=payload,
+                          reason="schema", received_at=NOW))
+    db.add(DeadLetter(topic="fabpass/v1/lab/laser-1/event", reason="schema", received_at=NOW,
+                      payload=b'{"uid": "04:bb:bb:bb"}'))  # Bob's: stays
+    db.add(DeadLetter(topic="fabpass/v1/lab/laser-1/event", reason="schema", received_at=NOW,
+                      payload=b'{"uid": "FF04A1B2C3FF"}'))  # not a UID of hers: stays
+    db.commit()
+
+    export = export_member(db, alice.id)
+    assert {bytes(d["payload"], "utf-8") if isinstance(d["payload"], str) else d["payload"]
+            for d in export["dead_letters"]} >= set(spelled)
+    assert not any("04BBBBBB" in _canon(str(d["payload"])) for d in export["dead_letters"])
+    assert any(a["action"] == "training.refused" for a in export["audit_log"])
+
+    erase_member(db, alice.id, actor="cli")
+    db.commit()
+    longer = b'{"uid": "FF04A1B2C3FF"}'  # holds her UID's digits inside a longer hex string
+    leaks = [(table, row.get("id"), uid) for table, row in _all_rows(db) for uid in ALICE_UIDS
+             if uid in _canon(_text(row)) and row.get("payload") != longer]
+    assert leaks == []
+    refused = db.scalar(select(AuditLog).where(AuditLog.action == "training.refused"))
+    assert refused is not None and refused.details["trainee_uid"] == "04EEEEEE"
+    assert refused.details["trainer_uid"].startswith("E")
+    remaining = {bytes(d.payload) for d in db.scalars(select(DeadLetter))}
+    assert b'{"uid": "04:bb:bb:bb"}' in remaining and b'{"uid": "FF04A1B2C3FF"}' in remaining
+    assert db.get(Member, bob.id).name == "Bob Martin"  # type: ignore[union-attr]
+
+    info = "\n".join(r.getMessage() for r in caplog.records if r.levelname == "INFO")
+    assert "sign-off on laser-1 by uid#" in info
+    for secret in (*ALICE_UIDS, "04EEEEEE", "Alice Dupont", "alice@example.org"):
+        assert secret not in _canon(info) and secret not in info
+
+
+def test_erasure_is_final(db: Session, people: dict[str, Any]) -> None:
+    from server.errors import Conflict
+
+    alice = people["alice"]
+    badge_uid = ALICE_UIDS[0]
+    erase_member(db, alice.id, actor="cli")
+    db.commit()
+    erased = [b.uid for b in db.scalars(select(Badge).where(Badge.member_id == alice.id))]
+    for attempt in (lambda: s.update_member(db, alice.id, active=True, actor="cli"),
+                    lambda: s.update_member(db, alice.id, name="Alice Dupont", actor="cli"),
+                    lambda: s.set_badge_status(db, erased[0], "active", actor="cli"),
+                    lambda: s.enrol_badge(db, alice.id, badge_uid, actor="cli")):
+        with pytest.raises(Conflict, match="erased"):
+            attempt()
+        db.rollback()
+    member = db.get(Member, alice.id)
+    assert member is not None and not member.active and member.name == ERASED_NAME
+    assert all(b.status == BadgeStatus.inactive
+               for b in db.scalars(select(Badge).where(Badge.member_id == alice.id)))

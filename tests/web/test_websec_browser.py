@@ -1,0 +1,77 @@
+"""Issue 13 items 5 and 9 in a real browser (Debian's Chromium through Playwright): `next` after
+login stays on the site, and a cookie copied before logout is dead after it."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.browser]
+
+CHROMIUM = os.environ.get("FABPASS_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture()
+def site(tmp_path: Path) -> Iterator[str]:
+    from waitress.server import create_server
+
+    seedmod = sys.modules["fabpass_web_seed"]
+    app, _ = seedmod.make_app(f"sqlite:///{tmp_path}/b.db")
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"  # type: ignore[union-attr]
+    server.close()
+    thread.join(timeout=5)
+    app.extensions["fabpass.engine"].dispose()
+
+
+@pytest.fixture()
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Debian's chromium is needed at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    yield b
+    b.close()
+    pw.stop()
+
+
+def _login(page: Any, url: str) -> None:
+    page.goto(url)
+    page.get_by_label("Email").fill("admin@example.org")
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_next_and_logout_in_a_browser(site: str, browser: Any) -> None:
+    ctx = browser.new_context(locale="en-GB")
+    ctx.set_default_timeout(15_000)
+    page = ctx.new_page()
+    # the issue's open redirect: a tab the browser would drop
+    assert page.goto(site + "/login?next=/%09/evil.test").status == 400
+    _login(page, site + "/login?next=//evil.test/x")
+    page.wait_for_url(site + "/")
+    assert page.url.startswith(site)
+    copied = ctx.cookies()
+    page.goto(site + "/members")
+    assert page.url == site + "/members"
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(site + "/login")
+    thief = browser.new_context(locale="en-GB")
+    thief.add_cookies(copied)
+    other = thief.new_page()
+    other.goto(site + "/members")
+    assert "/login" in other.url  # the copied cookie no longer logs anyone in
+    thief.close()
+    ctx.close()
