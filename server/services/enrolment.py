@@ -70,7 +70,7 @@ def start_pending(db: Session, member_id: int, *, actor: str,
     A member has at most one open wait: a new one replaces it."""
     member = get_member(db, member_id)
     if not member.active:
-        raise Invalid(N_("member %(id)s is deactivated"), {"id": member.id})
+        raise Invalid(N_("member %(id)s is deactivated"), params={"id": member.id})
     now = now or now_utc()
     cancel_pending(db, member.id)
     row = PendingEnrolment(member_id=member.id, actor=actor[:200],
