@@ -49,9 +49,10 @@ def member_privacy(member_id: int) -> Any:
                            busy=privacy.open_session_machines(db, m.id))
 
 
-@bp.get("/members/<id:member_id>/privacy/export.json")
+@bp.post("/members/<id:member_id>/privacy/export.json")
 @auth.roles_required(auth.ADMIN)
 def member_privacy_export(member_id: int) -> Any:
+    """A POST (with CSRF), not a link: every export is written to the change log."""
     db = get_db()
     m = _admin_member(member_id)
     body = privacy.export_member_json(db, m.id)
