@@ -92,6 +92,7 @@ RESOURCES = (
     "server.api.machines",
     "server.api.authorizations",
     "server.api.sessions",
+    "server.api.refusals",
     "server.api.nodes",
     "server.api.reports",
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -21,9 +21,11 @@ from sqlalchemy.orm import Session
 from protocol import Event as EventMsg
 from protocol import parse_ts
 from server.models import Badge, Member, Node, UsageSession
-from server.services import members, trainings
+from server.services import enrolment, members, refusals, trainings
 
 log = logging.getLogger(__name__)
+
+_TRUSTED_FROM = datetime(2020, 1, 1, tzinfo=UTC)  # contract 6, "Plausibility"
 
 
 @dataclass
@@ -124,8 +126,13 @@ class EventHandlers:
             row.member_id = self._member_id(db, msg.data)
 
     def _on_denied(self, db: Session, node: Node, msg: EventMsg) -> None:
+        now = datetime.now(UTC)
+        # the explanation is about the tap's time; a node clock far off is not believed
+        at = msg.ts if _TRUSTED_FROM <= msg.ts <= now + timedelta(days=1) else now
+        refusals.record(db, msg.id, node, msg.data, at)
         if msg.data.get("reason") == "unknown_badge":
-            members.record_unknown_badge(db, msg.data["uid"], node.id, msg.ts)
+            if enrolment.honour_pending(db, msg.data["uid"], node, now) is None:
+                members.record_unknown_badge(db, msg.data["uid"], node.id, msg.ts)
 
     def _on_signed(self, db: Session, node: Node, msg: EventMsg) -> None:
         trainings.sign_off(db, msg.id, node, msg.data["trainer_uid"], msg.data["trainee_uid"],

@@ -41,6 +41,10 @@ from server.models.maintenance import (
     MaintenanceLog,
     MaintenanceTask,
 )
+from server.models.refusals import (
+    PendingEnrolment,
+    Refusal,
+)
 from server.models.system import (
     AclDirty,
     AuditLog,
@@ -89,9 +93,11 @@ __all__ = [
     "NAMING",
     "Node",
     "OutgoingCommand",
+    "PendingEnrolment",
     "ROLLUP_TRIGGERS_POSTGRESQL",
     "ROLLUP_TRIGGERS_SQLITE",
     "ROLLUP_TRIGGER_DROPS",
+    "Refusal",
     "Setting",
     "Site",
     "TrainingSignoff",

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from server.models import (
     Event,
     Machine,
+    Refusal,
     Site,
     UsageSession,
     UTCDateTime,
@@ -257,7 +258,7 @@ def visits_report(db: Session, group_by: str | Sequence[str] = (), since: dateti
         return [dict(r) for r in db.execute(q).mappings()]
 
 
-DENIED_DIMENSIONS = ("reason", "machine", "site", *TIME_DIMENSIONS)
+DENIED_DIMENSIONS = ("reason", "machine", "site", "member", *TIME_DIMENSIONS)
 
 
 def _denied_minute(dialect: str, ts: Any) -> Any:
@@ -280,7 +281,10 @@ def denied_report(db: Session, group_by: str | Sequence[str] = "reason",
                   since: datetime | None = None, until: datetime | None = None,
                   site: str | int | None = None) -> list[dict[str, Any]]:
     """Denied badge attempts (`badge.denied` events, at the node's timestamp) counted by
-    ``reason``, ``machine`` (slug), ``site`` (slug) and ``day`` / ``week`` / ``month``.
+    ``reason``, ``machine`` (slug), ``site`` (slug), ``member`` (id, None for a badge nobody
+    holds) and ``day`` / ``week`` / ``month``. ``reason`` is the server's explanation recorded
+    at receive time (`server.services.refusals`: "expired" rather than the node's
+    "unknown_badge"), or the node's reason for an event that has none.
 
     Days, ISO weeks and months are those of the **machine's site** (`Site.timezone`), with the
     same labels as `usage_report` (``2026-11-22``, ``2026-W47``, ``2026-11``); attempts on a
@@ -308,7 +312,9 @@ def denied_report(db: Session, group_by: str | Sequence[str] = "reason",
     e = Event.__table__.alias("e")
     m = Machine.__table__.alias("m")
     st = Site.__table__.alias("st")
-    frm: Any = e.outerjoin(m, m.c.node_id == e.c.node_id).outerjoin(st, st.c.id == m.c.site_id)
+    rf = Refusal.__table__.alias("rf")
+    frm: Any = (e.outerjoin(m, m.c.node_id == e.c.node_id).outerjoin(st, st.c.id == m.c.site_id)
+                .outerjoin(rf, rf.c.event_uuid == e.c.event_id))
     where: list[Any] = [e.c.type == "badge.denied"]
     if since is not None:
         where.append(e.c.ts >= since)
@@ -318,7 +324,8 @@ def denied_report(db: Session, group_by: str | Sequence[str] = "reason",
         where.append(m.c.site_id == site_id)
     plain = [d for d in dims if d not in TIME_DIMENSIONS]
     times = [d for d in dims if d in TIME_DIMENSIONS]
-    cols = {"reason": e.c.data["reason"].as_string(), "machine": m.c.slug, "site": st.c.slug}
+    cols = {"reason": sa.func.coalesce(rf.c.reason, e.c.data["reason"].as_string()),
+            "machine": m.c.slug, "site": st.c.slug, "member": rf.c.member_id}
     keys: list[Any] = [cols[d].label(d) for d in plain]
     if times:
         keys += [st.c.timezone.label("_tz"), _denied_minute(dialect, e.c.ts).label("_minute")]

@@ -203,3 +203,11 @@ def record_unknown_badge(db: Session, uid: str, node_id: int | None,
     if row.last_seen is None or seen >= row.last_seen:
         row.last_seen = seen
         row.last_node_id = node_id
+
+
+def get_unknown_badge(db: Session, unknown_id: int) -> UnknownBadge | None:
+    """An unknown badge that nobody holds yet (None: gone, or enrolled meanwhile)."""
+    row = db.get(UnknownBadge, unknown_id)
+    if row is None or db.scalar(select(Badge.id).where(Badge.uid == row.uid)) is not None:
+        return None
+    return row

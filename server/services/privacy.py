@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import String, cast, delete, or_, select
 from sqlalchemy.orm import Session
 
-from server.errors import Invalid
+from server.errors import N_, Conflict, Invalid
 from server.models import (
     AuditLog,
     Authorization,
@@ -48,6 +48,8 @@ from server.models import (
     Event,
     Member,
     Node,
+    PendingEnrolment,
+    Refusal,
     Setting,
     TrainingSignoff,
     UnknownBadge,
@@ -149,6 +151,7 @@ def export_member(db: Session, member_id: int) -> dict[str, Any]:
     audits = _member_audit(db, member.id, uids, [a.id for a in auths], users, matcher)
     dead = _member_dead_letters(db, matcher)
     nodes = _member_nodes(db, uids)
+    refusals = _member_refusals(db, member.id, uids)
     return {
         "format": EXPORT_FORMAT,
         "exported_at": _plain(now_utc()),
@@ -160,6 +163,8 @@ def export_member(db: Session, member_id: int) -> dict[str, Any]:
         "sessions": [
             {**_row(s), "machine": s.machine.slug if s.machine else None} for s in sessions],
         "events": [_row(e) for e in events],
+        "refusals": [{**_row(r), "machine": r.machine.slug if r.machine else None}
+                     for r in refusals],
         "training_signoffs": [_row(t) for t in signoffs],
         "web_users": [_row(u, exclude=("password_hash",)) for u in users],
         "audit_log": [_row(a) for a in audits],
@@ -191,6 +196,18 @@ def _matcher(member: Member, uids: Iterable[str], users: Iterable[User]) -> Iden
     texts = [] if member.erased_at is not None else [member.name, member.email, member.member_no]
     texts += [u.email for u in users if not u.email.endswith("@invalid")]
     return IdentityMatcher([u for u in uids if not _is_replaced(u)], texts)
+def _member_refusals(db: Session, member_id: int, uids: set[str]) -> list[Refusal]:
+    cond = Refusal.member_id == member_id
+    if uids:
+        cond = or_(cond, Refusal.uid.in_(sorted(uids)))
+    return list(db.scalars(select(Refusal).where(cond).order_by(Refusal.at, Refusal.id)))
+
+
+def open_session_machines(db: Session, member_id: int) -> list[str]:
+    """Names of the machines where the member has a session open now (erasure waits for them)."""
+    rows = db.scalars(select(UsageSession).where(UsageSession.member_id == member_id,
+                                                 UsageSession.ended_at.is_(None)))
+    return sorted({s.machine.name if s.machine else "?" for s in rows})
 
 
 def _member_audit(db: Session, member_id: int, uids: set[str], auth_ids: list[int],
@@ -248,6 +265,7 @@ class ErasureResult:
     web_users: int = 0
     dead_letters: int = 0
     unknown_badges: int = 0
+    refusals: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -286,6 +304,11 @@ def erase_member(db: Session, member_id: int, *, actor: str) -> ErasureResult:
     their machine, times and durations, so reports do not change. Callers commit.
     """
     member = get_member(db, member_id)
+    busy = open_session_machines(db, member.id)
+    if busy:
+        raise Conflict(N_("%(name)s has a session open on %(machines)s: end it first (badge out "
+                          "on the machine, or Stop on the machine page), then erase."),
+                       {"name": member.name, "machines": ", ".join(busy)})
     result = ErasureResult(member_id=member.id)
     nodes = member_node_ids(db, member.id)
     old_name = member.name
@@ -315,6 +338,10 @@ def erase_member(db: Session, member_id: int, *, actor: str) -> ErasureResult:
     for ev in _member_events(db, member.id, set(mapping)):
         ev.data = _replace_uids(ev.data, mapping)
         result.events += 1
+    for refusal in _member_refusals(db, member.id, set(mapping)):
+        refusal.uid = mapping.get(refusal.uid, refusal.uid)
+        result.refusals += 1
+    db.execute(delete(PendingEnrolment).where(PendingEnrolment.member_id == member.id))
     if mapping:
         result.unknown_badges = _deleted(
             db, delete(UnknownBadge).where(UnknownBadge.uid.in_(list(mapping))))
@@ -370,6 +397,7 @@ class PseudonymiseResult:
     signoffs: int = 0
     dead_letters: int = 0
     unknown_badges: int = 0
+    refusals: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = asdict(self)
@@ -474,6 +502,10 @@ def pseudonymise(db: Session, older_than_days: int, *, now: datetime | None = No
             so.trainer_uid = pseudonym(key, so.trainer_uid)
             so.trainee_uid = pseudonym(key, so.trainee_uid)
             result.signoffs += 1
+    for refusal in db.scalars(select(Refusal).where(Refusal.at < cutoff)):
+        if not _is_replaced(refusal.uid):
+            refusal.uid = pseudonym(key, refusal.uid)
+            result.refusals += 1
     result.dead_letters = _deleted(db, delete(DeadLetter).where(DeadLetter.received_at < cutoff))
     result.unknown_badges = _deleted(
         db, delete(UnknownBadge).where(UnknownBadge.last_seen < cutoff))

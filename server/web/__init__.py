@@ -147,15 +147,19 @@ def init_app(app: Flask) -> None:
 
     from server.web import (  # noqa: F401  (routes)
         admin,
+        enrol,
         logs,
         machines,
         members,
         nodes,
         pages,
+        privacy,
+        refusals,
         trainings,
     )
 
     app.register_blueprint(bp)
+    refusals.init_app(app)
 
     @app.context_processor
     def _inject() -> dict[str, Any]:

@@ -249,7 +249,8 @@ def _open_sessions(site: str | None) -> int:
     return int(page_db().scalar(q) or 0)
 
 
-DENIED_GROUPS = [("reason", _l("Reason")), ("machine", _l("Machine")), ("site", _l("Site")),
+DENIED_GROUPS = [("reason", _l("Reason")), ("member", _l("Member")), ("machine", _l("Machine")),
+                 ("site", _l("Site")),
                  ("day", _l("Day")), ("week", _l("Week")), ("month", _l("Month"))]
 
 
@@ -270,8 +271,17 @@ def denied() -> Any:
         return csv_response(rep.rows_to_csv(rows, columns=[group, "denied"]), f"denied-{first}-{last}")
     rows, sort, direction = _sorted(rows, [group, "denied"])
     return render_template("reports/denied.html", rows=rows, group=group, groups=DENIED_GROUPS,
+                           names=_member_names(rows) if group == "member" else {},
                            first=first, last=last, site=site, sites=sites,
                            consortium=_consortium_allowed(), sort=sort, direction=direction)
+
+
+def _member_names(rows: list[dict[str, Any]]) -> dict[int, str]:
+    """Member names for the rows grouped by member (names are readable across sites)."""
+    ids = sorted({r["member"] for r in rows if r.get("member") is not None})
+    if not ids:
+        return {}
+    return dict(page_db().execute(sa.select(Member.id, Member.name).where(Member.id.in_(ids))).all())
 
 
 @bp.get("/members/<int:member_id>/statement")

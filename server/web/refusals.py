@@ -1,0 +1,89 @@
+"""Refusals in words: the sentence a member page, a machine page and the dashboard show.
+
+"Refusé sur la découpeuse laser le 3 déc. : formation expirée le 30 nov." The reason codes get
+their labels here (one small dict, in both languages) until the labels module of issue 15 part B
+takes them over; the words are built by `sentence`, the data comes from
+`server.services.refusals`. Pages call `recent_refusals(...)` from their template, scoped to the
+viewer's sites by the one scope rule (`auth.managed_site_ids`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask_babel import format_date
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from markupsafe import Markup, escape
+
+from server import auth
+from server.app import get_db
+from server.services import refusals as refusal_service
+
+REASON_LABELS = {
+    "unknown_badge": _l("unknown badge"),
+    "not_authorized": _l("no training for this machine"),
+    "expired": _l("training expired"),
+    "revoked": _l("training withdrawn"),
+    "badge_lost": _l("badge declared lost"),
+    "badge_inactive": _l("badge disabled"),
+    "member_inactive": _l("member deactivated"),
+    "machine_locked": _l("machine locked"),
+    "in_use": _l("machine already in use"),
+    "acl_stale": _l("the node's access list is too old"),
+    "booked": _l("booked by someone else"),
+    "no_booking": _l("no booking now"),
+    "no_credit": _l("not enough credit"),
+    "actuator_failed": _l("the machine's plug did not switch on"),
+    "actuator_offline": _l("the machine's plug is offline"),
+    "no_acl": _l("the node has no access list yet"),
+}
+
+
+def reason_label(code: str | None) -> str:
+    if not code:
+        return "—"
+    label = REASON_LABELS.get(code)
+    return str(label) if label is not None else code
+
+
+def because(d: dict[str, Any]) -> str:
+    """The reason part: "training expired on 30 Nov", "training withdrawn on 2 Dec (why)"."""
+    label = reason_label(d["reason"])
+    if d.get("date") is not None:
+        label = _("%(reason)s on %(date)s", reason=label, date=format_date(d["date"], "d MMM"))
+    if d.get("why"):
+        label = _("%(reason)s (%(why)s)", reason=label, why=d["why"])
+    return label
+
+
+def sentence(d: dict[str, Any], *, with_member: bool = False) -> Markup:
+    """One refusal as a sentence, escaped (names and reasons are text, never markup)."""
+    machine = d["machine"].name if d.get("machine") is not None else _("a machine")
+    when = format_date(d["at"], "d MMM")
+    text = _("Refused on %(machine)s on %(date)s: %(reason)s", machine=machine, date=when,
+             reason=because(d))
+    if with_member:
+        who = d["member"].name if d.get("member") is not None else _("unknown badge")
+        text = f"{who} — {text}"
+    return escape(text)
+
+
+def recent_refusals(*, member_id: int | None = None, machine_id: int | None = None,
+                    limit: int = 5) -> list[dict[str, Any]]:
+    """The latest refusals the viewer may see, described, with their sentence."""
+    db = get_db()
+    rows = refusal_service.last_refusals(db, member_id=member_id, machine_id=machine_id,
+                                         site_ids=auth.managed_site_ids(auth.me()), limit=limit)
+    out = []
+    for r in rows:
+        d = refusal_service.describe(db, r)
+        d["text"] = sentence(d, with_member=member_id is None)
+        d["uid"] = r.uid
+        out.append(d)
+    return out
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.globals.update(recent_refusals=recent_refusals, reason_label=reason_label)
