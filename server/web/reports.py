@@ -41,6 +41,7 @@ from server import reports as rep
 from server.auth import ADMIN, MANAGER, roles_required
 from server.models import Machine, Member, Site
 from server.reports.charts import svg_bar_chart
+from server.web import labels
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,8 @@ def usage() -> Any:
         chart_rows = rows if group in rep.TIME_DIMENSIONS else sorted(
             rows, key=lambda r: -r["hours"])[:30]
         chart = svg_bar_chart(
-            [str(r.get("name") or r[group]) for r in chart_rows],
+            [str(r.get("name") or (labels.label("kind", r[group]) if group == "kind" else r[group]))
+             for r in chart_rows],
             [(_("Session hours"), [r["hours"] for r in chart_rows], "s1"),
              (_("Active hours"), [r["active_hours"] for r in chart_rows], "s2")],
             title=_("Hours by %(group)s", group=str(dict(GROUPS)[group]).lower()))
