@@ -9,6 +9,7 @@ import importlib.util
 import io
 import re
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ fseed = importlib.util.module_from_spec(_spec)
 sys.modules["fabpass_french_seed"] = fseed
 _spec.loader.exec_module(fseed)
 
+_today = date.today()
+PERIOD = f"from={_today - timedelta(days=40)}&to={_today + timedelta(days=1)}"
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGS = sorted((ROOT / "server").glob("translations*/fr/LC_MESSAGES/messages.po"))
 
@@ -58,11 +61,9 @@ def test_every_french_catalog_message_is_translated() -> None:
 
 
 def test_every_label_has_french(app: Any) -> None:
-    from flask_babel import force_locale
+    from flask_babel import force_locale, get_translations
 
     from server.web import labels
-
-    from flask_babel import get_translations
 
     with app.test_request_context("/"), force_locale("fr"):
         catalog = get_translations()._catalog
@@ -97,9 +98,9 @@ def page_paths(app: Any, seed: Any, extra: dict[str, Any]) -> list[str]:
             continue
         out.append(rule.build({k: ids[k] for k in rule.arguments}, append_unknown=False)[1])
     out += [f"/members/{extra['zoe']}", f"/members/{extra['erased']}", f"/members/{extra['formula']}",
-            "/reports/denied?group_by=reason&from=2000-01-01&to=2100-01-01",
-            "/reports/?group_by=member&from=2000-01-01&to=2100-01-01",
-            "/reports/?group_by=kind&from=2000-01-01&to=2100-01-01",
+            f"/reports/denied?group_by=reason&{PERIOD}",
+            f"/reports/?group_by=member&{PERIOD}",
+            f"/reports/?group_by=kind&{PERIOD}",
             f"/sessions?machine_id={seed.laser}&since=2020-01-01T00:00:00Z&until=2060-01-01T00:00:00Z",
             "/audit", f"/machines/{seed.printer}"]
     return sorted(set(out))
@@ -156,7 +157,7 @@ def french_spreadsheet(data: bytes) -> list[list[str]]:
     text = data.decode("utf-8-sig")
     dialect = csv.Sniffer().sniff(text.split("\r\n", 1)[0], delimiters=";,")
     assert dialect.delimiter == ";"
-    return list(csv.reader(io.StringIO(text, newline=""), dialect))
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=dialect.delimiter))
 
 
 def fr_number(cell: str) -> float:
@@ -166,7 +167,7 @@ def fr_number(cell: str) -> float:
 
 def test_french_csv_opens_in_a_french_spreadsheet(french: dict[str, Any], actions: Any) -> None:
     c = actions.client
-    r = c.get("/reports/?group_by=member&from=2000-01-01&to=2100-01-01&format=csv")
+    r = c.get(f"/reports/?group_by=member&{PERIOD}&format=csv")
     rows = french_spreadsheet(r.get_data())
     head = rows[0]
     assert head[:2] == ["Membre", "Sessions"] and "Heures de session" in head
@@ -176,7 +177,7 @@ def test_french_csv_opens_in_a_french_spreadsheet(french: dict[str, Any], action
     hours = fr_number(zoe[head.index("Heures de session")])
     assert 0.4 < hours < 0.6  # five sessions of 330.5 s
     assert "'" + fseed.FORMULA_NAME in by_name  # a formula is text, never run
-    raw = c.get("/reports/?group_by=member&from=2000-01-01&to=2100-01-01&format=csv&raw=1")
+    raw = c.get(f"/reports/?group_by=member&{PERIOD}&format=csv&raw=1")
     raw_rows = list(csv.reader(io.StringIO(raw.get_data(as_text=True))))
     assert not raw.get_data().startswith(b"\xef\xbb\xbf") and raw_rows[0][0] == "member"
     assert any("." in cell for row in raw_rows[1:] for cell in row[2:4])
@@ -186,7 +187,7 @@ def test_french_csv_opens_in_a_french_spreadsheet(french: dict[str, Any], action
 def test_funder_and_api_csv_escape_formulas(app: Any, seed: Any, french: dict[str, Any],
                                             actions: Any) -> None:
     c = actions.client
-    body = c.get("/reports/funder?from=2000-01-01&to=2100-01-01&format=csv").get_data(as_text=True)
+    body = c.get(f"/reports/funder?{PERIOD}&format=csv").get_data(as_text=True)
     assert "'" + fseed.FORMULA_TAG in body and ";" + fseed.FORMULA_TAG not in body
     api = app.test_client().get("/api/v1/reports/usage?group_by=member_tag&format=csv&since=2020-01-01T00:00:00Z&until=2060-01-01T00:00:00Z",
                                 headers={"Authorization": f"Bearer {seed.token}"})
