@@ -9,6 +9,12 @@ import threading
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
+from tests.firmware_config.test_broker_security import (  # noqa: F401 (fixtures)
+    SERVER_PW,
+    Setup,
+    migrated_db,
+    setup,
+)
 
 from firmware_config.broker_users import (
     BrokerNameError,
@@ -20,12 +26,6 @@ from firmware_config.broker_users import (
     server_broker_user,
 )
 from firmware_config.mosquitto import NodeAccount, hash_password, render_acl, render_passwd
-from tests.firmware_config.test_broker_security import (  # noqa: F401 (fixtures)
-    SERVER_PW,
-    Setup,
-    migrated_db,
-    setup,
-)
 
 
 def test_reserved_names_come_from_the_mqtt_url() -> None:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from tests.firmware_config.test_broker_security import SERVER_PW, Client, connect
 
 from fabpass.broker import MosquittoProcess
 from firmware_config.broker_users import BrokerUsers
 from firmware_config.mosquitto import hash_password, new_password, render_files
-from tests.firmware_config.test_broker_security import SERVER_PW, Client, connect
 
 pytestmark = pytest.mark.broker
 
