@@ -14,7 +14,11 @@ Pages are in `server.web.reports`, commands in `server.cli.reports`.
 from __future__ import annotations
 
 from server.reports.csv import (
+    FRENCH,
+    RAW,
+    CsvFormat,
     rows_to_csv,
+    safe_text,
 )
 from server.reports.funder import (
     FUNDER_COLUMNS,
@@ -73,6 +77,10 @@ __all__ = [
     "next_month",
     "period_key",
     "rows_to_csv",
+    "FRENCH",
+    "RAW",
+    "CsvFormat",
+    "safe_text",
     "sort_rows",
     "split",
     "usage_report",

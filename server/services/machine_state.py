@@ -41,7 +41,8 @@ def live_machine_states(db: Session, due: dict[int, list[dict[str, Any]]] | None
     """Every active machine's live state, from the node's status and open sessions, in three
     queries; `due` adds each machine's due maintenance (the caller words it)."""
     machines = db.execute(
-        select(Machine.id, Machine.slug, Machine.name, Machine.locked, Site.slug.label("site"),
+        select(Machine.id, Machine.slug, Machine.name, Machine.locked, Machine.lock_reason,
+               Site.slug.label("site"), Site.name.label("site_name"),
                Node.online, Node.state)
         .select_from(Machine)
         .outerjoin(Node, Node.id == Machine.node_id)
@@ -69,11 +70,13 @@ def live_machine_states(db: Session, due: dict[int, list[dict[str, Any]]] | None
             "slug": m.slug,
             "name": m.name,
             "site": m.site,
+            "site_name": m.site_name,  # what a person reads; `site` stays the slug
             "state": machine_state(locked=bool(m.locked), online=online, node_state=m.state,
                                    in_session=sess is not None),
             "node_state": m.state,
             "online": online,
             "locked": bool(m.locked),
+            "lock_reason": m.lock_reason if m.locked else None,
             "member": (names.get(sess.member_id) if sess and sess.member_id else None),
             "member_id": sess.member_id if sess else None,
             "since": _iso(sess.started_at) if sess else None,

@@ -16,6 +16,28 @@
     }
   };
   document.querySelectorAll("time[datetime]").forEach(window.fabpassLocalTime);
+  // Phone: the menu folds behind one button (shown only where the CSS says the screen is
+  // narrow); without JavaScript the menu simply stays open.
+  var toggle = document.querySelector(".menu-toggle");
+  if (toggle) {
+    document.documentElement.classList.add("js");
+    toggle.hidden = false;
+    toggle.addEventListener("click", function () {
+      var open = toggle.getAttribute("aria-expanded") !== "true";
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+  // Wide tables: say when part of the table is off-screen (class drives a visible hint).
+  function hint(wrap) {
+    var more = wrap.scrollWidth - wrap.clientWidth - wrap.scrollLeft > 2;
+    wrap.classList.toggle("more-right", more);
+    wrap.classList.toggle("more-left", wrap.scrollLeft > 2);
+  }
+  document.querySelectorAll(".table-wrap").forEach(function (wrap) {
+    hint(wrap);
+    wrap.addEventListener("scroll", function () { hint(wrap); }, { passive: true });
+    window.addEventListener("resize", function () { hint(wrap); });
+  });
   // A search box that narrows a long <select>: chosen options always stay visible.
   document.querySelectorAll("input[data-filter-for]").forEach(function (box) {
     var select = document.getElementById(box.getAttribute("data-filter-for"));

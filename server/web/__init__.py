@@ -127,6 +127,8 @@ def _nav_entries(app: Flask, role: str) -> list[tuple[str, str, Any]]:
 
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
+    # dates on pages in the zone the lab lives in (FABPASS_TIMEZONE), as the reports use
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", app.config.get("TIMEZONE") or "UTC")
     app.config.setdefault(
         "BABEL_TRANSLATION_DIRECTORIES", "translations;translations_reports;translations_demo"
     )
@@ -160,6 +162,10 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(bp)
     refusals.init_app(app)
+    from server.web import labels
+
+    app.jinja_env.globals.update(label=labels.label, fmt_when=labels.when, fmt_day=labels.day,
+                                 fmt_number=labels.number, person=labels.person)
 
     @app.context_processor
     def _inject() -> dict[str, Any]:

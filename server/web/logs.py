@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from server import auth
 from server.app import get_db
-from server.models import AuditLog, Machine, Member, Node, UsageSession
+from server.models import AuditLog, Machine, Member, Node, UsageSession, User
 from server.web.blueprint import arg_id, arg_page, bp
 
 MANAGERS = (auth.ADMIN, auth.MANAGER)
@@ -61,17 +61,33 @@ def sessions() -> Any:
 @bp.get("/audit")
 @auth.roles_required(*MANAGERS)
 def audit() -> Any:
+    """The change log as sentences, filterable by kind of change and by the person who made it."""
+    from server.services.audit_names import audit_actions, audit_facts
+    from server.web import labels
+    from server.web.audit_text import sentence
+
     db = get_db()
     stmt = select(AuditLog)
+    known = audit_actions(db)
     action = (request.args.get("action") or "").strip()[:50]
-    if action:
-        stmt = stmt.where(AuditLog.action.like(f"{action}%"))
+    if action in known:
+        stmt = stmt.where(AuditLog.action == action)
+    else:
+        action = ""
+    people = [(u.id, u.email) for u in db.scalars(select(User).order_by(User.email))]
+    by = arg_id(request.args, "by")
+    if by and by in dict(people):
+        stmt = stmt.where(AuditLog.actor.like(f"user:{by} %") | (AuditLog.actor == f"user:{by}"))
+    else:
+        by = None
     page = arg_page(request.args)
     total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = db.scalars(stmt.order_by(AuditLog.at.desc(), AuditLog.id.desc())
                       .offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
-    return render_template("logs/audit.html", rows=rows, total=total, page=page, per_page=PER_PAGE,
-                           action=action)
+    entries = [(f.row, sentence(f)) for f in audit_facts(db, rows)]
+    kinds = sorted(((a, labels.label("action", a)) for a in known), key=lambda kv: kv[1].lower())
+    return render_template("logs/audit.html", entries=entries, total=total, page=page,
+                           per_page=PER_PAGE, action=action, kinds=kinds, people=people, by=by)
 
 
 @bp.get("/nodes")

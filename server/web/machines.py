@@ -8,7 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 from wtforms import BooleanField, IntegerField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
@@ -153,7 +153,10 @@ def machine_detail(machine_id: int) -> Any:
             status = 400
     state = next((s for s in machine_states() if s["id"] == m.id), None)
     auths = db.scalars(select(Authorization).where(Authorization.machine_id == m.id,
-                                                   Authorization.revoked_at.is_(None))
+                                                   Authorization.revoked_at.is_(None),
+                                                   # current only: an expired one is history
+                                                   or_(Authorization.expires_at.is_(None),
+                                                       Authorization.expires_at > ops.now()))
                        .order_by(Authorization.granted_at.desc())).all()
     sessions = db.scalars(select(UsageSession).where(UsageSession.machine_id == m.id)
                           .order_by(UsageSession.started_at.desc()).limit(20)).all()

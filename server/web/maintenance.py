@@ -26,18 +26,17 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
 from server import auth
-from server import reports as rep
 from server.auth import ADMIN, MANAGER
 from server.models import Machine, MaintenanceTask
 from server.services import maintenance as mnt
 from server.web.reports import (
     actor,
-    csv_response,
     keep_rollup_refresh,
     machine_or_403,
     managers,
     page_db,
     user_id,
+    web_csv,
 )
 
 log = logging.getLogger(__name__)
@@ -72,9 +71,8 @@ def machine(machine_id: int) -> Any:
         rows = [{"done_at": h.done_at.isoformat(), "task": h.task.name if h.task else "",
                  "active_hours_at": h.active_hours_at, "done_by_user_id": h.done_by_user_id,
                  "note": h.note} for h in hist]
-        return csv_response(rep.rows_to_csv(rows, columns=["done_at", "task", "active_hours_at",
-                                                   "done_by_user_id", "note"]),
-                    f"maintenance-{m.slug}")
+        return web_csv(rows, f"maintenance-{m.slug}",
+                       columns=["done_at", "task", "active_hours_at", "done_by_user_id", "note"])
     return render_template("reports/machine.html", m=m, status=status, history=hist)
 
 
@@ -155,8 +153,8 @@ def maintenance() -> Any:
              **t} for mid, tasks in due.items() if mid in machines for t in tasks]
     rows.sort(key=lambda r: r["remaining_h"])
     if request.args.get("format") == "csv":
-        return csv_response(rep.rows_to_csv(rows, columns=["machine", "name", "state", "interval_h",
-                                                   "hours_since", "remaining_h"]), "maintenance-due")
+        return web_csv(rows, "maintenance-due", columns=["machine", "name", "state", "interval_h",
+                                                         "hours_since", "remaining_h"])
     totals = mnt.active_hours(db)
     all_machines = [m for m in db.scalars(sa.select(Machine).order_by(Machine.slug))
                     if auth.can_manage_machine(me, m)]

@@ -34,6 +34,7 @@ from server.app import get_db
 from server.models import User
 from server.security import verify_password
 from server.services import logins, machine_state
+from server.web import labels
 from server.web.blueprint import bp, id_url
 
 
@@ -236,13 +237,7 @@ def _due_maintenance(db: Any) -> dict[int, list[dict[str, str]]]:
     return out
 
 
-STATE_LABELS = {
-    "idle": _l("Free"),
-    "in_use": _l("In use"),
-    "locked": _l("Locked"),
-    "offline": _l("Node offline"),
-    "no_acl": _l("Waiting for its list"),
-}
+STATE_LABELS = labels.STATES  # one label per state, shared with the other pages
 
 
 @bp.get("/")

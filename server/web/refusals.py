@@ -14,38 +14,17 @@ from typing import Any
 from flask import Flask
 from flask_babel import format_date
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
 from server import auth
 from server.app import get_db
 from server.services import refusals as refusal_service
-
-REASON_LABELS = {
-    "unknown_badge": _l("unknown badge"),
-    "not_authorized": _l("no training for this machine"),
-    "expired": _l("training expired"),
-    "revoked": _l("training withdrawn"),
-    "badge_lost": _l("badge declared lost"),
-    "badge_inactive": _l("badge disabled"),
-    "member_inactive": _l("member deactivated"),
-    "machine_locked": _l("machine locked"),
-    "in_use": _l("machine already in use"),
-    "acl_stale": _l("the node's access list is too old"),
-    "booked": _l("booked by someone else"),
-    "no_booking": _l("no booking now"),
-    "no_credit": _l("not enough credit"),
-    "actuator_failed": _l("the machine's plug did not switch on"),
-    "actuator_offline": _l("the machine's plug is offline"),
-    "no_acl": _l("the node has no access list yet"),
-}
+from server.web import labels
 
 
 def reason_label(code: str | None) -> str:
-    if not code:
-        return "—"
-    label = REASON_LABELS.get(code)
-    return str(label) if label is not None else code
+    """The refusal reason in words (the one table of labels: server/web/labels.py)."""
+    return labels.label("deny_reason", code) if code else "—"
 
 
 def because(d: dict[str, Any]) -> str:

@@ -41,6 +41,7 @@ from server import reports as rep
 from server.auth import ADMIN, MANAGER, roles_required
 from server.models import Machine, Member, Site
 from server.reports.charts import svg_bar_chart
+from server.web import labels
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,31 @@ def csv_response(body: str, name: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 
 
+LABELLED_VALUES = {"reason": "deny_reason", "kind": "kind"}  # code columns a person reads
+
+
+def web_csv(rows: Sequence[dict[str, Any]], name: str, group_by: str | None = None,
+            columns: Sequence[str] | None = None, footer: Sequence[Any] | None = None) -> Response:
+    """A web export in the page's spreadsheet format: French (`;`, BOM, decimal comma, French
+    headings and labels) in a French UI, the raw machine format with `raw=1` or in English."""
+    from flask_babel import get_locale
+
+    from server.web import labels
+
+    raw = request.args.get("raw") == "1" or str(get_locale() or "en") != "fr"
+    if raw:
+        return csv_response(rep.rows_to_csv(rows, group_by, columns, footer=footer), name)
+    cols = list(columns) if columns is not None else None
+    if cols is None:
+        dims = [group_by] if group_by else []
+        extra = [k for r in rows[:1] for k in r if k not in dims and k not in rep.METRICS]
+        cols = [*dims, *rep.METRICS, *extra]
+    shown = [{k: (labels.label(LABELLED_VALUES[k], v) if k in LABELLED_VALUES and v else v)
+              for k, v in r.items()} for r in rows]
+    return csv_response(rep.rows_to_csv(shown, columns=cols, fmt=rep.FRENCH, footer=footer,
+                                        headers=labels.column_headers(cols)), name)
+
+
 # ---------------------------------------------------------------- usage
 
 GROUPS = [("month", _l("Month")), ("week", _l("Week")), ("day", _l("Day")),
@@ -220,13 +246,14 @@ def usage() -> Any:
         for r in rows:
             r["name"] = names.get(r["member"])
     if request.args.get("format") == "csv":
-        return csv_response(rep.rows_to_csv(rows, group), f"usage-{group}-{first}-{last}")
+        return web_csv(rows, f"usage-{group}-{first}-{last}", group_by=group)
     chart = None
     if rows:
         chart_rows = rows if group in rep.TIME_DIMENSIONS else sorted(
             rows, key=lambda r: -r["hours"])[:30]
         chart = svg_bar_chart(
-            [str(r.get("name") or r[group]) for r in chart_rows],
+            [str(r.get("name") or (labels.label("kind", r[group]) if group == "kind" else r[group]))
+             for r in chart_rows],
             [(_("Session hours"), [r["hours"] for r in chart_rows], "s1"),
              (_("Active hours"), [r["active_hours"] for r in chart_rows], "s2")],
             title=_("Hours by %(group)s", group=str(dict(GROUPS)[group]).lower()))
@@ -268,7 +295,7 @@ def denied() -> Any:
         flash(str(exc), "error")
         rows = []
     if request.args.get("format") == "csv":
-        return csv_response(rep.rows_to_csv(rows, columns=[group, "denied"]), f"denied-{first}-{last}")
+        return web_csv(rows, f"denied-{first}-{last}", columns=[group, "denied"])
     rows, sort, direction = _sorted(rows, [group, "denied"])
     return render_template("reports/denied.html", rows=rows, group=group, groups=DENIED_GROUPS,
                            names=_member_names(rows) if group == "member" else {},
@@ -299,8 +326,8 @@ def statement(member_id: int) -> Any:
     st = rep.member_statement(db, member_id, since, until, basis)
     if request.args.get("format") == "csv":
         cols = ["machine", "name", "sessions", "hours", "active_hours", "rate", "amount"]
-        body = rep.rows_to_csv(st["rows"], columns=cols) + f"total,,,,,,{st['total']}\r\n"
-        return csv_response(body, f"statement-{member_id}-{first}-{last}")
+        return web_csv(st["rows"], f"statement-{member_id}-{first}-{last}", columns=cols,
+                       footer=[_("total"), "", "", "", "", "", st["total"]])
     return render_template("reports/statement.html", member=member, st=st, first=first, last=last,
                            basis=basis, site=site, sites=[])
 
@@ -319,8 +346,8 @@ def funder() -> Any:
         flash(str(exc), "error")
         return redirect(url_for("reports.funder"))
     if request.args.get("format") == "csv":
-        return csv_response(rep.rows_to_csv(report["rows"], columns=rep.FUNDER_COLUMNS),
-                    f"activity-{site or 'all'}-{first}-{last}")
+        return web_csv(report["rows"], f"activity-{site or 'all'}-{first}-{last}",
+                       columns=list(rep.FUNDER_COLUMNS))
     chart = None
     numeric = [r for r in report["by_kind"] if not isinstance(r["hours"], str)]
     if numeric:
@@ -346,5 +373,5 @@ def init_app(app: Flask) -> None:
     nav.append(("reports.usage", _l("Reports"), (ADMIN, MANAGER)))
 
 
-__all__ = ["actor", "bp", "keep_rollup_refresh", "csv_response", "init_app", "machine_or_403", "managers", "page_db",
+__all__ = ["actor", "bp", "keep_rollup_refresh", "csv_response", "web_csv", "init_app", "machine_or_403", "managers", "page_db",
            "user_id"]

@@ -46,8 +46,8 @@ def test_every_page_renders(db_url: str) -> None:
         f"/authorizations?machine_id={seed.laser}": ["Alice Martin"],
         "/authorizations/new": ["Record the training"],
         "/sessions?open=1": ["running"],
-        f"/sessions?machine_id={seed.laser}&since=2020-01-01&until=2100-01-01": ["badge_out"],
-        "/audit?action=authorization": ["authorization.grant"],
+        f"/sessions?machine_id={seed.laser}&since=2020-01-01&until=2100-01-01": ["badged out"],
+        "/audit?action=authorization.grant": ["granted the Laser cutter training to Alice Martin"],
         "/nodes": ["laser-1", "printer-1"],
     }
     for path, needles in checks.items():
