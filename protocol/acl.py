@@ -19,7 +19,7 @@ from typing import Any
 from protocol.errors import ProtocolError
 from protocol.messages import ROLES, VERSION, _get, _load, _slug, _ts, _uid
 from protocol.timefmt import format_ts
-from protocol.wire import MAX_ACL_BYTES, dumps
+from protocol.wire import MAX_ACL_BYTES, check_tree, dumps
 
 POLICY_KEYS = ("mode", "max_session_s", "warn_before_s", "grace_s", "idle_end_s", "power_off",
                "handover", "end_on_revoke", "on_stale", "booking")
@@ -56,6 +56,7 @@ def check_policy(obj: Any, what: str = "policy") -> dict[str, Any]:
                     or not math.isfinite(value) or value < 0):
                 raise ProtocolError(f"{what}: {key!r} must be a non-negative number of seconds or null")
             out[key] = value
+    check_tree(out, what)  # what is kept must encode again (e.g. no integer over 64 bits)
     return out
 
 
