@@ -50,7 +50,7 @@ class UsageSession(Base):
     has_ended_event: Mapped[bool] = mapped_column(Boolean, default=False)
     pseudonymised_at: Mapped[datetime | None] = mapped_column()
     # placed from the receive time: the node's wall clock was not believed (services/usage.py)
-    clock_untrusted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    clock_untrusted: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     machine: Mapped[Machine | None] = relationship()
     node: Mapped[Node | None] = relationship()
