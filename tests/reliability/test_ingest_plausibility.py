@@ -191,3 +191,30 @@ def test_a_node_cannot_change_another_nodes_session(db: Session, ingest: Ingest,
     assert _send(ingest, own[2])[0].accepted
     row = _session(db, sid)
     assert row is not None and row.duration_s == 60.0
+
+
+@pytest.mark.parametrize("stored", [1e308, float("inf"), -5.0], ids=["1e308", "inf", "negative"])
+def test_reports_never_emit_a_non_finite_number(db: Session, ingest: Ingest,
+                                                stored: float) -> None:
+    """Rows stored before the ingest's bounds (or by hand) count their wall-clock span."""
+    import math
+
+    from server.models import Machine
+    from server.reports import usage_report
+
+    mid = db.scalar(select(Machine.id).where(Machine.slug == GOOD))
+    start = datetime(2026, 11, 2, 10, tzinfo=UTC)
+    for i in range(2):
+        db.add(UsageSession(session_uuid=str(uuid.uuid4()), machine_id=mid, badge_uid="04A1B2C3",
+                            started_at=start + timedelta(hours=i),
+                            ended_at=start + timedelta(hours=i, minutes=30),
+                            duration_s=stored, active_s=stored, has_ended_event=True))
+    db.commit()
+    for dims in (["machine"], ["month"], ["machine", "month"]):
+        for rollups in (True, False):
+            rows = usage_report(db, dims, use_rollups=rollups)
+            numbers = [v for r in rows for v in r.values() if isinstance(v, float)]
+            assert numbers and all(math.isfinite(v) for v in numbers), rows
+            assert json.dumps(rows, allow_nan=False)
+            assert sum(r["hours"] for r in rows) == pytest.approx(1.0)
+    db.commit()
