@@ -121,7 +121,8 @@ SCHEMAS: dict[str, Any] = {
         "machine": {"type": ["string", "null"]}, "member_id": {"type": ["integer", "null"]},
         "uid": {"type": "string"}, "started": TIME, "ended": NTIME,
         "duration_s": {"type": ["number", "null"]}, "active_s": {"type": ["number", "null"]},
-        "reason": {"type": ["string", "null"]}}},
+        "reason": {"type": ["string", "null"]},
+        "clock_untrusted": {"type": "boolean"}}},  # placed from the receive time (issue 13)
     "Node": {"type": "object", "required": ["node", "online"], "properties": {
         "node": SLUG, "site": {"type": ["string", "null"]}, "machine": {"type": ["string", "null"]},
         "online": {"type": "boolean"}, "state": {"type": ["string", "null"]},

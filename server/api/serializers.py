@@ -91,7 +91,8 @@ def session_json(s: UsageSession) -> dict[str, Any]:
     return {"id": s.id, "session": s.session_uuid, "machine_id": s.machine_id,
             "machine": s.machine.slug if s.machine else None, "member_id": s.member_id,
             "uid": s.badge_uid, "started": _iso(s.started_at), "ended": _iso(s.ended_at),
-            "duration_s": s.duration_s, "active_s": s.active_s, "reason": s.end_reason}
+            "duration_s": s.duration_s, "active_s": s.active_s, "reason": s.end_reason,
+            "clock_untrusted": bool(s.clock_untrusted)}  # placed from the receive time
 
 
 def node_json(n: Node) -> dict[str, Any]:

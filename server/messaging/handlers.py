@@ -19,9 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from protocol import Event as EventMsg
-from protocol import parse_ts
 from server.models import Badge, Member, Node, UsageSession
-from server.services import enrolment, members, refusals, trainings
+from server.services import enrolment, members, refusals, trainings, usage
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +39,17 @@ class BatchCache:
 
 
 class EventHandlers:
-    """The per-type handlers; the ingest's fast path sets `_cache` for the batch it handles."""
+    """The per-type handlers; the ingest's fast path sets `_cache` for the batch it handles.
+
+    The ingest sets `_received_at` before each handler call: the plausibility rules
+    (`server.services.usage`) judge a node's wall-clock times against the receive time."""
 
     _cache: BatchCache | None = None
+    _received_at: datetime | None = None
+    max_session_s: float = usage.DEFAULT_MAX_SESSION_S
+
+    def _received(self, msg: EventMsg) -> datetime:
+        return self._received_at if self._received_at is not None else msg.ts
 
     def _member_id(self, db: Session, data: dict[str, Any]) -> int | None:
         member = data.get("member")
@@ -62,19 +69,23 @@ class EventHandlers:
         return found
 
     def _session_row(self, db: Session, node: Node, msg: EventMsg,
-                     started_at: datetime) -> UsageSession:
-        """The session of this uuid, created if new (race-safe across workers)."""
+                     place: usage.Placement) -> UsageSession:
+        """The session of this uuid, created if new (race-safe across workers); only the node
+        that created a session may change it (raises EventRefused otherwise)."""
         sid = msg.data["session"]
         cache = self._cache
+        found: UsageSession | None = None
         if cache is not None and sid in cache.sessions:
-            return cache.sessions[sid]
-        if cache is None or sid not in cache.sessions_loaded:
-            row = db.scalar(select(UsageSession).where(UsageSession.session_uuid == sid))
-            if row is not None:
-                return row
+            found = cache.sessions[sid]
+        elif cache is None or sid not in cache.sessions_loaded:
+            found = db.scalar(select(UsageSession).where(UsageSession.session_uuid == sid))
+        if found is not None:
+            usage.check_owner(found.node_id, node.id, sid)
+            return found
         row = UsageSession(session_uuid=sid, machine_id=node.machine.id if node.machine else None,
                            node_id=node.id, member_id=self._member_id(db, msg.data),
-                           badge_uid=msg.data["uid"], started_at=started_at)
+                           badge_uid=msg.data["uid"], started_at=place.started,
+                           clock_untrusted=place.untrusted)
         if cache is not None:
             # fast path: inserted with the batch's flush; a race with another worker raises
             # IntegrityError there, and the slow path redoes the batch with savepoints
@@ -89,34 +100,40 @@ class EventHandlers:
             found = db.scalar(select(UsageSession).where(UsageSession.session_uuid == sid))
             if found is None:
                 raise
+            usage.check_owner(found.node_id, node.id, sid)
             return found
         return row
 
     def _on_started(self, db: Session, node: Node, msg: EventMsg) -> None:
-        row = self._session_row(db, node, msg, msg.ts)
+        place = usage.place_at(msg, self._received(msg))
+        row = self._session_row(db, node, msg, place)
         row.has_started_event = True
-        if not row.has_ended_event and row.end_reason is None and msg.ts < row.started_at:
-            row.started_at = msg.ts
+        if (not row.has_ended_event and row.end_reason is None and not place.untrusted
+                and not row.clock_untrusted and place.started < row.started_at):
+            row.started_at = place.started
 
     def _on_heartbeat(self, db: Session, node: Node, msg: EventMsg) -> None:
+        usage.check_durations(msg, self.max_session_s)
         elapsed = float(msg.data["elapsed_s"])
         active = float(msg.data["active_s"])
-        row = self._session_row(db, node, msg, msg.ts - timedelta(seconds=elapsed))
+        place = usage.place_at(msg, self._received(msg), elapsed)
+        row = self._session_row(db, node, msg, place)
         if row.has_ended_event:
             return
         if row.elapsed_s is None or elapsed >= row.elapsed_s:
             row.elapsed_s = elapsed
             row.active_s = max(active, row.active_s or 0.0)
-            row.last_heartbeat_at = msg.ts
+            row.last_heartbeat_at = msg.ts if not place.untrusted else self._received(msg)
         if row.end_reason == "lost":  # still lost, but with the better duration
             row.duration_s = row.elapsed_s
             row.ended_at = row.started_at + timedelta(seconds=row.elapsed_s or 0.0)
 
     def _on_ended(self, db: Session, node: Node, msg: EventMsg) -> None:
-        started = parse_ts(msg.data["started"])
-        row = self._session_row(db, node, msg, started)
-        row.started_at = started
-        row.ended_at = parse_ts(msg.data["ended"])
+        place = usage.place_ended(msg, self._received(msg), self.max_session_s)
+        row = self._session_row(db, node, msg, place)
+        row.started_at = place.started
+        row.ended_at = place.ended
+        row.clock_untrusted = place.untrusted
         row.duration_s = float(msg.data["duration_s"])
         row.active_s = float(msg.data["active_s"])
         row.elapsed_s = row.duration_s

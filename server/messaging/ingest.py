@@ -10,10 +10,16 @@ Design (docs/server.md has the long version):
   per node. A crash before that leaves the messages unacknowledged in the
   broker's persistent session: they come again, and the unique `event_id`
   turns the replay into a duplicate, which is acknowledged too.
-* A database error rolls the batch back and retries it with backoff, without
-  acknowledging anything. Bad input never raises: it becomes a `DeadLetter`
-  row (with the reason), counted, and is acknowledged under `rejected` when the
-  payload had a decodable event id.
+* Any exception while handling one message (decoder, rules, a handler bug,
+  `RecursionError`, anything) dead-letters that message with its reason and
+  the batch goes on; it is acknowledged under `rejected` when the payload had
+  a readable event id (`protocol.peek_id`, which never raises). What still
+  escapes a batch goes to `isolation.Resilience`: retried while the database
+  is down, split, then quarantined as `poison` if one message keeps failing
+  alone with the database up. No message is retried forever.
+* Plausibility and identity (contract section 6) are `server.services.usage`:
+  implausible durations are rejected; untrusted wall-clock times are placed
+  from the receive time and flagged; only a session's own node may change it.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ import logging
 import queue
 import threading
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,10 +46,11 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session, contains_eager, joinedload, sessionmaker
 
-from protocol import Ack, ProtocolError, Status, TopicParts, Topics, parse_ts
+from protocol import Ack, ProtocolError, Status, TopicParts, Topics, load_object, parse_ts, peek_id
 from protocol import Event as EventMsg
 from server import services
 from server.messaging.handlers import HANDLERS, BatchCache, EventHandlers
+from server.messaging.isolation import Resilience, describe, identity
 from server.models import (
     DeadLetter,
     Event,
@@ -53,6 +59,7 @@ from server.models import (
     Site,
     UsageSession,
 )
+from server.services import usage
 
 log = logging.getLogger(__name__)
 
@@ -143,24 +150,6 @@ def _pg_insert_events(db: Session, rows: list[dict[str, Any]]) -> set[str]:
     return {row[0] for row in result}
 
 
-def _raw_event_id(payload: bytes) -> str | None:
-    """The `id` of a payload we reject, when one can be read (so the node can drop it)."""
-    try:
-        obj = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(obj, dict):
-        return None
-    value = obj.get("id")
-    if not isinstance(value, str):
-        return None
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return None
-    return value
-
-
 def _is_retryable(exc: BaseException) -> bool:
     """A database problem (connection, lock, deadlock) worth retrying, not a bad message.
 
@@ -169,7 +158,7 @@ def _is_retryable(exc: BaseException) -> bool:
     """
     if isinstance(exc, OperationalError | InterfaceError):
         return True
-    if isinstance(exc, DBAPIError):
+    if isinstance(exc, DBAPIError):  # its text holds the parameters: a payload could say anything
         return bool(exc.connection_invalidated)
     return isinstance(exc, SQLAlchemyError) and "connection" in str(exc).lower()
 
@@ -178,15 +167,18 @@ class Ingest(EventHandlers):
     """Turns MQTT messages into rows. `handle_batch` is usable without MQTT (tests, fuzzing)."""
 
     def __init__(self, sessions: sessionmaker[Session], topics: Topics, link: Any = None, *,
-                 batch_max: int = 500, batch_ms: float = 20.0) -> None:
+                 batch_max: int = 500, batch_ms: float = 20.0,
+                 max_session_s: float | None = None) -> None:
         self.sessions = sessions
         self.topics = topics
         self.link = link
         self.batch_max = batch_max
         self.batch_ms = batch_ms
+        self.max_session_s = usage.max_session_s() if max_session_s is None else max_session_s
         self.stats = IngestStats()
         self.queue: queue.Queue[Incoming] = queue.Queue()
         self._stop = threading.Event()
+        self.resilience = Resilience(sessions, topics, link, self.process, self._stop)
         self._thread: threading.Thread | None = None
         self._last_stats_log = time.monotonic()
         self._cache: BatchCache | None = None
@@ -238,23 +230,27 @@ class Ingest(EventHandlers):
                 break
         return batch
 
+    @property
+    def retry_base_s(self) -> float:
+        """First delay before a failed batch is retried (doubles up to 10 s)."""
+        return self.resilience.base_delay_s
+
+    @retry_base_s.setter
+    def retry_base_s(self, value: float) -> None:
+        self.resilience.base_delay_s = value
+
+    @property
+    def retrying(self) -> bool:
+        """A batch in hand failed and is being retried (or split)."""
+        return self.resilience.retrying
+
     def _run(self) -> None:
         while not self._stop.is_set():
             batch = self._take_batch()
             if not batch:
                 continue
-            backoff = 0.2
-            while True:
-                try:
-                    self.process(batch)
-                    break
-                except Exception as exc:
-                    self.stats.db_errors += 1
-                    log.warning("ingest: database error (%s); batch of %d not acknowledged, "
-                                "retrying in %.1f s", exc, len(batch), backoff)
-                    if self._stop.wait(backoff):
-                        return  # unacknowledged: the broker redelivers after restart
-                    backoff = min(backoff * 2, 10.0)
+            self.resilience.run(batch)  # unacknowledged only on stop: redelivered after restart
+            self.stats.db_errors = self.resilience.db_errors
             self._maybe_log_stats()
 
     def _maybe_log_stats(self) -> None:
@@ -334,6 +330,7 @@ class Ingest(EventHandlers):
                         outcomes[i] = self._dead_letter(db, item, _Rejected(f"bad topic: {exc}"))
                     except _Rejected as rejected:
                         outcomes[i] = self._dead_letter(db, item, rejected)
+                    # anything else goes up: the batch is redone message by message below
                 inserted = self._insert_events(db, pending)
                 new = [m for _, _, _, m in pending if m.id in inserted]
                 self._preload_sessions(db, new)
@@ -342,7 +339,7 @@ class Ingest(EventHandlers):
                 # flush first: the batch's session rows are written once, at the commit
                 # (autoflush cost ~40 % of the ingest's CPU per event).
                 with db.no_autoflush:
-                    for i, _item, node, msg in pending:
+                    for i, item, node, msg in pending:
                         outcomes[i] = Outcome(site=node.site.slug, node=node.slug,
                                               event_id=msg.id, accepted=True)
                         if msg.id in inserted:
@@ -350,6 +347,8 @@ class Ingest(EventHandlers):
                             self.stats.stored += 1
                             handler = HANDLERS.get(msg.type)
                             if handler is not None:
+                                # a refusal here (identity) redoes the batch with savepoints
+                                self._received_at = item.received_at
                                 handler(self, db, node, msg)
                         else:
                             self.stats.duplicates += 1
@@ -452,18 +451,19 @@ class Ingest(EventHandlers):
                 return self._dispatch(db, item)
         except _Rejected as rejected:
             return self._dead_letter(db, item, rejected)
-        except Exception as exc:
+        except usage.EventRefused as refused:  # a rule of services/usage.py, in a handler
+            return self._dead_letter(db, item, _Rejected(refused.reason, *self._identity(item)))
+        except Exception as exc:  # any other failure of this one message: it alone is dropped
             if _is_retryable(exc):
                 raise
-            log.exception("ingest: unexpected error on %s; dead-lettered", item.topic)
-            internal = _Rejected(f"internal error: {type(exc).__name__}: {exc}"[:500])
-            try:
-                parts = self.topics.parse(item.topic)
-                internal.site, internal.node = parts.site, parts.node
-            except ProtocolError:
-                pass
-            internal.event_id = _raw_event_id(item.payload)
+            log.warning("ingest: unexpected error on %s; dead-lettered", item.topic[:200],
+                        exc_info=not isinstance(exc, RecursionError))
+            internal = _Rejected(f"internal error: {describe(exc)}", *self._identity(item))
             return self._dead_letter(db, item, internal)
+
+    def _identity(self, item: Incoming) -> tuple[str | None, str | None, str | None]:
+        """(site, node, event id) of a message, as far as they can be read; never raises."""
+        return identity(self.topics, item)
 
     def _dead_letter(self, db: Session, item: Incoming, rej: _Rejected) -> Outcome:
         self.stats.dead_letters += 1
@@ -535,7 +535,7 @@ class Ingest(EventHandlers):
                             f"{node_slug!r}'s topic", site, node_slug)
         node = self._registered_node(db, site, node_slug, None)
         self.stats.statuses += 1
-        raw = json.loads(item.payload)
+        raw = load_object(item.payload, "status")  # the bounded reader, as Status.decode
         if status.online and status.ts is not None and isinstance(node.last_status, dict):
             prev_ts = node.last_status.get("ts")
             try:
@@ -591,9 +591,9 @@ class Ingest(EventHandlers):
                      node_slug: str) -> tuple[Node, EventMsg]:
         try:
             msg = EventMsg.decode(item.payload)
-        except ProtocolError as exc:  # read the id again only for a rejected payload
+        except ProtocolError as exc:  # peek_id walks bytes, never a recursive parser
             raise _Rejected(f"invalid event: {exc}", site, node_slug,
-                            _raw_event_id(item.payload)) from None
+                            peek_id(item.payload)) from None
         if msg.node != node_slug:
             raise _Rejected(f"topic/payload mismatch: event of {msg.node!r} on {node_slug!r}'s "
                             "topic", site, node_slug, msg.id)
@@ -610,6 +610,13 @@ class Ingest(EventHandlers):
         if isinstance(member, int) and not 0 < member < 2**31:
             raise _Rejected("invalid event: data field 'member' is not a member id", site,
                             node_slug, msg.id)
+        try:  # plausibility (contract section 6) before anything is written
+            if msg.type == "session.ended":
+                usage.place_ended(msg, item.received_at, self.max_session_s)
+            else:
+                usage.check_durations(msg, self.max_session_s)
+        except usage.EventRefused as refused:
+            raise _Rejected(refused.reason, site, node_slug, msg.id) from None
         return self._registered_node(db, site, node_slug, msg.id), msg
 
     def _event(self, db: Session, item: Incoming, site: str, node_slug: str) -> Outcome:
@@ -635,6 +642,7 @@ class Ingest(EventHandlers):
             log.warning("node %s clock skew %.0f s (event %s)", node_slug, skew, msg.id)
         handler = HANDLERS.get(msg.type)
         if handler is not None:
+            self._received_at = item.received_at
             handler(self, db, node, msg)
         return outcome
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     event,
+    false,
     insert,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -48,6 +49,8 @@ class UsageSession(Base):
     has_started_event: Mapped[bool] = mapped_column(Boolean, default=False)
     has_ended_event: Mapped[bool] = mapped_column(Boolean, default=False)
     pseudonymised_at: Mapped[datetime | None] = mapped_column()
+    # placed from the receive time: the node's wall clock was not believed (services/usage.py)
+    clock_untrusted: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     machine: Mapped[Machine | None] = relationship()
     node: Mapped[Node | None] = relationship()

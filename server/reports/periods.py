@@ -108,6 +108,10 @@ class ReportError(ValueError):
 
 
 MAX_PERIODS = 50_000  # calendar rows per report: 20 years of days at 6 sites
+DURATION_CAP_S = 366 * 86400.0
+"""No stored duration counts beyond this (nor a negative or non-finite one): such a row predates
+the ingest's plausibility bounds (issue 13); it counts its wall-clock span instead, so that no
+report sums to Infinity. Applied the same way by the SQL reports and the roll-ups."""
 
 
 def _local_floor(local: datetime, kind: str) -> date:

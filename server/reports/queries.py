@@ -31,7 +31,13 @@ from server.models import (
     UsageSession,
     UTCDateTime,
 )
-from server.reports.periods import TIME_DIMENSIONS, ReportError, period_key, sort_rows
+from server.reports.periods import (
+    DURATION_CAP_S,
+    TIME_DIMENSIONS,
+    ReportError,
+    period_key,
+    sort_rows,
+)
 from server.reports.rollups import ROLLUP_DIMENSIONS
 from server.reports.rollups_read import usage_rows, visits_rows
 from server.reports.sql import (
@@ -149,7 +155,10 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
         starts_in.append(s.c.started_at < hi)
     session_count = (sa.func.sum(sa.case((sa.and_(*starts_in), 1), else_=0)) if starts_in
                      else sa.func.count())
-    duration = sa.func.coalesce(s.c.duration_s, sa.case((wall > 0, wall), else_=0.0))
+    duration = sa.case((sa.and_(s.c.duration_s >= 0, s.c.duration_s <= DURATION_CAP_S),
+                        s.c.duration_s), (wall > 0, wall), else_=0.0)
+    active = sa.case((sa.and_(s.c.active_s >= 0, s.c.active_s <= DURATION_CAP_S), s.c.active_s),
+                     else_=0.0)
 
     # group by integer ids where a label is only a name (cheaper to sort than text), and map
     # them to slugs / period labels afterwards: a few thousand rows at most
@@ -179,7 +188,7 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
             *keys,
             session_count.label("sessions"),
             (sa.func.sum(duration * frac) / 3600.0).label("hours"),
-            (sa.func.sum(sa.func.coalesce(s.c.active_s, 0.0) * frac) / 3600.0).label("active_hours"),
+            (sa.func.sum(active * frac) / 3600.0).label("active_hours"),
             sa.func.count(sa.distinct(s.c.member_id)).label("members"),
         )
         .select_from(frm)

@@ -44,6 +44,7 @@ from server.models import (
     UsageSession,
 )
 from server.reports.periods import (
+    DURATION_CAP_S,
     TIME_DIMENSIONS,
     LocalDays,
     month_of,
@@ -119,11 +120,13 @@ class Cell:
 def session_amounts(s: datetime, e: datetime, duration_s: float | None,
                     active_s: float | None) -> tuple[float, float]:
     """What a session splits: the node's monotonic duration (else the wall clock) and active
-    time, as `server.reports` does."""
-    if duration_s is None:
+    time, as `server.reports` does (a duration outside 0..DURATION_CAP_S is not believed)."""
+    if duration_s is None or not 0 <= duration_s <= DURATION_CAP_S:  # NaN fails both tests
         wall = (e - s).total_seconds()
         duration_s = wall if wall > 0 else 0.0
-    return float(duration_s), float(active_s or 0.0)
+    if active_s is None or not 0 <= active_s <= DURATION_CAP_S:
+        active_s = 0.0
+    return float(duration_s), float(active_s)
 
 
 @dataclass
