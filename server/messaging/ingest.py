@@ -178,7 +178,8 @@ class Ingest(EventHandlers):
         self.stats = IngestStats()
         self.queue: queue.Queue[Incoming] = queue.Queue()
         self._stop = threading.Event()
-        self.resilience = Resilience(sessions, topics, link, self.process, self._stop)
+        self.resilience = Resilience(sessions, topics, link, self.process, self._stop,
+                                     is_db_error=_is_retryable, on_db_error=self._count_db_error)
         self._thread: threading.Thread | None = None
         self._last_stats_log = time.monotonic()
         self._cache: BatchCache | None = None
@@ -244,13 +245,15 @@ class Ingest(EventHandlers):
         """A batch in hand failed and is being retried (or split)."""
         return self.resilience.retrying
 
+    def _count_db_error(self) -> None:
+        self.stats.db_errors += 1
+
     def _run(self) -> None:
         while not self._stop.is_set():
             batch = self._take_batch()
             if not batch:
                 continue
             self.resilience.run(batch)  # unacknowledged only on stop: redelivered after restart
-            self.stats.db_errors = self.resilience.db_errors
             self._maybe_log_stats()
 
     def _maybe_log_stats(self) -> None:

@@ -72,8 +72,12 @@ class Resilience:
     """Runs `process(batch)` until every message of it is settled (see the module docstring)."""
 
     def __init__(self, sessions: sessionmaker[Session], topics: Topics, link: Any,
-                 process: Callable[[list[Any]], object], stop: threading.Event) -> None:
+                 process: Callable[[list[Any]], object], stop: threading.Event, *,
+                 is_db_error: Callable[[BaseException], bool] = lambda exc: False,
+                 on_db_error: Callable[[], None] = lambda: None) -> None:
         self.sessions = sessions
+        self.is_db_error = is_db_error  # counted as a database error (the probe still decides)
+        self.on_db_error = on_db_error  # live statistics: called at once, not after the batch
         self.topics = topics
         self.link = link
         self.process = process
@@ -125,9 +129,10 @@ class Resilience:
                 self.retrying = True
                 up = self.database_ok()
                 if up:
-                    failures += 1
-                else:
+                    failures += 1  # the database answers: this batch itself may be the cause
+                if not up or self.is_db_error(exc):
                     self.db_errors += 1
+                    self.on_db_error()
                 log.warning("ingest: %s of %d message(s) failed (%s); %s", "batch" if
                             len(batch) > 1 else "message", len(batch), describe(exc),
                             "database down, retrying" if not up else f"try {failures}/{tries}")

@@ -1,7 +1,7 @@
 """web_logins: server-side login sessions, so a cookie copied before logout stops working
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-26 10:00:00
 
 Written by hand. Existing cookies carry no login id: everyone logs in again once.
