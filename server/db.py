@@ -14,11 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import IntegrityError as UniqueViolation  # noqa: F401  (re-exported)
 from sqlalchemy.orm import sessionmaker
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+# `UniqueViolation`: two writers raced for the same unique value (the API answers 409). Named
+# here so the web and API layers need not import SQLAlchemy.
 
 
 class DatabaseError(RuntimeError):

@@ -10,9 +10,9 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
-from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
+from server.db import UniqueViolation
 from server.errors import ServerError
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,8 @@ def _server_error(e: ServerError) -> Response:
     return error_response(STATUS_OF.get(e.code, 400), e.code, e.message,
                           getattr(e, "fields", None))
 
-@bp.errorhandler(IntegrityError)
-def _integrity(_e: IntegrityError) -> Response:
+@bp.errorhandler(UniqueViolation)
+def _integrity(_e: UniqueViolation) -> Response:
     """Two requests racing for the same unique value: the loser gets a 409, not a 500."""
     from server.app import get_db
 

@@ -6,28 +6,23 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify, request
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
-from server import services
+from server import auth, services
 from server.api import ApiError, bp
-from server.api.serializers import _open_sessions, machine_json
+from server.api.serializers import machine_json
 from server.api.support import (
     _actor,
     _body,
     _check_site,
     _created,
+    _forbidden,
     _listing,
     _managed_machine,
     _no_nul,
     _page_args,
     _path_id,
-    _scope,
 )
 from server.app import get_db
-from server.models import (
-    Machine,
-)
 
 
 @bp.post("/machines")
@@ -55,18 +50,18 @@ def list_machines() -> Any:
     site = request.args.get("site") or None
     _no_nul(site, "site")
     db = get_db()
-    pg = services.list_machines(db, site=site, page=page, per_page=per_page, site_ids=_scope())
-    ids = [m.id for m in pg.items]
-    if ids:  # nodes and sites in one query each
-        db.scalars(select(Machine).where(Machine.id.in_(ids))
-                   .options(selectinload(Machine.node), selectinload(Machine.site))).all()
-    open_map = _open_sessions(db, ids)
+    pg = services.list_machines(db, site=site, page=page, per_page=per_page,
+                                site_ids=auth.read_sites(auth.me()))
+    open_map = services.open_sessions_by_machine(db, [m.id for m in pg.items])
     return _listing(pg, lambda m: machine_json(m, open_map))
 
 
 @bp.get("/machines/<id:machine_id>")
 def get_machine(machine_id: int) -> Any:
-    return jsonify(machine_json(_managed_machine(get_db(), _path_id(machine_id, "machine"))))
+    m = services.get_machine(get_db(), _path_id(machine_id, "machine"))
+    if not auth.can_read_site(auth.me(), m.site_id):
+        raise _forbidden(f"machine {m.id}")
+    return jsonify(machine_json(m))
 
 
 @bp.patch("/machines/<id:machine_id>")

@@ -6,8 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify, request
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from server import auth, services
 from server.api import ApiError, bp
@@ -23,12 +21,8 @@ from server.api.support import (
     _no_nul,
     _page_args,
     _path_id,
-    _scope,
 )
 from server.app import get_db
-from server.models import (
-    Member,
-)
 
 
 @bp.post("/members")
@@ -62,19 +56,18 @@ def list_members() -> Any:
     site = request.args.get("site") or None
     _no_nul(q, "q")
     _no_nul(site, "site")
-    db = get_db()
-    pg = services.list_members(db, q=q, active=active, site=site, page=page, per_page=per_page,
-                               site_ids=_scope())
-    ids = [m.id for m in pg.items]
-    if ids:  # badges and sites in one query each, not one per member
-        db.scalars(select(Member).where(Member.id.in_(ids))
-                   .options(selectinload(Member.badges), selectinload(Member.site))).all()
-    return _listing(pg, member_json)
+    # the member base is shared: every member is listed; e-mails only where the token may
+    # contact (and matched by `q` only there)
+    p = auth.me()
+    pg = services.list_members(get_db(), q=q, active=active, site=site, page=page,
+                               per_page=per_page, contact_site_ids=auth.contact_sites(p))
+    return _listing(pg, lambda m: member_json(m, auth.can_read_contact(p, m)))
 
 
 @bp.get("/members/<id:member_id>")
 def get_member(member_id: int) -> Any:
-    return jsonify(member_json(_managed_member(get_db(), _path_id(member_id, "member"))))
+    m = services.get_member(get_db(), _path_id(member_id, "member"))
+    return jsonify(member_json(m, auth.can_read_contact(auth.me(), m)))
 
 
 @bp.patch("/members/<id:member_id>")
@@ -121,7 +114,7 @@ def patch_badge(uid: str) -> Any:
     if not isinstance(b.get("status"), str):
         raise ApiError(400, "status is required", {"status": "active, lost or inactive"})
     db = get_db()
-    if not auth.can_manage_member(auth.me(), services.get_badge(db, uid).member):
+    if not auth.can_edit_member(auth.me(), services.get_badge(db, uid).member):
         raise _forbidden(f"badge {uid}")
     badge = services.set_badge_status(db, uid, b["status"], actor=_actor())
     db.commit()

@@ -4,22 +4,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
+from server import services
 from server.api.support import _iso
 from server.app import get_db
-from server.models import (
-    Authorization,
-    Badge,
-    Machine,
-    Member,
-    Node,
-    Site,
-    UsageSession,
-)
 from server.services import machine_state
+
+if TYPE_CHECKING:
+    from server.models import Authorization, Badge, Machine, Member, Node, Site, UsageSession
 
 
 def site_json(s: Site) -> dict[str, Any]:
@@ -31,35 +24,25 @@ def badge_json(b: Badge) -> dict[str, Any]:
             "created_at": _iso(b.created_at)}
 
 
-def member_json(m: Member) -> dict[str, Any]:
-    return {"id": m.id, "name": m.name, "email": m.email, "member_no": m.member_no,
+def member_json(m: Member, contact: bool = True) -> dict[str, Any]:
+    """A member; without `contact` (a manager of other sites, contract section 6) the e-mail
+    is absent from the body."""
+    body = {"id": m.id, "name": m.name, "email": m.email, "member_no": m.member_no,
             "site": m.site.slug if m.site else None, "tags": list(m.tags or []),
             "active": bool(m.active),
             "active_until": m.active_until.isoformat() if m.active_until else None,
             "badges": [badge_json(b) for b in m.badges], "created_at": _iso(m.created_at)}
-
-
-def _open_session(db: Any, machine_id: int) -> UsageSession | None:
-    return db.scalar(select(UsageSession).where(UsageSession.machine_id == machine_id,
-                                                UsageSession.ended_at.is_(None))
-                     .order_by(UsageSession.started_at.desc()).limit(1))
-
-
-def _open_sessions(db: Any, machine_ids: list[int]) -> dict[int, UsageSession]:
-    """The latest open session of each machine, in one query (lists of up to 500 machines)."""
-    if not machine_ids:
-        return {}
-    rows = db.scalars(select(UsageSession).where(UsageSession.machine_id.in_(machine_ids),
-                                                 UsageSession.ended_at.is_(None))
-                      .order_by(UsageSession.started_at)).all()
-    return {r.machine_id: r for r in rows}
+    if not contact:
+        del body["email"]
+    return body
 
 
 def machine_json(m: Machine, open_map: dict[int, UsageSession] | None = None) -> dict[str, Any]:
-    db = get_db()
     node = m.node
     online = bool(node and node.online)
-    sess = open_map.get(m.id) if open_map is not None else _open_session(db, m.id)
+    if open_map is None:
+        open_map = services.open_sessions_by_machine(get_db(), [m.id])
+    sess = open_map.get(m.id)
     state = machine_state.machine_state(locked=bool(m.locked), online=online,
                                         node_state=node.state if node else None,
                                         in_session=sess is not None)

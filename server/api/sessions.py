@@ -5,17 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
-
-from server import services
+from server import auth, services
 from server.api import bp
 from server.api.serializers import session_json
-from server.api.support import _listing, _page_args, _query_int, _query_time, _scope
+from server.api.support import _listing, _page_args, _query_int, _query_time
 from server.app import get_db
-from server.models import (
-    UsageSession,
-)
 
 
 @bp.get("/sessions")
@@ -24,10 +18,6 @@ def list_sessions() -> Any:
     since, until = _query_time("since"), _query_time("until")
     pg = services.list_sessions(get_db(), machine_id=_query_int("machine_id"),
                                 member_id=_query_int("member_id"), since=since, until=until,
-                                page=page, per_page=per_page, site_ids=_scope())
-    db = get_db()
-    ids = [s.id for s in pg.items]
-    if ids:  # load machines in one query for the slugs
-        db.scalars(select(UsageSession).where(UsageSession.id.in_(ids))
-                   .options(selectinload(UsageSession.machine))).all()
+                                page=page, per_page=per_page,
+                                site_ids=auth.read_sites(auth.me()))
     return _listing(pg, session_json)

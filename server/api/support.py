@@ -5,20 +5,16 @@ checks that name the field (never a 500), and list/created responses.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Response, g, jsonify, request
-from sqlalchemy import select
 
 from server import auth, services
 from server.api import ApiError, bp
 from server.app import get_db
-from server.models import (
-    Authorization,
-    Machine,
-    Member,
-    Site,
-)
+
+if TYPE_CHECKING:
+    from server.models import Authorization, Machine, Member
 
 MAX_ID = 2**31 - 1  # PostgreSQL integer
 
@@ -56,8 +52,9 @@ def _forbidden(what: str) -> ApiError:
 
 
 def _managed_member(db: Any, member_id: int) -> Member:
+    """A member the token may edit: homed at its sites, or shared."""
     m = services.get_member(db, member_id)
-    if not auth.can_manage_member(auth.me(), m):
+    if not auth.can_edit_member(auth.me(), m):
         raise _forbidden(f"member {m.id}")
     return m
 
@@ -70,9 +67,10 @@ def _managed_machine(db: Any, machine_id: int) -> Machine:
 
 
 def _managed_authorization(db: Any, authorization_id: int) -> Authorization:
+    """An authorization the token may revoke: on machines (or a group) of its sites, whatever
+    the member's home site."""
     a = services.get_authorization(db, authorization_id)
-    p = auth.me()
-    if not (auth.can_manage_member(p, a.member) and auth.can_change_authorization(db, p, a)):
+    if not auth.can_change_authorization(db, auth.me(), a):
         raise _forbidden(f"authorization {a.id}")
     return a
 
@@ -91,8 +89,9 @@ def _report_site(slug: str | None, scope: frozenset[int]) -> int:
     """The site a manager token's report covers: `site` if it is one of the token's sites (403
     otherwise); without `site`, the token's only site (400 if it has several)."""
     db = get_db()
+    sites = {s.slug: s.id for s in services.list_sites(db)}
     if slug is not None:
-        sid = db.scalar(select(Site.id).where(Site.slug == slug))
+        sid = sites.get(slug)
         if sid is None or sid not in scope:
             raise ApiError(403, f"site {slug!r} is not one of this token's sites",
                            {"site": "one of this token's sites"})
@@ -101,7 +100,7 @@ def _report_site(slug: str | None, scope: frozenset[int]) -> int:
         return next(iter(scope))
     if not scope:
         raise ApiError(403, "this manager token has no site: create a new one with --site")
-    slugs = db.scalars(select(Site.slug).where(Site.id.in_(sorted(scope))).order_by(Site.slug))
+    slugs = sorted(s for s, i in sites.items() if i in scope)
     raise ApiError(400, "this token reaches several sites: choose one with site",
                    {"site": "one of " + ", ".join(slugs)})
 

@@ -14,7 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from server.errors import N_, NotFound
 from server.models import Machine, MaintenanceLog, MaintenanceTask, UsageSession, utcnow
+from server.services.audit import audit
 from server.services.machines import set_machine_lock
 
 log = logging.getLogger(__name__)
@@ -115,7 +117,8 @@ def due_maintenance(db: Session) -> dict[int, list[dict[str, Any]]]:
     return out
 
 
-def create_task(db: Session, machine_id: int, name: str, interval_active_h: float) -> MaintenanceTask:
+def create_task(db: Session, machine_id: int, name: str, interval_active_h: float, *,
+                actor: str = "system") -> MaintenanceTask:
     if db.get(Machine, machine_id) is None:
         raise MaintenanceError(f"no machine {machine_id}")
     name = (name or "").strip()
@@ -130,6 +133,41 @@ def create_task(db: Session, machine_id: int, name: str, interval_active_h: floa
     task = MaintenanceTask(machine_id=machine_id, name=name, interval_active_h=interval)
     db.add(task)
     db.flush()
+    audit(db, actor, "maintenance.task_create", "machine", machine_id,
+          {"task_id": task.id, "name": name, "interval_active_h": interval})
+    return task
+
+
+def retire_task(db: Session, machine_id: int, task_id: int, *, actor: str) -> MaintenanceTask:
+    """Stop tracking a task (its history is kept); audited like every change."""
+    task = db.get(MaintenanceTask, task_id)
+    if task is None or task.machine_id != machine_id:
+        raise NotFound(N_("no task %(task)s on machine %(machine)s"),
+                       {"task": task_id, "machine": machine_id})
+    if task.active:
+        task.active = False
+        audit(db, actor, "maintenance.task_retire", "machine", machine_id,
+              {"task_id": task.id, "name": task.name})
+        db.flush()
+    return task
+
+
+def tasks_fingerprint(db: Session) -> tuple[Any, ...] | None:
+    """Changes whenever an active task or an intervention is added or retired (None: no task),
+    so a cached `due_maintenance` knows when to recompute."""
+    count, max_task, sum_task = db.execute(
+        sa.select(sa.func.count(), sa.func.max(MaintenanceTask.id), sa.func.sum(MaintenanceTask.id))
+        .where(MaintenanceTask.active.is_(True))).one()
+    if not count:
+        return None
+    return (count, max_task, sum_task, db.scalar(sa.select(sa.func.max(MaintenanceLog.id))))
+
+
+def get_task(db: Session, machine_id: int, task_id: int) -> MaintenanceTask:
+    task = db.get(MaintenanceTask, task_id)
+    if task is None or task.machine_id != machine_id:
+        raise NotFound(N_("no task %(task)s on machine %(machine)s"),
+                       {"task": task_id, "machine": machine_id})
     return task
 
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Flask,
@@ -36,11 +35,13 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from server import auth
+from server import auth, services
 from server import reports as rep
 from server.auth import ADMIN, MANAGER, roles_required
-from server.models import Machine, Member, Site
 from server.reports.charts import svg_bar_chart
+
+if TYPE_CHECKING:
+    from server.models import Machine
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def actor() -> str:
 def _tz(site: str | None) -> ZoneInfo:
     name = current_app.config.get("TIMEZONE") or "UTC"
     if site:
-        tz = page_db().scalar(sa.select(Site.timezone).where(Site.slug == site))
+        tz = services.site_timezone(page_db(), site)
         name = tz or name
     try:
         return ZoneInfo(name)
@@ -129,7 +130,7 @@ def _period(site: str | None, default_days: int = 365
 def _sites() -> list[tuple[str, str]]:
     """The sites the login may report on, by name: all for an admin, their own for a manager."""
     me = auth.me()
-    rows = page_db().execute(sa.select(Site.id, Site.slug, Site.name).order_by(Site.name, Site.id))
+    rows = [(s.id, s.slug, s.name) for s in services.sites_by_name(page_db())]
     return [(slug, name) for sid, slug, name in rows if auth.can_manage_site(me, sid)]
 
 
@@ -154,9 +155,7 @@ def _site_choice() -> tuple[str | None, list[tuple[str, str]]]:
 
 def machine_or_403(machine_id: int) -> Machine:
     """The machine (404 if none), if the login manages its site (403 otherwise)."""
-    m = page_db().get(Machine, machine_id)
-    if m is None:
-        abort(404)
+    m = services.get_machine(page_db(), machine_id)  # NotFound: the 404 page
     if not auth.can_manage_machine(auth.me(), m):
         abort(403)
     return m
@@ -213,10 +212,9 @@ def usage() -> Any:
     openable: set[int] = set()  # members whose statement the login may open
     if group == "member":
         me = auth.me()
-        found = db.execute(sa.select(Member.id, Member.name, Member.site_id).where(
-            Member.id.in_([r["member"] for r in rows if r["member"] is not None]))).all()
-        names = {mid: name for mid, name, _sid in found}
-        openable = {mid for mid, _name, sid in found if auth.can_manage_site(me, sid)}
+        found = services.member_names(db, {r["member"] for r in rows if r["member"] is not None})
+        names = {mid: name for mid, (name, _sid) in found.items()}
+        openable = {mid for mid, (_name, sid) in found.items() if auth.can_manage_site(me, sid)}
         for r in rows:
             r["name"] = names.get(r["member"])
     if request.args.get("format") == "csv":
@@ -240,13 +238,7 @@ def usage() -> Any:
 
 
 def _open_sessions(site: str | None) -> int:
-    from server.models import UsageSession
-
-    q = sa.select(sa.func.count()).select_from(UsageSession).where(UsageSession.ended_at.is_(None))
-    if site:
-        q = q.join(Machine, Machine.id == UsageSession.machine_id).join(
-            Site, Site.id == Machine.site_id).where(Site.slug == site)
-    return int(page_db().scalar(q) or 0)
+    return services.open_session_count(page_db(), site)
 
 
 DENIED_GROUPS = [("reason", _l("Reason")), ("machine", _l("Machine")), ("site", _l("Site")),
@@ -278,9 +270,7 @@ def denied() -> Any:
 @managers
 def statement(member_id: int) -> Any:
     db = page_db()
-    member = db.get(Member, member_id)
-    if member is None:
-        abort(404)
+    member = services.get_member(db, member_id)  # NotFound: the 404 page
     if not auth.can_manage_member(auth.me(), member):
         abort(403)
     # no site picker: `site` only chooses the zone of the dates (the server's by default)
@@ -289,7 +279,8 @@ def statement(member_id: int) -> Any:
     st = rep.member_statement(db, member_id, since, until, basis)
     if request.args.get("format") == "csv":
         cols = ["machine", "name", "sessions", "hours", "active_hours", "rate", "amount"]
-        body = rep.rows_to_csv(st["rows"], columns=cols) + f"total,,,,,,{st['total']}\r\n"
+        total = {"machine": "total", "amount": st["total"]}
+        body = rep.rows_to_csv([*st["rows"], total], columns=cols)
         return csv_response(body, f"statement-{member_id}-{first}-{last}")
     return render_template("reports/statement.html", member=member, st=st, first=first, last=last,
                            basis=basis, site=site, sites=[])
