@@ -17,6 +17,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import IntegrityError as UniqueViolation  # noqa: F401  (re-exported)
 from sqlalchemy.orm import sessionmaker
 
+from server.errors import ServerError
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -26,8 +28,10 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # here so the web and API layers need not import SQLAlchemy.
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(ServerError, RuntimeError):
     """The database is missing, unmigrated or unreachable."""
+
+    code = "database"
 
 
 def default_url(data_dir: str | os.PathLike[str]) -> str:

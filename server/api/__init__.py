@@ -22,7 +22,8 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 409: "conflict", 413: "too_large",
               415: "unsupported_media_type", 429: "too_many_requests", 501: "not_implemented"}
-STATUS_OF = {"not_found": 404, "conflict": 409, "forbidden": 403, "invalid": 400}
+STATUS_OF = {"not_found": 404, "conflict": 409, "forbidden": 403, "invalid": 400,
+             "database": 503, "mqtt": 503, "configuration": 500}
 
 
 class ApiError(ServerError):

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from server.errors import N_
 from server.models import (
     Member,
     Site,
@@ -40,7 +41,7 @@ def funder_report(db: Session, since: datetime, until: datetime,
     since_a, until_a = _aware(since), _aware(until)
     assert since_a is not None and until_a is not None
     if until_a <= since_a:
-        raise ReportError("until must be after since")
+        raise ReportError(N_("until must be after since"))
     site_id = _site_id(db, site)
     # one pass over the cells by machine family; the totals are their sums and union
     kinds = usage_rows(db, ("kind",), since_a, until_a, site_id, with_member_sets=True)

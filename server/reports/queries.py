@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from server.errors import N_
 from server.models import (
     Event,
     Machine,
@@ -75,7 +76,7 @@ def usage_report(
     since, until = _aware(since), _aware(until)
     filters = {"member_id": member_id, "machine_id": machine_id}
     if since is not None and until is not None and until <= since:
-        raise ReportError("until must be after since")
+        raise ReportError(N_("until must be after since"))
     site_id = _site_id(db, site)
     if use_rollups and member_id is None and all(d in ROLLUP_DIMENSIONS for d in dims):
         return usage_rows(db, dims, since, until, site_id, machine_id)
@@ -212,7 +213,7 @@ def visits_report(db: Session, group_by: str | Sequence[str] = (), since: dateti
     dims = _dims(group_by) if group_by not in ((), "", None) else []
     since, until = _aware(since), _aware(until)
     if since is not None and until is not None and until <= since:
-        raise ReportError("until must be after since")
+        raise ReportError(N_("until must be after since"))
     site_id = _site_id(db, site)
     if use_rollups and all(d in ROLLUP_DIMENSIONS for d in dims):
         return visits_rows(db, dims, since, until, site_id)
@@ -222,7 +223,7 @@ def visits_report(db: Session, group_by: str | Sequence[str] = (), since: dateti
             return []
         since, until = since or rng[0], until or rng[1]
     if until <= since:
-        raise ReportError("until must be after since")
+        raise ReportError(N_("until must be after since"))
     dialect = db.get_bind().dialect.name
     with _Calendar(db, "day", since, until, site_id) as cal:
         p = cal.table
@@ -299,9 +300,10 @@ def denied_report(db: Session, group_by: str | Sequence[str] = "reason",
     dims = [d for d in dims if d]
     for d in dims:
         if d not in DENIED_DIMENSIONS:
-            raise ReportError(f"group_by: unknown dimension {d!r} (one of {', '.join(DENIED_DIMENSIONS)})")
+            raise ReportError(N_("group_by: unknown dimension %(d)r (one of %(choices)s)"),
+                              {"d": d, "choices": ", ".join(DENIED_DIMENSIONS)})
     if len(set(dims)) != len(dims):
-        raise ReportError("group_by: a dimension is repeated")
+        raise ReportError(N_("group_by: a dimension is repeated"))
     since, until = _aware(since), _aware(until)
     site_id = _site_id(db, site)
     dialect = db.get_bind().dialect.name
@@ -351,7 +353,7 @@ def member_statement(db: Session, member_id: int, since: datetime | None = None,
     `basis` is ``hours`` (session time, what the member held the machine) or ``active_hours``.
     Machines without a rate are listed with no amount."""
     if basis not in ("hours", "active_hours"):
-        raise ReportError("basis: hours or active_hours")
+        raise ReportError(N_("basis: hours or active_hours"))
     rows = usage_report(db, "machine", since, until, member_id=member_id)
     rates = dict(db.execute(sa.select(Machine.slug, Machine.hourly_rate)).all())
     names = dict(db.execute(sa.select(Machine.slug, Machine.name)).all())

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from server.errors import N_
 from server.models import (
     Machine,
     MachineGroup,
@@ -90,7 +91,7 @@ def _aware(value: datetime | None) -> datetime | None:
         return None
     value = value if value.tzinfo else value.replace(tzinfo=UTC)
     if not EARLIEST <= value <= LATEST:
-        raise ReportError("since/until: between 1900 and 2200")
+        raise ReportError(N_("since/until: between 1900 and 2200"))
     return value
 
 
@@ -98,14 +99,15 @@ def _dims(group_by: str | Sequence[str]) -> list[str]:
     dims = [d.strip() for d in group_by.split(",")] if isinstance(group_by, str) else list(group_by)
     dims = [d for d in dims if d]
     if not dims:
-        raise ReportError("group_by: at least one dimension is needed")
+        raise ReportError(N_("group_by: at least one dimension is needed"))
     for d in dims:
         if d not in DIMENSIONS:
-            raise ReportError(f"group_by: unknown dimension {d!r} (one of {', '.join(DIMENSIONS)})")
+            raise ReportError(N_("group_by: unknown dimension %(d)r (one of %(choices)s)"),
+                              {"d": d, "choices": ", ".join(DIMENSIONS)})
     if len([d for d in dims if d in TIME_DIMENSIONS]) > 1:
-        raise ReportError("group_by: at most one of day, week, month")
+        raise ReportError(N_("group_by: at most one of day, week, month"))
     if len(set(dims)) != len(dims):
-        raise ReportError("group_by: a dimension is repeated")
+        raise ReportError(N_("group_by: a dimension is repeated"))
     return dims
 
 
@@ -116,7 +118,7 @@ def _site_id(db: Session, site: str | int | None) -> int | None:
         return site
     sid = db.scalar(sa.select(Site.id).where(Site.slug == site))
     if sid is None:
-        raise ReportError(f"site: no site {site!r}")
+        raise ReportError(N_("site: no site %(site)r"), {"site": site})
     return int(sid)
 
 
@@ -171,7 +173,8 @@ class _Calendar:
             for key, a, b in calendar(_zone_name(tz), kind, since, until)
         ]
         if len(self.rows) > MAX_PERIODS:
-            raise ReportError(f"too many {kind}s in the range: narrow it or group by a longer period")
+            raise ReportError(N_("too many %(kind)ss in the range: narrow it or group by a longer "
+                                 "period"), {"kind": kind})
         # the same period has the same number at every site (its label may start at different
         # instants): grouping by it merges sites, as grouping by the label would
         numbers = {k: i for i, k in enumerate(sorted({str(r["pkey"]) for r in self.rows}))}
@@ -223,4 +226,4 @@ def _dimension(dialect: str, d: str, frm: Any, s: Any, m: Any) -> tuple[Any, Any
         tags = _json_elements(dialect, mem.c.tags)
         frm = frm.join(mem, mem.c.id == _noindex(dialect, s.c.member_id)).join(tags, sa.true())
         return frm, tags.c.value.label("member_tag")
-    raise ReportError(f"group_by: {d!r} is not available here")
+    raise ReportError(N_("group_by: %(d)r is not available here"), {"d": d})

@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from server import auth
-from server.errors import Forbidden, NotFound
+from server.errors import Forbidden, NotFound, ServerError
 from server.web.blueprint import bp
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,8 @@ csrf = CSRFProtect()
 babel = Babel()
 
 
-class WebError(Exception):
-    """Root of this package's own exceptions."""
+class WebError(ServerError):
+    """A web-only error; like every error of the server, a `server.errors.ServerError`."""
 
 
 class IdConverter(IntegerConverter):

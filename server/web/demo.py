@@ -34,6 +34,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext, lazy_gettext
 
 from server import services
+from server.errors import ServerError
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,8 @@ ACTIONS = ("tap", "double_tap", "place", "remove")
 DOUBLE_TAP_GAP_S = 0.8  # a trainer's two taps: after the first card is removed, within 3 s
 
 
-class DemoPanelError(Exception):
-    """Root of this module's own exceptions (a bad panel request)."""
+class DemoPanelError(ServerError):
+    """A bad panel request (a `server.errors.ServerError`, like every error of the server)."""
 
 
 def _nodes() -> Any:

@@ -26,7 +26,9 @@ from markupsafe import Markup
 from server import auth, services
 from server import reports as rep
 from server.auth import ADMIN, MANAGER
+from server.errors import N_
 from server.services import maintenance as mnt
+from server.web.members import error_text
 from server.web.reports import (
     actor,
     csv_response,
@@ -75,6 +77,16 @@ def machine(machine_id: int) -> Any:
     return render_template("reports/machine.html", m=m, status=status, history=hist)
 
 
+def _task_arg() -> int | None:
+    """The form's task id (none: the machine as a whole); not a number: an unknown task."""
+    raw = request.form.get("task_id") or ""
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise mnt.MaintenanceError(N_("no task %(task)s on this machine"), {"task": raw[:20]})
+    return int(raw)
+
+
 @bp.post("/machines/<int:machine_id>/tasks")
 @managers
 def add_task(machine_id: int) -> Any:
@@ -87,7 +99,7 @@ def add_task(machine_id: int) -> Any:
         flash(_("Task added."), "success")
     except mnt.MaintenanceError as exc:
         db.rollback()
-        flash(_("Task not added: %(why)s", why=str(exc)), "error")
+        flash(_("Task not added: %(why)s", why=error_text(exc)), "error")
     return redirect(url_for("maintenance.machine", machine_id=machine_id))
 
 
@@ -107,17 +119,16 @@ def retire_task(machine_id: int, task_id: int) -> Any:
 def log_intervention(machine_id: int) -> Any:
     db = page_db()
     machine_or_403(machine_id)
-    raw_task = request.form.get("task_id") or ""
     try:
-        task_id = int(raw_task) if raw_task else None
+        task_id = _task_arg()
         mnt.log_intervention(db, machine_id, task_id, user_id=user_id(),
                              note=request.form.get("note"),
                              lock=request.form.get("lock") == "1", actor=actor())
         db.commit()
         flash(_("Intervention recorded."), "success")
-    except (ValueError, mnt.MaintenanceError) as exc:
+    except mnt.MaintenanceError as exc:
         db.rollback()
-        flash(_("Not recorded: %(why)s", why=str(exc)), "error")
+        flash(_("Not recorded: %(why)s", why=error_text(exc)), "error")
     return redirect(url_for("maintenance.machine", machine_id=machine_id))
 
 
@@ -126,14 +137,13 @@ def log_intervention(machine_id: int) -> Any:
 def lock(machine_id: int) -> Any:
     db = page_db()
     machine_or_403(machine_id)
-    raw_task = request.form.get("task_id") or ""
     try:
-        mnt.lock_until_done(db, machine_id, int(raw_task) if raw_task else None, actor=actor())
+        mnt.lock_until_done(db, machine_id, _task_arg(), actor=actor())
         db.commit()
         flash(_("Machine locked until the intervention is recorded."), "success")
-    except (ValueError, mnt.MaintenanceError) as exc:
+    except mnt.MaintenanceError as exc:
         db.rollback()
-        flash(str(exc), "error")
+        flash(error_text(exc), "error")
     return redirect(url_for("maintenance.machine", machine_id=machine_id))
 
 

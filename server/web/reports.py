@@ -39,6 +39,7 @@ from server import auth, services
 from server import reports as rep
 from server.auth import ADMIN, MANAGER, roles_required
 from server.reports.charts import svg_bar_chart
+from server.web.members import error_text
 
 if TYPE_CHECKING:
     from server.models import Machine
@@ -207,7 +208,7 @@ def usage() -> Any:
                 r["visits"] = visits.get(r[group], 0)
     except rep.ReportError as exc:
         db.rollback()
-        flash(str(exc), "error")
+        flash(error_text(exc), "error")
         rows = []
     openable: set[int] = set()  # members whose statement the login may open
     if group == "member":
@@ -256,7 +257,7 @@ def denied() -> Any:
     try:
         rows = rep.denied_report(page_db(), group, since, until, site)
     except rep.ReportError as exc:
-        flash(str(exc), "error")
+        flash(error_text(exc), "error")
         rows = []
     if request.args.get("format") == "csv":
         return csv_response(rep.rows_to_csv(rows, columns=[group, "denied"]), f"denied-{first}-{last}")
@@ -297,7 +298,7 @@ def funder() -> Any:
     try:
         report = rep.funder_report(page_db(), since, until, site)
     except rep.ReportError as exc:
-        flash(str(exc), "error")
+        flash(error_text(exc), "error")
         return redirect(url_for("reports.funder"))
     if request.args.get("format") == "csv":
         return csv_response(rep.rows_to_csv(report["rows"], columns=rep.FUNDER_COLUMNS),
