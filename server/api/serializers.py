@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from server import services
-from server.api.support import _iso
+from server.api.support import iso
 from server.app import get_db
 from server.services import machine_state
 
@@ -21,7 +21,7 @@ def site_json(s: Site) -> dict[str, Any]:
 
 def badge_json(b: Badge) -> dict[str, Any]:
     return {"uid": b.uid, "member_id": b.member_id, "status": b.status.value,
-            "created_at": _iso(b.created_at)}
+            "created_at": iso(b.created_at)}
 
 
 def member_json(m: Member, contact: bool = True) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def member_json(m: Member, contact: bool = True) -> dict[str, Any]:
             "site": m.site.slug if m.site else None, "tags": list(m.tags or []),
             "active": bool(m.active),
             "active_until": m.active_until.isoformat() if m.active_until else None,
-            "badges": [badge_json(b) for b in m.badges], "created_at": _iso(m.created_at)}
+            "badges": [badge_json(b) for b in m.badges], "created_at": iso(m.created_at)}
     if not contact:
         del body["email"]
     return body
@@ -55,8 +55,8 @@ def machine_json(m: Machine, open_map: dict[int, UsageSession] | None = None) ->
         "status": {
             "state": state, "online": online, "node_state": node.state if node else None,
             "member": sess.member_id if sess else None,
-            "session_started": _iso(sess.started_at) if sess else None,
-            "last_seen": _iso(node.last_seen) if node else None,
+            "session_started": iso(sess.started_at) if sess else None,
+            "last_seen": iso(node.last_seen) if node else None,
         },
     }
 
@@ -64,16 +64,16 @@ def machine_json(m: Machine, open_map: dict[int, UsageSession] | None = None) ->
 def authorization_json(a: Authorization) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {"id": a.id, "member_id": a.member_id, "machine_id": a.machine_id,
-            "group_id": a.group_id, "role": a.role.value, "granted_at": _iso(a.granted_at),
-            "granted_via": a.granted_via, "expires_at": _iso(a.expires_at),
-            "revoked_at": _iso(a.revoked_at), "revoke_reason": a.revoke_reason,
+            "group_id": a.group_id, "role": a.role.value, "granted_at": iso(a.granted_at),
+            "granted_via": a.granted_via, "expires_at": iso(a.expires_at),
+            "revoked_at": iso(a.revoked_at), "revoke_reason": a.revoke_reason,
             "valid": a.revoked_at is None and (a.expires_at is None or a.expires_at > now)}
 
 
 def session_json(s: UsageSession) -> dict[str, Any]:
     return {"id": s.id, "session": s.session_uuid, "machine_id": s.machine_id,
             "machine": s.machine.slug if s.machine else None, "member_id": s.member_id,
-            "uid": s.badge_uid, "started": _iso(s.started_at), "ended": _iso(s.ended_at),
+            "uid": s.badge_uid, "started": iso(s.started_at), "ended": iso(s.ended_at),
             "duration_s": s.duration_s, "active_s": s.active_s, "reason": s.end_reason}
 
 
@@ -82,4 +82,4 @@ def node_json(n: Node) -> dict[str, Any]:
             "machine": n.machine.slug if n.machine else None, "online": bool(n.online),
             "state": n.state, "acl_version": n.acl_version,
             "acl_published_version": n.acl_published_version, "software": n.software,
-            "last_seen": _iso(n.last_seen)}
+            "last_seen": iso(n.last_seen)}
