@@ -1,6 +1,8 @@
 """Who is asking and what they may do: web logins (Flask-Login), API tokens, roles and sites.
 
-Roles (contract issue 4):
+The rule itself (who may do what) is `server.services.access`; this module is the Flask side.
+
+Roles (contract issue 4 and section 6):
 - admin: everything;
 - manager: members, badges, machines and authorizations of their site(s) (`User.sites`, or
   `ApiToken.sites` for a manager API token: the same rules); members without a site are shared
@@ -17,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -27,59 +29,27 @@ from flask_login import LoginManager, current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.models import (
-    ApiToken,
-    Authorization,
-    Machine,
-    Member,
-    User,
-    UserRole,
-)
+from server.models import ApiToken, Machine, Member, User
 from server.security import hash_token
+from server.services.access import (
+    ADMIN,
+    ALL_ROLES,
+    MANAGER,
+    TRAINER,
+    Principal,
+    can_change_authorization,
+    can_change_trainings,
+    can_edit_member,
+    can_manage_machine,
+    can_manage_site,
+    can_read_contact,
+    can_read_site,
+    contact_sites,
+    managed_site_ids,
+    read_sites,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-ADMIN = UserRole.admin.value
-MANAGER = UserRole.manager.value
-TRAINER = UserRole.trainer.value
-ALL_ROLES = (ADMIN, MANAGER, TRAINER)
-
-
-@dataclass
-class Principal:
-    """A snapshot of the logged-in user (or API token) for one request.
-
-    Kept detached from the ORM so templates and checks never hit a closed session.
-    """
-
-    id: int
-    email: str
-    role: str
-    site_ids: frozenset[int] = field(default_factory=frozenset)
-    member_id: int | None = None
-    kind: str = "user"  # user | token
-
-    # Flask-Login's protocol
-    is_authenticated = True
-    is_active = True
-    is_anonymous = False
-
-    def get_id(self) -> str:
-        return str(self.id)
-
-    @property
-    def actor(self) -> str:
-        """How the audit log names this principal."""
-        return f"{self.kind}:{self.id} {self.email}"
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == ADMIN
-
-    @property
-    def is_manager(self) -> bool:
-        return self.role in (ADMIN, MANAGER)
-
 
 def principal_from_user(user: User) -> Principal:
     return Principal(
@@ -195,65 +165,22 @@ def principal_from_bearer(db: Session) -> Principal | None:
 
 
 # ---------------------------------------------------------------- permissions
-
-
-def can_manage_site(p: Principal, site_id: int | None) -> bool:
-    """Members, badges, machines of this site (None: shared, any manager)."""
-    if p.role == ADMIN:
-        return True
-    if p.role != MANAGER:
-        return False
-    return site_id is None or site_id in p.site_ids
-
-
-def managed_site_ids(p: Principal) -> frozenset[int] | None:
-    """The sites whose records this principal manages, for filtering lists in SQL: None means
-    every site (admin); a manager also manages shared (site-less) members. Same rule as
-    `can_manage_site`."""
-    if p.role == ADMIN:
-        return None
-    return p.site_ids if p.role == MANAGER else frozenset()
+#
+# The rule is `server.services.access` (imported above); the names the views used are kept.
 
 
 def can_manage_member(p: Principal, member: Member) -> bool:
-    return can_manage_site(p, member.site_id)
-
-
-def can_manage_machine(p: Principal, machine: Machine) -> bool:
-    return can_manage_site(p, machine.site_id)
-
-
-def trainer_machine_ids(db: Session, member_id: int | None) -> set[int]:
-    """Machines on which this member holds a valid trainer authorization (direct or group)."""
-    if member_id is None:
-        return set()
-    from server.services import trainer_machine_ids as _trainer_machines
-
-    return _trainer_machines(db, member_id)
+    return can_edit_member(p, member)
 
 
 def can_grant_machine(db: Session, p: Principal, machine: Machine) -> bool:
-    """Grant or revoke a training on this machine."""
-    if p.role in (ADMIN, MANAGER):
-        return can_manage_machine(p, machine)
-    if p.role == TRAINER:
-        return machine.id in trainer_machine_ids(db, p.member_id)
-    return False
+    """Grant or revoke a training on this machine (for any member)."""
+    return can_change_trainings(db, p, [machine])
 
 
 def can_grant_group(db: Session, p: Principal, machines: list[Machine]) -> bool:
     """A group grant needs the right on every machine of the group."""
-    if p.role == ADMIN:
-        return True
-    return bool(machines) and all(can_grant_machine(db, p, m) for m in machines)
-
-
-def can_change_authorization(db: Session, p: Principal, auth: Authorization) -> bool:
-    if auth.machine is not None:
-        return can_grant_machine(db, p, auth.machine)
-    if auth.group is not None:
-        return can_grant_group(db, p, list(auth.group.machines))
-    return p.role == ADMIN
+    return can_change_trainings(db, p, machines)
 
 
 # ---------------------------------------------------------------- login throttling
@@ -335,3 +262,11 @@ def init_app(app: Flask) -> None:
         free=int(app.config.get("LOGIN_FREE_ATTEMPTS", 5)),
         base_delay_s=float(app.config.get("LOGIN_DELAY_BASE_S", 1.0)),
         max_delay_s=float(app.config.get("LOGIN_DELAY_MAX_S", 300.0)))
+
+
+__all__ = ["ADMIN", "ALL_ROLES", "MANAGER", "TRAINER", "Principal", "can_change_authorization",
+           "can_change_trainings", "can_edit_member", "can_grant_group", "can_grant_machine",
+           "can_manage_machine", "can_manage_member", "can_manage_site", "can_read_contact",
+           "can_read_site", "contact_sites", "init_app", "managed_site_ids", "me", "principal_from_bearer",
+           "principal_from_token", "principal_from_user", "rate_limiter", "read_sites",
+           "roles_required"]

@@ -14,15 +14,24 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import IntegrityError as UniqueViolation  # noqa: F401  (re-exported)
 from sqlalchemy.orm import sessionmaker
+
+from server.errors import ServerError
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-class DatabaseError(RuntimeError):
+# `UniqueViolation`: two writers raced for the same unique value (the API answers 409). Named
+# here so the web and API layers need not import SQLAlchemy.
+
+
+class DatabaseError(ServerError, RuntimeError):
     """The database is missing, unmigrated or unreachable."""
+
+    code = "database"
 
 
 def default_url(data_dir: str | os.PathLike[str]) -> str:

@@ -21,10 +21,14 @@ class ServerError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str, params: dict[str, object] | None = None) -> None:
+    def __init__(self, message: str, params: dict[str, object] | None = None, *,
+                 fields: dict[str, str] | None = None) -> None:
         self.template = message
         self.params: dict[str, object] = dict(params or {})
         self.message = message % self.params if self.params else message
+        # the input fields the error is about (field -> message template): a form shows each
+        # next to its field, the API in `fields`; views never read `message` to decide
+        self.fields: dict[str, str] = dict(fields or {})
         super().__init__(self.message)
 
 
@@ -47,8 +51,7 @@ class Invalid(ServerError):
 
     def __init__(self, message: str, fields: dict[str, str] | None = None,
                  params: dict[str, object] | None = None) -> None:
-        super().__init__(message, params)
-        self.fields: dict[str, str] = dict(fields or {})
+        super().__init__(message, params, fields=fields)
 
 
 __all__ = ["Conflict", "Forbidden", "Invalid", "N_", "NotFound", "ServerError"]

@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from server.db import default_url
+from server.errors import ServerError
 
 
-class ConfigurationError(RuntimeError):
+class ConfigurationError(ServerError, RuntimeError):
     """A setting is missing or wrong; the message names it."""
+
+    code = "configuration"
 
 
 def settings_from_env(env: dict[str, str] | None = None) -> dict[str, Any]:

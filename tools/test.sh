@@ -38,4 +38,5 @@ export FABPASS_CHROMIUM=${FABPASS_CHROMIUM:-$(command -v chromium)}
 export FABPASS_NO_SKIP=1
 .venv/bin/ruff check .
 .venv/bin/mypy
+.venv/bin/lint-imports
 .venv/bin/pytest -q -ra "$@"

@@ -10,9 +10,9 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
-from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
+from server.db import UniqueViolation
 from server.errors import ServerError
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,8 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 409: "conflict", 413: "too_large",
               415: "unsupported_media_type", 429: "too_many_requests", 501: "not_implemented"}
-STATUS_OF = {"not_found": 404, "conflict": 409, "forbidden": 403, "invalid": 400}
+STATUS_OF = {"not_found": 404, "conflict": 409, "forbidden": 403, "invalid": 400,
+             "database": 503, "mqtt": 503, "configuration": 500}
 
 
 class ApiError(ServerError):
@@ -65,8 +66,8 @@ def _server_error(e: ServerError) -> Response:
     return error_response(STATUS_OF.get(e.code, 400), e.code, e.message,
                           getattr(e, "fields", None))
 
-@bp.errorhandler(IntegrityError)
-def _integrity(_e: IntegrityError) -> Response:
+@bp.errorhandler(UniqueViolation)
+def _integrity(_e: UniqueViolation) -> Response:
     """Two requests racing for the same unique value: the loser gets a 409, not a 500."""
     from server.app import get_db
 

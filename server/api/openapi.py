@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.models import MachineKind
+from server.services.machines import MACHINE_KINDS
 
 ERR = {"$ref": "#/components/responses/Error"}
 ID = {"type": "integer", "minimum": 1, "maximum": 2147483647}
@@ -101,7 +101,7 @@ SCHEMAS: dict[str, Any] = {
     "Machine": {"type": "object", "required": ["id", "slug", "name", "site", "kind", "status"],
                 "properties": {
         "id": ID, "slug": SLUG, "name": {"type": "string"}, "site": SLUG,
-        "kind": {"enum": [k.value for k in MachineKind]}, "node": {"type": ["string", "null"]},
+        "kind": {"enum": list(MACHINE_KINDS)}, "node": {"type": ["string", "null"]},
         "requires_authorization": {"type": "boolean"}, "policy": POLICY,
         "locked": {"type": "boolean"}, "lock_reason": {"type": ["string", "null"]},
         "active": {"type": "boolean"}, "hourly_rate": {"type": ["number", "null"]},
@@ -182,7 +182,7 @@ PATHS: dict[str, Any] = {
                 "responses": {**_list("Machine"), **_errors()}},
         "post": {"summary": "Create a machine", "requestBody": _body({
             "slug": SLUG, "name": {"type": "string", "minLength": 1, "maxLength": 200},
-            "site": SLUG, "kind": {"enum": [k.value for k in MachineKind]},
+            "site": SLUG, "kind": {"enum": list(MACHINE_KINDS)},
             "node": {"type": ["string", "null"], "description": "creates or binds that node"},
             "requires_authorization": {"type": "boolean", "default": True}, "policy": POLICY},
             ["slug", "name", "site"]),
@@ -193,7 +193,7 @@ PATHS: dict[str, Any] = {
         "get": {"summary": "One machine with live status",
                 "responses": {**_ok("Machine"), **_errors(403, 404)}},
         "patch": {"summary": "Change a machine (also lock/unlock)", "requestBody": _body({
-            "name": {"type": "string"}, "kind": {"enum": [k.value for k in MachineKind]},
+            "name": {"type": "string"}, "kind": {"enum": list(MACHINE_KINDS)},
             "node": {"type": ["string", "null"]}, "requires_authorization": {"type": "boolean"},
             "policy": POLICY, "hourly_rate": {"type": ["number", "null"], "minimum": 0},
             "active": {"type": "boolean"}, "locked": {"type": "boolean"},

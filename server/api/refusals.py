@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from server import auth
 from server.api import bp
 from server.api.openapi import ID, PATHS, SCHEMAS, TIME, _errors, _list, _page_params, _q
-from server.api.support import _iso, _listing, _page_args, _query_int, _query_time, _scope
+from server.api.support import iso, listing, page_args, query_int, query_time
 from server.app import get_db
 from server.services import refusals as refusal_service
 
@@ -30,15 +31,15 @@ PATHS["/refusals"] = {
 
 
 def refusal_json(r: Any) -> dict[str, Any]:
-    return {"id": r.id, "at": _iso(r.at), "machine": r.machine.slug if r.machine else None,
+    return {"id": r.id, "at": iso(r.at), "machine": r.machine.slug if r.machine else None,
             "member": r.member_id, "uid": r.uid, "node_reason": r.node_reason, "reason": r.reason}
 
 
 @bp.get("/refusals")
 def list_refusals() -> Any:
-    page, per_page = _page_args()
+    page, per_page = page_args()
     pg = refusal_service.list_refusals(
-        get_db(), member_id=_query_int("member_id"), machine_id=_query_int("machine_id"),
-        since=_query_time("since"), until=_query_time("until"), page=page, per_page=per_page,
-        site_ids=_scope())
-    return _listing(pg, refusal_json)
+        get_db(), member_id=query_int("member_id"), machine_id=query_int("machine_id"),
+        since=query_time("since"), until=query_time("until"), page=page, per_page=per_page,
+        site_ids=auth.read_sites(auth.me()))
+    return listing(pg, refusal_json)

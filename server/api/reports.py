@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response, jsonify, request
 
 from server.api import ApiError, bp
-from server.api.support import _no_nul, _query_time, _report_site, _scope
+from server.api.support import no_nul, query_time, token_report_site, token_scope
 from server.app import get_db
 
 
@@ -22,10 +22,10 @@ def usage_report() -> Any:
     fmt = (request.args.get("format") or "json").lower()
     if fmt not in ("json", "csv"):
         raise ApiError(400, "format must be json or csv", {"format": "json or csv"})
-    _no_nul(group_by, "group_by")
-    since, until = _query_time("since"), _query_time("until")
+    no_nul(group_by, "group_by")
+    since, until = query_time("since"), query_time("until")
     site = request.args.get("site") or None
-    _no_nul(site, "site")
+    no_nul(site, "site")
     dims = [d.strip() for d in group_by.split(",") if d.strip()]
     if not dims or any(d not in reports.DIMENSIONS for d in dims):
         raise ApiError(400, "group_by must be machine, member, month or site",
@@ -33,9 +33,9 @@ def usage_report() -> Any:
     if since and until and (until - since).days > 366 * 50:
         raise ApiError(400, "the period is too long (50 years at most)", {"until": "too far"})
     report_site: str | int | None = site
-    scope = _scope()
+    scope = token_scope()
     if scope is not None:
-        report_site = _report_site(site, scope)
+        report_site = token_report_site(site, scope)
     try:
         rows = reports.usage_report(get_db(), dims, since, until, site=report_site)
     except reports.ReportError as e:

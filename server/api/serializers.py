@@ -4,22 +4,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
-from server.api.support import _iso
+from server import services
+from server.api.support import iso
 from server.app import get_db
-from server.models import (
-    Authorization,
-    Badge,
-    Machine,
-    Member,
-    Node,
-    Site,
-    UsageSession,
-)
 from server.services import machine_state
+
+if TYPE_CHECKING:
+    from server.models import Authorization, Badge, Machine, Member, Node, Site, UsageSession
 
 
 def site_json(s: Site) -> dict[str, Any]:
@@ -28,38 +21,28 @@ def site_json(s: Site) -> dict[str, Any]:
 
 def badge_json(b: Badge) -> dict[str, Any]:
     return {"uid": b.uid, "member_id": b.member_id, "status": b.status.value,
-            "created_at": _iso(b.created_at)}
+            "created_at": iso(b.created_at)}
 
 
-def member_json(m: Member) -> dict[str, Any]:
-    return {"id": m.id, "name": m.name, "email": m.email, "member_no": m.member_no,
+def member_json(m: Member, contact: bool = True) -> dict[str, Any]:
+    """A member; without `contact` (a manager of other sites, contract section 6) the e-mail
+    is absent from the body."""
+    body = {"id": m.id, "name": m.name, "email": m.email, "member_no": m.member_no,
             "site": m.site.slug if m.site else None, "tags": list(m.tags or []),
             "active": bool(m.active),
             "active_until": m.active_until.isoformat() if m.active_until else None,
-            "badges": [badge_json(b) for b in m.badges], "created_at": _iso(m.created_at)}
-
-
-def _open_session(db: Any, machine_id: int) -> UsageSession | None:
-    return db.scalar(select(UsageSession).where(UsageSession.machine_id == machine_id,
-                                                UsageSession.ended_at.is_(None))
-                     .order_by(UsageSession.started_at.desc()).limit(1))
-
-
-def _open_sessions(db: Any, machine_ids: list[int]) -> dict[int, UsageSession]:
-    """The latest open session of each machine, in one query (lists of up to 500 machines)."""
-    if not machine_ids:
-        return {}
-    rows = db.scalars(select(UsageSession).where(UsageSession.machine_id.in_(machine_ids),
-                                                 UsageSession.ended_at.is_(None))
-                      .order_by(UsageSession.started_at)).all()
-    return {r.machine_id: r for r in rows}
+            "badges": [badge_json(b) for b in m.badges], "created_at": iso(m.created_at)}
+    if not contact:
+        del body["email"]
+    return body
 
 
 def machine_json(m: Machine, open_map: dict[int, UsageSession] | None = None) -> dict[str, Any]:
-    db = get_db()
     node = m.node
     online = bool(node and node.online)
-    sess = open_map.get(m.id) if open_map is not None else _open_session(db, m.id)
+    if open_map is None:
+        open_map = services.open_sessions_by_machine(get_db(), [m.id])
+    sess = open_map.get(m.id)
     state = machine_state.machine_state(locked=bool(m.locked), online=online,
                                         node_state=node.state if node else None,
                                         in_session=sess is not None)
@@ -72,8 +55,8 @@ def machine_json(m: Machine, open_map: dict[int, UsageSession] | None = None) ->
         "status": {
             "state": state, "online": online, "node_state": node.state if node else None,
             "member": sess.member_id if sess else None,
-            "session_started": _iso(sess.started_at) if sess else None,
-            "last_seen": _iso(node.last_seen) if node else None,
+            "session_started": iso(sess.started_at) if sess else None,
+            "last_seen": iso(node.last_seen) if node else None,
         },
     }
 
@@ -81,16 +64,16 @@ def machine_json(m: Machine, open_map: dict[int, UsageSession] | None = None) ->
 def authorization_json(a: Authorization) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {"id": a.id, "member_id": a.member_id, "machine_id": a.machine_id,
-            "group_id": a.group_id, "role": a.role.value, "granted_at": _iso(a.granted_at),
-            "granted_via": a.granted_via, "expires_at": _iso(a.expires_at),
-            "revoked_at": _iso(a.revoked_at), "revoke_reason": a.revoke_reason,
+            "group_id": a.group_id, "role": a.role.value, "granted_at": iso(a.granted_at),
+            "granted_via": a.granted_via, "expires_at": iso(a.expires_at),
+            "revoked_at": iso(a.revoked_at), "revoke_reason": a.revoke_reason,
             "valid": a.revoked_at is None and (a.expires_at is None or a.expires_at > now)}
 
 
 def session_json(s: UsageSession) -> dict[str, Any]:
     return {"id": s.id, "session": s.session_uuid, "machine_id": s.machine_id,
             "machine": s.machine.slug if s.machine else None, "member_id": s.member_id,
-            "uid": s.badge_uid, "started": _iso(s.started_at), "ended": _iso(s.ended_at),
+            "uid": s.badge_uid, "started": iso(s.started_at), "ended": iso(s.ended_at),
             "duration_s": s.duration_s, "active_s": s.active_s, "reason": s.end_reason,
             "clock_untrusted": bool(s.clock_untrusted)}  # placed from the receive time
 
@@ -100,4 +83,4 @@ def node_json(n: Node) -> dict[str, Any]:
             "machine": n.machine.slug if n.machine else None, "online": bool(n.online),
             "state": n.state, "acl_version": n.acl_version,
             "acl_published_version": n.acl_published_version, "software": n.software,
-            "last_seen": _iso(n.last_seen)}
+            "last_seen": iso(n.last_seen)}

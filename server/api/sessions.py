@@ -5,29 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
-
-from server import services
+from server import auth, services
 from server.api import bp
 from server.api.serializers import session_json
-from server.api.support import _listing, _page_args, _query_int, _query_time, _scope
+from server.api.support import listing, page_args, query_int, query_time
 from server.app import get_db
-from server.models import (
-    UsageSession,
-)
 
 
 @bp.get("/sessions")
 def list_sessions() -> Any:
-    page, per_page = _page_args()
-    since, until = _query_time("since"), _query_time("until")
-    pg = services.list_sessions(get_db(), machine_id=_query_int("machine_id"),
-                                member_id=_query_int("member_id"), since=since, until=until,
-                                page=page, per_page=per_page, site_ids=_scope())
-    db = get_db()
-    ids = [s.id for s in pg.items]
-    if ids:  # load machines in one query for the slugs
-        db.scalars(select(UsageSession).where(UsageSession.id.in_(ids))
-                   .options(selectinload(UsageSession.machine))).all()
-    return _listing(pg, session_json)
+    page, per_page = page_args()
+    since, until = query_time("since"), query_time("until")
+    pg = services.list_sessions(get_db(), machine_id=query_int("machine_id"),
+                                member_id=query_int("member_id"), since=since, until=until,
+                                page=page, per_page=per_page,
+                                site_ids=auth.read_sites(auth.me()))
+    return listing(pg, session_json)

@@ -10,18 +10,18 @@ from flask import jsonify
 from server import services
 from server.api import bp
 from server.api.serializers import site_json
-from server.api.support import _actor, _body, _created, _require_admin
+from server.api.support import actor, created, json_body, require_admin
 from server.app import get_db
 
 
 @bp.post("/sites")
 def create_site() -> Any:
-    _require_admin()
-    b = _body(("slug", "name", "timezone"))
+    require_admin()
+    b = json_body(("slug", "name", "timezone"))
     site = services.create_site(get_db(), b.get("slug"), b.get("name"),  # type: ignore[arg-type]
-                                b.get("timezone"), actor=_actor())
+                                b.get("timezone"), actor=actor())
     get_db().commit()
-    return _created(site_json(site))
+    return created(site_json(site))
 
 
 @bp.get("/sites")

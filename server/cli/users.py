@@ -21,9 +21,18 @@ def user() -> None:
 @click.option("--role", required=True, type=click.Choice(["admin", "manager", "trainer"]))
 @click.option("--member", "member_ref", default=None, help="member id or e-mail (trainers)")
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
-def user_create(email: str, role: str, member_ref: str | None, password_stdin: bool) -> None:
-    """Create a web login (the password is prompted twice unless --password-stdin)."""
+@click.option("--site", "sites", multiple=True, metavar="SLUG",
+              help="a site the manager looks after (repeat for several; --role manager only)")
+def user_create(email: str, role: str, member_ref: str | None, password_stdin: bool,
+                sites: tuple[str, ...]) -> None:
+    """Create a web login (the password is prompted twice unless --password-stdin).
+
+    A manager login with --site sites follows the scope rule of those sites, like a manager
+    token (`fabpass token create --role manager --site SLUG`)."""
     from server import services
+
+    if sites and role != "manager":
+        raise click.UsageError("--site is only for --role manager")
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -33,9 +42,12 @@ def user_create(email: str, role: str, member_ref: str | None, password_stdin: b
             raise click.ClickException("the passwords differ")
     with writer_session() as session, service_errors():
         member_id = services.find_member(session, member_ref).id if member_ref else None
-        created = services.create_user(session, email, password, role, member_id, actor="cli")
+        created = services.create_user(session, email, password, role, member_id, actor="cli",
+                                       sites=list(sites))
         session.commit()
-        click.echo(f"user {created.id} {created.email} ({created.role.value}) created", err=True)
+        where = f" for {', '.join(s.slug for s in created.sites)}" if created.sites else ""
+        click.echo(f"user {created.id} {created.email} ({created.role.value}) created{where}",
+                   err=True)
 
 
 @click.group()

@@ -18,6 +18,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from protocol.mqttclient import connect_properties, make_client, parse_mqtt_url
+from server.errors import ServerError
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,10 @@ MessageHandler = Callable[[mqtt.MQTTMessage], None]
 ConnectHandler = Callable[[bool], None]
 
 
-class MqttError(RuntimeError):
+class MqttError(ServerError, RuntimeError):
     """The MQTT connection could not be set up."""
+
+    code = "mqtt"
 
 
 @dataclass

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from server.reports.sql import METRICS, _dims
+from server.reports.sql import METRICS, dims_of
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -70,7 +70,7 @@ def rows_to_csv(rows: Iterable[dict[str, Any]], group_by: str | Sequence[str] | 
     """
     rows = list(rows)
     if columns is None:
-        dims = _dims(group_by) if group_by else []
+        dims = dims_of(group_by) if group_by else []
         extra = [k for r in rows[:1] for k in r if k not in dims and k not in METRICS]
         columns = [*dims, *METRICS, *extra]
     buf = io.StringIO()

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from server.errors import N_
 from server.models import (
     Member,
     Site,
@@ -17,7 +18,7 @@ from server.models import (
 from server.reports.periods import ReportError
 from server.reports.queries import visits_report
 from server.reports.rollups_read import usage_rows
-from server.reports.sql import _aware, _site_id
+from server.reports.sql import aware, site_id_of
 
 MASK_BELOW = 5
 
@@ -37,11 +38,11 @@ def funder_report(db: Session, since: datetime, until: datetime,
     Every count of people (members, new members, visits, members per tag or machine family)
     and every session count under 5 is masked; a machine family used by fewer than 5 members
     has its hours masked too (hours of one person are personal data)."""
-    since_a, until_a = _aware(since), _aware(until)
+    since_a, until_a = aware(since), aware(until)
     assert since_a is not None and until_a is not None
     if until_a <= since_a:
-        raise ReportError("until must be after since")
-    site_id = _site_id(db, site)
+        raise ReportError(N_("until must be after since"))
+    site_id = site_id_of(db, site)
     # one pass over the cells by machine family; the totals are their sums and union
     kinds = usage_rows(db, ("kind",), since_a, until_a, site_id, with_member_sets=True)
     everyone: set[int] = set().union(*(r["_member_ids"] for r in kinds))

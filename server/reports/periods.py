@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from server.errors import N_, ServerError
+
 TIME_DIMENSIONS = ("day", "week", "month")
 
 
@@ -103,8 +105,10 @@ def sort_rows(rows: list[dict[str, Any]], dims: Sequence[str]) -> None:
     rows.sort(key=lambda r: tuple((r[d] is None, r[d] if r[d] is not None else 0) for d in dims))
 
 
-class ReportError(ValueError):
+class ReportError(ServerError, ValueError):
     """A report was asked with a bad parameter (unknown dimension, site, inverted range)."""
+
+    code = "invalid"  # the API answers 400
 
 
 MAX_PERIODS = 50_000  # calendar rows per report: 20 years of days at 6 sites
@@ -139,7 +143,8 @@ def calendar(tz: str, kind: str, since: datetime, until: datetime) -> list[tuple
     d = _local_floor(since.astimezone(zone), kind)
     for _ in range(MAX_PERIODS + 1):
         if len(out) >= MAX_PERIODS:
-            raise ReportError(f"too many {kind}s in the range: narrow it or group by a longer period")
+            raise ReportError(N_("too many %(kind)ss in the range: narrow it or group by a longer "
+                                 "period"), {"kind": kind})
         start = datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(UTC)
         if start >= until:
             break

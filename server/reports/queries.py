@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from server.errors import N_
 from server.models import (
     Event,
     Machine,
@@ -41,19 +42,19 @@ from server.reports.periods import (
 from server.reports.rollups import ROLLUP_DIMENSIONS
 from server.reports.rollups_read import usage_rows, visits_rows
 from server.reports.sql import (
-    _PERIOD_MAX,
-    _aware,
-    _Calendar,
-    _data_range,
-    _dimension,
-    _dims,
-    _epoch,
-    _greatest,
-    _least,
-    _noindex,
-    _shift,
-    _site_id,
-    _zone_name,
+    PERIOD_MAX,
+    CalendarTable,
+    aware,
+    data_range,
+    dimension_column,
+    dims_of,
+    epoch,
+    greatest,
+    least,
+    noindex,
+    report_zone,
+    shift,
+    site_id_of,
 )
 
 
@@ -78,36 +79,36 @@ def usage_report(
     ``use_rollups=False`` computes everything from the sessions in SQL (the reference the
     roll-ups are tested against, and the path for member dimensions).
     """
-    dims = _dims(group_by) if group_by != () else []
-    since, until = _aware(since), _aware(until)
+    dims = dims_of(group_by) if group_by != () else []
+    since, until = aware(since), aware(until)
     filters = {"member_id": member_id, "machine_id": machine_id}
     if since is not None and until is not None and until <= since:
-        raise ReportError("until must be after since")
-    site_id = _site_id(db, site)
+        raise ReportError(N_("until must be after since"))
+    site_id = site_id_of(db, site)
     if use_rollups and member_id is None and all(d in ROLLUP_DIMENSIONS for d in dims):
         return usage_rows(db, dims, since, until, site_id, machine_id)
     time_dim = next((d for d in dims if d in TIME_DIMENSIONS), None)
     if time_dim is None:
         return _run(db, dims, since, until, site_id, None, filters)
     if since is None or until is None:
-        rng = _data_range(db, site_id)
+        rng = data_range(db, site_id)
         if rng is None:
             return []
         since = since or rng[0]
         until = until or rng[1]
         if until <= since:
             return []
-    with _Calendar(db, time_dim, since, until, site_id) as cal:
+    with CalendarTable(db, time_dim, since, until, site_id) as cal:
         return _run(db, dims, since, until, site_id, cal, filters)
 
 
 def _run(db: Session, dims: list[str], since: datetime | None, until: datetime | None,
-         site_id: int | None, cal: _Calendar | None,
+         site_id: int | None, cal: CalendarTable | None,
          filters: dict[str, int | None] | None = None) -> list[dict[str, Any]]:
     dialect = db.get_bind().dialect.name
     s = UsageSession.__table__.alias("s")
     m = Machine.__table__.alias("m")
-    frm: Any = s.join(m, m.c.id == _noindex(dialect, s.c.machine_id))
+    frm: Any = s.join(m, m.c.id == noindex(dialect, s.c.machine_id))
     where: list[Any] = [s.c.ended_at.is_not(None)]
     if site_id is not None:
         where.append(m.c.site_id == site_id)
@@ -121,10 +122,10 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
         hi: Any = p.c.p_end
         frm = frm.join(p, sa.and_(
             p.c.site_id == m.c.site_id,
-            p.c.p_end > _noindex(dialect, s.c.started_at),
+            p.c.p_end > noindex(dialect, s.c.started_at),
             # a period touching a session starts at most one period length before it: this
             # bounds the probe of the calendar's (site_id, p_start) index to one or two rows
-            p.c.p_start > _shift(dialect, _noindex(dialect, s.c.started_at), -_PERIOD_MAX[kind]),
+            p.c.p_start > shift(dialect, noindex(dialect, s.c.started_at), -PERIOD_MAX[kind]),
         ))
     else:
         lo = sa.literal(since, UTCDateTime()) if since is not None else None
@@ -132,18 +133,18 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
         # no index helps here (a session may start long before `since`): one sequential scan
         # beats walking most of the table through the started_at index
         if hi is not None:
-            where.append(_noindex(dialect, s.c.started_at) < hi)
+            where.append(noindex(dialect, s.c.started_at) < hi)
     if lo is not None:
         # a session merely touching the period's start is out, a zero-length one starting there
         # in (and a skewed one, ending before it starts, counts where it starts)
-        where.append(sa.or_(_noindex(dialect, s.c.ended_at) > lo,
-                            _noindex(dialect, s.c.started_at) >= lo))
+        where.append(sa.or_(noindex(dialect, s.c.ended_at) > lo,
+                            noindex(dialect, s.c.started_at) >= lo))
 
-    start_e = _epoch(dialect, s.c.started_at)
-    end_e = _epoch(dialect, s.c.ended_at)
+    start_e = epoch(dialect, s.c.started_at)
+    end_e = epoch(dialect, s.c.ended_at)
     wall = end_e - start_e
-    clip_start = start_e if lo is None else _epoch(dialect, _greatest(s.c.started_at, lo))
-    clip_end = end_e if hi is None else _epoch(dialect, _least(s.c.ended_at, hi))
+    clip_start = start_e if lo is None else epoch(dialect, greatest(s.c.started_at, lo))
+    clip_end = end_e if hi is None else epoch(dialect, least(s.c.ended_at, hi))
     if lo is None and hi is None:
         frac: Any = sa.literal(1.0)
     else:
@@ -172,15 +173,15 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
         elif d == "machine":
             # not the bare column: SQLite would walk the machine index to skip a sort, and
             # fetch the rows in random order
-            keys.append(_noindex(dialect, s.c.machine_id).label(d))
+            keys.append(noindex(dialect, s.c.machine_id).label(d))
             labels[d] = dict(db.execute(sa.select(Machine.id, Machine.slug)).all())
         elif d == "member":
-            keys.append(_noindex(dialect, s.c.member_id).label(d))
+            keys.append(noindex(dialect, s.c.member_id).label(d))
         elif d == "site":
             keys.append(m.c.site_id.label(d))
             labels[d] = dict(db.execute(sa.select(Site.id, Site.slug)).all())
         else:
-            frm, key = _dimension(dialect, d, frm, s, m)
+            frm, key = dimension_column(dialect, d, frm, s, m)
             keys.append(key)
 
     q = (
@@ -219,32 +220,32 @@ def visits_report(db: Session, group_by: str | Sequence[str] = (), since: dateti
                   *, use_rollups: bool = True) -> list[dict[str, Any]]:
     """Visits = distinct (member, day in the site's time zone) among closed sessions *starting*
     in [since, until). Groups: any non-time dimension, plus ``day``, ``week`` or ``month``."""
-    dims = _dims(group_by) if group_by not in ((), "", None) else []
-    since, until = _aware(since), _aware(until)
+    dims = dims_of(group_by) if group_by not in ((), "", None) else []
+    since, until = aware(since), aware(until)
     if since is not None and until is not None and until <= since:
-        raise ReportError("until must be after since")
-    site_id = _site_id(db, site)
+        raise ReportError(N_("until must be after since"))
+    site_id = site_id_of(db, site)
     if use_rollups and all(d in ROLLUP_DIMENSIONS for d in dims):
         return visits_rows(db, dims, since, until, site_id)
     if since is None or until is None:
-        rng = _data_range(db, site_id)
+        rng = data_range(db, site_id)
         if rng is None:
             return []
         since, until = since or rng[0], until or rng[1]
     if until <= since:
-        raise ReportError("until must be after since")
+        raise ReportError(N_("until must be after since"))
     dialect = db.get_bind().dialect.name
-    with _Calendar(db, "day", since, until, site_id) as cal:
+    with CalendarTable(db, "day", since, until, site_id) as cal:
         p = cal.table
         s = UsageSession.__table__.alias("s")
         m = Machine.__table__.alias("m")
-        frm: Any = s.join(m, m.c.id == _noindex(dialect, s.c.machine_id)).join(p, sa.and_(
+        frm: Any = s.join(m, m.c.id == noindex(dialect, s.c.machine_id)).join(p, sa.and_(
             p.c.site_id == m.c.site_id,
-            p.c.p_start <= _noindex(dialect, s.c.started_at),
-            p.c.p_end > _noindex(dialect, s.c.started_at),
-            p.c.p_start > _shift(dialect, _noindex(dialect, s.c.started_at), -_PERIOD_MAX["day"]),
+            p.c.p_start <= noindex(dialect, s.c.started_at),
+            p.c.p_end > noindex(dialect, s.c.started_at),
+            p.c.p_start > shift(dialect, noindex(dialect, s.c.started_at), -PERIOD_MAX["day"]),
         ))
-        where: list[Any] = [s.c.ended_at.is_not(None), _noindex(dialect, s.c.member_id).is_not(None)]
+        where: list[Any] = [s.c.ended_at.is_not(None), noindex(dialect, s.c.member_id).is_not(None)]
         if site_id is not None:
             where.append(m.c.site_id == site_id)
         keys: list[Any] = []
@@ -256,9 +257,9 @@ def visits_report(db: Session, group_by: str | Sequence[str] = (), since: dateti
             elif d == "week":
                 keys.append(p.c.week.label("week"))
             else:
-                frm, key = _dimension(dialect, d, frm, s, m)
+                frm, key = dimension_column(dialect, d, frm, s, m)
                 keys.append(key)
-        inner = (sa.select(*keys, _noindex(dialect, s.c.member_id).label("member_id"),
+        inner = (sa.select(*keys, noindex(dialect, s.c.member_id).label("member_id"),
                            p.c.pid.label("vday"))
                  .select_from(frm).where(*where).distinct().subquery("v"))
         outer_keys = [inner.c[d] for d in dims]
@@ -312,11 +313,12 @@ def denied_report(db: Session, group_by: str | Sequence[str] = "reason",
     dims = [d for d in dims if d]
     for d in dims:
         if d not in DENIED_DIMENSIONS:
-            raise ReportError(f"group_by: unknown dimension {d!r} (one of {', '.join(DENIED_DIMENSIONS)})")
+            raise ReportError(N_("group_by: unknown dimension %(d)r (one of %(choices)s)"),
+                              {"d": d, "choices": ", ".join(DENIED_DIMENSIONS)})
     if len(set(dims)) != len(dims):
-        raise ReportError("group_by: a dimension is repeated")
-    since, until = _aware(since), _aware(until)
-    site_id = _site_id(db, site)
+        raise ReportError(N_("group_by: a dimension is repeated"))
+    since, until = aware(since), aware(until)
+    site_id = site_id_of(db, site)
     dialect = db.get_bind().dialect.name
     e = Event.__table__.alias("e")
     m = Machine.__table__.alias("m")
@@ -348,7 +350,7 @@ def denied_report(db: Session, group_by: str | Sequence[str] = "reason",
         if times:
             tz, minute = r["_tz"], r["_minute"]
             if tz not in zones:
-                zones[tz] = ZoneInfo(_zone_name(tz))
+                zones[tz] = ZoneInfo(report_zone(tz))
             for d in times:
                 if (tz, minute, d) not in labels:
                     labels[(tz, minute, d)] = _denied_label(minute, zones[tz], d)
@@ -367,7 +369,7 @@ def member_statement(db: Session, member_id: int, since: datetime | None = None,
     `basis` is ``hours`` (session time, what the member held the machine) or ``active_hours``.
     Machines without a rate are listed with no amount."""
     if basis not in ("hours", "active_hours"):
-        raise ReportError("basis: hours or active_hours")
+        raise ReportError(N_("basis: hours or active_hours"))
     rows = usage_report(db, "machine", since, until, member_id=member_id)
     rates = dict(db.execute(sa.select(Machine.slug, Machine.hourly_rate)).all())
     names = dict(db.execute(sa.select(Machine.slug, Machine.name)).all())

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from server.errors import N_
 from server.models import (
     Machine,
     MachineGroup,
@@ -40,7 +41,7 @@ METRICS = ("sessions", "hours", "active_hours", "members")
 
 
 # Longest period of each kind plus a DST hour: bounds the calendar join so it uses the index.
-_PERIOD_MAX = {"day": timedelta(hours=26), "week": timedelta(days=7, hours=2),
+PERIOD_MAX = {"day": timedelta(hours=26), "week": timedelta(days=7, hours=2),
                "month": timedelta(days=31, hours=2)}
 
 
@@ -50,14 +51,14 @@ EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
-def _epoch(dialect: str, col: Any) -> Any:
+def epoch(dialect: str, col: Any) -> Any:
     """Seconds since 1970 of a naive-UTC datetime column, portably."""
     if dialect == "sqlite":
         return (sa.func.julianday(col) - 2440587.5) * 86400.0
     return sa.func.date_part("epoch", col, type_=sa.Float)  # double precision, not numeric
 
 
-def _shift(dialect: str, col: Any, delta: timedelta) -> Any:
+def shift(dialect: str, col: Any, delta: timedelta) -> Any:
     """`col + delta` for a datetime column, portably (SQLite keeps its text format)."""
     secs = int(delta.total_seconds())
     if dialect == "sqlite":
@@ -65,7 +66,7 @@ def _shift(dialect: str, col: Any, delta: timedelta) -> Any:
     return col + sa.literal_column(f"interval '{secs} seconds'")
 
 
-def _noindex(dialect: str, col: Any) -> Any:
+def noindex(dialect: str, col: Any) -> Any:
     """Keeps SQLite from driving the join by a sessions index (one scan of sessions, probing the
     small calendar by index, is the fast order)."""
     if dialect == "sqlite":
@@ -75,52 +76,53 @@ def _noindex(dialect: str, col: Any) -> Any:
     return col
 
 
-def _least(a: Any, b: Any) -> Any:
+def least(a: Any, b: Any) -> Any:
     return sa.case((a < b, a), else_=b)
 
 
-def _greatest(a: Any, b: Any) -> Any:
+def greatest(a: Any, b: Any) -> Any:
     return sa.case((a > b, a), else_=b)
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def aware(value: datetime | None) -> datetime | None:
     """UTC-aware, within 1970-2200 (a wider range cannot be in the data and would overflow
     time zone arithmetic)."""
     if value is None:
         return None
     value = value if value.tzinfo else value.replace(tzinfo=UTC)
     if not EARLIEST <= value <= LATEST:
-        raise ReportError("since/until: between 1900 and 2200")
+        raise ReportError(N_("since/until: between 1900 and 2200"))
     return value
 
 
-def _dims(group_by: str | Sequence[str]) -> list[str]:
+def dims_of(group_by: str | Sequence[str]) -> list[str]:
     dims = [d.strip() for d in group_by.split(",")] if isinstance(group_by, str) else list(group_by)
     dims = [d for d in dims if d]
     if not dims:
-        raise ReportError("group_by: at least one dimension is needed")
+        raise ReportError(N_("group_by: at least one dimension is needed"))
     for d in dims:
         if d not in DIMENSIONS:
-            raise ReportError(f"group_by: unknown dimension {d!r} (one of {', '.join(DIMENSIONS)})")
+            raise ReportError(N_("group_by: unknown dimension %(d)r (one of %(choices)s)"),
+                              {"d": d, "choices": ", ".join(DIMENSIONS)})
     if len([d for d in dims if d in TIME_DIMENSIONS]) > 1:
-        raise ReportError("group_by: at most one of day, week, month")
+        raise ReportError(N_("group_by: at most one of day, week, month"))
     if len(set(dims)) != len(dims):
-        raise ReportError("group_by: a dimension is repeated")
+        raise ReportError(N_("group_by: a dimension is repeated"))
     return dims
 
 
-def _site_id(db: Session, site: str | int | None) -> int | None:
+def site_id_of(db: Session, site: str | int | None) -> int | None:
     if site is None or site == "":
         return None
     if isinstance(site, int):
         return site
     sid = db.scalar(sa.select(Site.id).where(Site.slug == site))
     if sid is None:
-        raise ReportError(f"site: no site {site!r}")
+        raise ReportError(N_("site: no site %(site)r"), {"site": site})
     return int(sid)
 
 
-def _data_range(db: Session, site_id: int | None) -> tuple[datetime, datetime] | None:
+def data_range(db: Session, site_id: int | None) -> tuple[datetime, datetime] | None:
     s = UsageSession.__table__
     q = sa.select(sa.func.min(s.c.started_at), sa.func.max(s.c.ended_at)).where(
         s.c.ended_at.is_not(None))
@@ -130,12 +132,12 @@ def _data_range(db: Session, site_id: int | None) -> tuple[datetime, datetime] |
     lo, hi = db.execute(q).one()
     if lo is None or hi is None:
         return None
-    lo, hi = _aware(lo), _aware(hi)
+    lo, hi = aware(lo), aware(hi)
     assert lo is not None and hi is not None
     return lo, max(hi, lo) + timedelta(seconds=1)
 
 
-def _zone_name(tz: str | None) -> str:
+def report_zone(tz: str | None) -> str:
     """A site's zone, or UTC if it is unknown to this system (logged: the report stays usable)."""
     name = zone_name(tz)
     if name != (tz or "UTC"):
@@ -143,7 +145,7 @@ def _zone_name(tz: str | None) -> str:
     return name
 
 
-class _Calendar:
+class CalendarTable:
     """A temporary table of periods per site, created for one query and dropped after."""
 
     def __init__(self, db: Session, kind: str, since: datetime, until: datetime,
@@ -168,10 +170,11 @@ class _Calendar:
             {"site_id": sid, "pkey": key, "p_start": a, "p_end": b,
              "week": week_of(key) if kind == "day" else key}
             for sid, tz in db.execute(q).all()
-            for key, a, b in calendar(_zone_name(tz), kind, since, until)
+            for key, a, b in calendar(report_zone(tz), kind, since, until)
         ]
         if len(self.rows) > MAX_PERIODS:
-            raise ReportError(f"too many {kind}s in the range: narrow it or group by a longer period")
+            raise ReportError(N_("too many %(kind)ss in the range: narrow it or group by a longer "
+                                 "period"), {"kind": kind})
         # the same period has the same number at every site (its label may start at different
         # instants): grouping by it merges sites, as grouping by the label would
         numbers = {k: i for i, k in enumerate(sorted({str(r["pkey"]) for r in self.rows}))}
@@ -179,7 +182,7 @@ class _Calendar:
             row["pid"] = numbers[str(row["pkey"])]
         self.labels = {i: k for k, i in numbers.items()}
 
-    def __enter__(self) -> _Calendar:
+    def __enter__(self) -> CalendarTable:
         conn = self.db.connection()
         self.table.create(conn)
         if self.rows:
@@ -202,7 +205,7 @@ def _json_elements(dialect: str, col: Any) -> Any:
     return sa.func.json_array_elements_text(col).table_valued("value").alias("tag")
 
 
-def _dimension(dialect: str, d: str, frm: Any, s: Any, m: Any) -> tuple[Any, Any]:
+def dimension_column(dialect: str, d: str, frm: Any, s: Any, m: Any) -> tuple[Any, Any]:
     """Join what a non-time dimension needs; returns (from clause, labelled key)."""
     if d == "machine":
         return frm, m.c.slug.label("machine")
@@ -221,6 +224,6 @@ def _dimension(dialect: str, d: str, frm: Any, s: Any, m: Any) -> tuple[Any, Any
     if d == "member_tag":
         mem = Member.__table__.alias("mem")
         tags = _json_elements(dialect, mem.c.tags)
-        frm = frm.join(mem, mem.c.id == _noindex(dialect, s.c.member_id)).join(tags, sa.true())
+        frm = frm.join(mem, mem.c.id == noindex(dialect, s.c.member_id)).join(tags, sa.true())
         return frm, tags.c.value.label("member_tag")
-    raise ReportError(f"group_by: {d!r} is not available here")
+    raise ReportError(N_("group_by: %(d)r is not available here"), {"d": d})

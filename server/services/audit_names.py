@@ -176,3 +176,8 @@ def audit_actions(db: Session) -> list[str]:
 
 
 __all__ = ["AuditFacts", "audit_actions", "audit_facts"]
+
+
+def audit_people(db: Session) -> list[tuple[int, str]]:
+    """(login id, e-mail) of every login, for the change log's "made by" filter."""
+    return [(u.id, u.email) for u in db.scalars(select(User).order_by(User.email))]

@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from protocol import COMMANDS
 from server.errors import N_, Conflict, Invalid
@@ -33,6 +33,8 @@ from server.services.dirty import machine_node_ids, mark_nodes_dirty
 from server.services.identities import create_node, identity_slug
 from server.services.validation import enum_field, slug_field, text_field, validate_policy
 
+MACHINE_KINDS = tuple(k.value for k in MachineKind)
+
 
 def _bind_node(db: Session, machine: Machine, node_slug: str | None, site: Site) -> None:
     if node_slug is None:
@@ -44,11 +46,13 @@ def _bind_node(db: Session, machine: Machine, node_slug: str | None, site: Site)
         node = create_node(db, slug, site.id)
     else:
         if node.site_id != site.id:
-            raise Conflict(N_("node %(slug)r belongs to another site"), {"slug": slug})
+            raise Conflict(N_("node %(slug)r belongs to another site"), {"slug": slug},
+                           fields={"node": N_("this node belongs to another site")})
         owner = db.scalar(select(Machine).where(Machine.node_id == node.id))
         if owner is not None and owner.id != machine.id:
             raise Conflict(N_("node %(slug)r already drives machine %(machine)r"),
-                           {"slug": slug, "machine": owner.slug})
+                           {"slug": slug, "machine": owner.slug},
+                           fields={"node": N_("this node already drives another machine")})
     machine.node_id = node.id
 
 
@@ -64,7 +68,8 @@ def create_machine(db: Session, slug: str, name: str, site: str, kind: str = "ot
                       {"requires_authorization": "must be a boolean"})
     policy_ = validate_policy(policy)
     if db.scalar(select(Machine.id).where(Machine.slug == slug)) is not None:
-        raise Conflict(N_("a machine with slug %(slug)r exists"), {"slug": slug})
+        raise Conflict(N_("a machine with slug %(slug)r exists"), {"slug": slug},
+                       fields={"slug": N_("another machine uses this short code")})
     machine = Machine(slug=slug, name=name_, site_id=site_row.id, kind=kind_,
                       requires_authorization=requires_authorization, policy=policy_)
     db.add(machine)
@@ -142,7 +147,8 @@ def set_machine_lock(db: Session, machine_id: int, locked: bool, reason: str | N
 def list_machines(db: Session, site: str | None = None, page: int | None = 1,
                   per_page: int | None = DEFAULT_PER_PAGE,
                   site_ids: Collection[int] | None = None) -> Page[Machine]:
-    stmt = select(Machine).order_by(Machine.slug)
+    stmt = (select(Machine).options(selectinload(Machine.node), selectinload(Machine.site))
+            .order_by(Machine.slug))
     if site_ids is not None:
         stmt = stmt.where(Machine.site_id.in_(sorted(site_ids)))
     if site:
@@ -152,7 +158,8 @@ def list_machines(db: Session, site: str | None = None, page: int | None = 1,
 
 def list_nodes(db: Session, page: int | None = 1, per_page: int | None = DEFAULT_PER_PAGE,
                site_ids: Collection[int] | None = None) -> Page[Node]:
-    stmt = select(Node).order_by(Node.slug)
+    stmt = (select(Node).options(selectinload(Node.machine), selectinload(Node.site))
+            .order_by(Node.slug))
     if site_ids is not None:
         stmt = stmt.where(Node.site_id.in_(sorted(site_ids)))
     return paginate(db, stmt, page, per_page)
@@ -191,7 +198,8 @@ def create_group(db: Session, slug: str, name: str, machine_ids: Iterable[int] =
     slug = slug_field(slug)
     name_ = text_field(name, "name")
     if db.scalar(select(MachineGroup.id).where(MachineGroup.slug == slug)) is not None:
-        raise Conflict(N_("a group with slug %(slug)r exists"), {"slug": slug})
+        raise Conflict(N_("a group with slug %(slug)r exists"), {"slug": slug},
+                       fields={"slug": N_("another group uses this short code")})
     group = MachineGroup(slug=slug, name=name_, machines=_machines_by_ids(db, machine_ids))
     db.add(group)
     db.flush()
@@ -219,3 +227,57 @@ def set_group_machines(db: Session, group_id: int, machine_ids: Iterable[int], *
 
 def list_groups(db: Session) -> list[MachineGroup]:
     return list(db.scalars(select(MachineGroup).order_by(MachineGroup.slug)))
+
+
+def all_machines(db: Session, *, active_only: bool = False,
+                 site_ids: Collection[int] | None = None) -> list[Machine]:
+    """Machines by name with node, site and groups loaded; `site_ids`: on these sites only."""
+    stmt = (select(Machine).options(selectinload(Machine.node), selectinload(Machine.site),
+                                    selectinload(Machine.groups))
+            .order_by(Machine.name, Machine.id))
+    if active_only:
+        stmt = stmt.where(Machine.active.is_(True))
+    if site_ids is not None:
+        stmt = stmt.where(Machine.site_id.in_(sorted(site_ids)))
+    return list(db.scalars(stmt))
+
+
+def machines_by_ids(db: Session, machine_ids: Iterable[int]) -> list[Machine]:
+    ids = sorted(set(machine_ids))
+    return list(db.scalars(select(Machine).where(Machine.id.in_(ids)))) if ids else []
+
+
+def groups_with_machines(db: Session) -> list[MachineGroup]:
+    """Groups by name with their machines loaded."""
+    return list(db.scalars(select(MachineGroup).options(selectinload(MachineGroup.machines))
+                           .order_by(MachineGroup.name)))
+
+
+def all_nodes(db: Session, site_ids: Collection[int] | None = None) -> list[Node]:
+    """Nodes by slug with machine and site loaded; `site_ids`: of these sites only."""
+    stmt = (select(Node).options(selectinload(Node.machine), selectinload(Node.site))
+            .order_by(Node.slug))
+    if site_ids is not None:
+        stmt = stmt.where(Node.site_id.in_(sorted(site_ids)))
+    return list(db.scalars(stmt))
+
+
+def save_group(db: Session, group_id: int | None, *, slug: str, name: str,
+               machine_ids: Iterable[int], actor: str) -> MachineGroup:
+    """Create a group, or change its machines, slug and name; each change is audited."""
+    ids = list(machine_ids)
+    if group_id is None:
+        return create_group(db, slug, name, ids, actor=actor)
+    group = set_group_machines(db, group_id, ids, actor=actor)
+    slug = slug_field(slug)
+    name_ = text_field(name, "name") or group.name
+    if (slug, name_) != (group.slug, group.name):
+        if slug != group.slug and db.scalar(
+                select(MachineGroup.id).where(MachineGroup.slug == slug)) is not None:
+            raise Conflict(N_("a group with slug %(slug)r exists"), {"slug": slug},
+                       fields={"slug": N_("another group uses this short code")})
+        audit(db, actor, "group.update", "group", group.id,
+              {"slug": slug, "name": name_, "was": {"slug": group.slug, "name": group.name}})
+        group.slug, group.name = slug, name_
+        db.flush()
+    return group

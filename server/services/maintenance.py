@@ -14,7 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from server.errors import N_, NotFound, ServerError
 from server.models import Machine, MaintenanceLog, MaintenanceTask, UsageSession, utcnow
+from server.services.audit import audit
 from server.services.machines import set_machine_lock
 
 log = logging.getLogger(__name__)
@@ -23,8 +25,10 @@ DUE_SOON_FRACTION = 0.1  # "due" once less than 10 % of the interval is left
 MAINTENANCE_LOCK_PREFIX = "maintenance: "
 
 
-class MaintenanceError(ValueError):
+class MaintenanceError(ServerError, ValueError):
     """A maintenance request names an unknown machine or task, or a bad interval."""
+
+    code = "invalid"
 
 
 def active_hours(db: Session, machine_id: int | None = None,
@@ -84,7 +88,7 @@ def maintenance_status(db: Session, machine_id: int) -> dict[str, Any]:
     `hours_since`, `remaining_h` and `state` (``ok``, ``due`` = under 10 % left, ``overdue``)."""
     machine = db.get(Machine, machine_id)
     if machine is None:
-        raise MaintenanceError(f"no machine {machine_id}")
+        raise MaintenanceError(N_("no machine %(id)s"), {"id": machine_id})
     total = machine_active_hours(db, machine_id)
     tasks = list(db.scalars(sa.select(MaintenanceTask).where(
         MaintenanceTask.machine_id == machine_id, MaintenanceTask.active.is_(True))
@@ -115,21 +119,57 @@ def due_maintenance(db: Session) -> dict[int, list[dict[str, Any]]]:
     return out
 
 
-def create_task(db: Session, machine_id: int, name: str, interval_active_h: float) -> MaintenanceTask:
+def create_task(db: Session, machine_id: int, name: str, interval_active_h: float, *,
+                actor: str = "system") -> MaintenanceTask:
     if db.get(Machine, machine_id) is None:
-        raise MaintenanceError(f"no machine {machine_id}")
+        raise MaintenanceError(N_("no machine %(id)s"), {"id": machine_id})
     name = (name or "").strip()
     if not name or len(name) > 200:
-        raise MaintenanceError("name: 1 to 200 characters")
+        raise MaintenanceError(N_("name: 1 to 200 characters"))
     try:
         interval = float(interval_active_h)
     except (TypeError, ValueError) as exc:
-        raise MaintenanceError("interval: a number of active hours") from exc
+        raise MaintenanceError(N_("interval: a number of active hours")) from exc
     if not 0 < interval <= 1_000_000:
-        raise MaintenanceError("interval: a positive number of active hours")
+        raise MaintenanceError(N_("interval: a positive number of active hours"))
     task = MaintenanceTask(machine_id=machine_id, name=name, interval_active_h=interval)
     db.add(task)
     db.flush()
+    audit(db, actor, "maintenance.task_create", "machine", machine_id,
+          {"task_id": task.id, "name": name, "interval_active_h": interval})
+    return task
+
+
+def retire_task(db: Session, machine_id: int, task_id: int, *, actor: str) -> MaintenanceTask:
+    """Stop tracking a task (its history is kept); audited like every change."""
+    task = db.get(MaintenanceTask, task_id)
+    if task is None or task.machine_id != machine_id:
+        raise NotFound(N_("no task %(task)s on machine %(machine)s"),
+                       {"task": task_id, "machine": machine_id})
+    if task.active:
+        task.active = False
+        audit(db, actor, "maintenance.task_retire", "machine", machine_id,
+              {"task_id": task.id, "name": task.name})
+        db.flush()
+    return task
+
+
+def tasks_fingerprint(db: Session) -> tuple[Any, ...] | None:
+    """Changes whenever an active task or an intervention is added or retired (None: no task),
+    so a cached `due_maintenance` knows when to recompute."""
+    count, max_task, sum_task = db.execute(
+        sa.select(sa.func.count(), sa.func.max(MaintenanceTask.id), sa.func.sum(MaintenanceTask.id))
+        .where(MaintenanceTask.active.is_(True))).one()
+    if not count:
+        return None
+    return (count, max_task, sum_task, db.scalar(sa.select(sa.func.max(MaintenanceLog.id))))
+
+
+def get_task(db: Session, machine_id: int, task_id: int) -> MaintenanceTask:
+    task = db.get(MaintenanceTask, task_id)
+    if task is None or task.machine_id != machine_id:
+        raise NotFound(N_("no task %(task)s on machine %(machine)s"),
+                       {"task": task_id, "machine": machine_id})
     return task
 
 
@@ -141,7 +181,7 @@ def lock_until_done(db: Session, machine_id: int, task_id: int | None, *, actor:
     """Lock the machine (nodes refuse new sessions) until an intervention is logged."""
     machine = db.get(Machine, machine_id)
     if machine is None:
-        raise MaintenanceError(f"no machine {machine_id}")
+        raise MaintenanceError(N_("no machine %(id)s"), {"id": machine_id})
     task = db.get(MaintenanceTask, task_id) if task_id is not None else None
     reason = MAINTENANCE_LOCK_PREFIX + (task.name if task is not None else "in progress")
     _set_lock(db, machine, True, reason, actor)
@@ -159,11 +199,11 @@ def log_intervention(db: Session, machine_id: int, task_id: int | None, *,
     for another reason."""
     machine = db.get(Machine, machine_id)
     if machine is None:
-        raise MaintenanceError(f"no machine {machine_id}")
+        raise MaintenanceError(N_("no machine %(id)s"), {"id": machine_id})
     if task_id is not None:
         task = db.get(MaintenanceTask, task_id)
         if task is None or task.machine_id != machine_id:
-            raise MaintenanceError(f"no task {task_id} on this machine")
+            raise MaintenanceError(N_("no task %(task)s on this machine"), {"task": task_id})
     when = done_at or utcnow()
     entry = MaintenanceLog(machine_id=machine_id, task_id=task_id, done_at=when,
                            done_by_user_id=user_id, note=(note or "").strip() or None,

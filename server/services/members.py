@@ -7,11 +7,11 @@ from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from server.errors import N_, Conflict, Invalid
+from server.errors import N_, Conflict, Invalid, NotFound
 from server.models import (
     Badge,
     BadgeStatus,
@@ -119,14 +119,22 @@ def deactivate_member(db: Session, member_id: int, *, actor: str) -> Member:
 def list_members(db: Session, q: str | None = None, active: bool | None = None,
                  site: str | None = None, page: int | None = 1,
                  per_page: int | None = DEFAULT_PER_PAGE,
-                 site_ids: Collection[int] | None = None) -> Page[Member]:
-    stmt = select(Member).order_by(Member.name, Member.id)
+                 site_ids: Collection[int] | None = None,
+                 contact_site_ids: Collection[int] | None = None) -> Page[Member]:
+    """Members by name. `site_ids`: homed at these sites (or shared) only. `contact_site_ids`:
+    the sites whose members' contact details the reader sees (None: all); `q` matches an
+    e-mail only there, so a search cannot reveal a hidden address."""
+    stmt = (select(Member).options(selectinload(Member.badges), selectinload(Member.site))
+            .order_by(Member.name, Member.id))
     if site_ids is not None:
         stmt = stmt.where(member_in_sites(site_ids))
     if q:
         like = f"%{q.strip().lower()}%"
         uid_like = re.sub(r"[\s:\-._]", "", q).upper()
-        conds = [func.lower(Member.name).like(like), func.lower(Member.email).like(like),
+        email_match: ColumnElement[bool] = func.lower(Member.email).like(like)
+        if contact_site_ids is not None:
+            email_match = and_(email_match, member_in_sites(contact_site_ids))
+        conds = [func.lower(Member.name).like(like), email_match,
                  func.lower(Member.member_no).like(like)]
         if uid_like:
             conds.append(Member.id.in_(select(Badge.member_id)
@@ -205,7 +213,50 @@ def record_unknown_badge(db: Session, uid: str, node_id: int | None,
         row.last_node_id = node_id
 
 
-def get_unknown_badge(db: Session, unknown_id: int) -> UnknownBadge | None:
+def pending_unknown_badges(db: Session, limit: int = 200) -> list[UnknownBadge]:
+    """Unknown badges nobody has enrolled since, most recently seen first."""
+    return list(db.scalars(select(UnknownBadge)
+                           .where(UnknownBadge.uid.not_in(select(Badge.uid)))
+                           .order_by(UnknownBadge.last_seen.desc()).limit(limit)))
+
+
+def get_unknown_badge(db: Session, unknown_id: int) -> UnknownBadge:
+    row = db.get(UnknownBadge, unknown_id)
+    if row is None:
+        raise NotFound(N_("no unknown badge %(id)s"), {"id": unknown_id})
+    return row
+
+
+def active_members(db: Session, site_ids: Collection[int] | None = None) -> list[Member]:
+    """Active members by name (for choice lists); `site_ids`: homed there or shared only."""
+    stmt = select(Member).where(Member.active.is_(True)).order_by(Member.name, Member.id)
+    if site_ids is not None:
+        stmt = stmt.where(member_in_sites(site_ids))
+    return list(db.scalars(stmt))
+
+
+def member_names(db: Session, member_ids: Collection[int]) -> dict[int, tuple[str, int | None]]:
+    """id -> (name, home site id) for these members, in one query."""
+    if not member_ids:
+        return {}
+    rows = db.execute(select(Member.id, Member.name, Member.site_id)
+                      .where(Member.id.in_(sorted(member_ids)))).all()
+    return {r.id: (r.name, r.site_id) for r in rows}
+
+
+def badge_holders(db: Session) -> list[tuple[str, Any, str]]:
+    """(uid, status, member name) of every enrolled badge, by member name."""
+    return [tuple(r) for r in db.execute(  # type: ignore[misc]
+        select(Badge.uid, Badge.status, Member.name)
+        .join(Member, Badge.member_id == Member.id)
+        .order_by(Member.name, Badge.uid)).all()]
+
+
+def all_member_names(db: Session) -> dict[int, str]:
+    return dict(db.execute(select(Member.id, Member.name)).all())  # type: ignore[arg-type]
+
+
+def open_unknown_badge(db: Session, unknown_id: int) -> UnknownBadge | None:
     """An unknown badge that nobody holds yet (None: gone, or enrolled meanwhile)."""
     row = db.get(UnknownBadge, unknown_id)
     if row is None or db.scalar(select(Badge.id).where(Badge.uid == row.uid)) is not None:

@@ -34,3 +34,12 @@ def create_site(db: Session, slug: str, name: str, timezone: str | None = None, 
 
 def list_sites(db: Session) -> list[Site]:
     return list(db.scalars(select(Site).order_by(Site.slug)))
+
+
+def sites_by_name(db: Session) -> list[Site]:
+    return list(db.scalars(select(Site).order_by(Site.name, Site.id)))
+
+
+def site_timezone(db: Session, slug: str) -> str | None:
+    """The zone of the site with this slug (None: no such site)."""
+    return db.scalar(select(Site.timezone).where(Site.slug == slug))

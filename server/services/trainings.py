@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from server.errors import N_, Conflict, Invalid, ServerError
 from server.models import (
@@ -195,3 +195,40 @@ def sign_off(db: Session, event_id: str, node: Node, trainer_uid: str, trainee_u
              row.outcome, row.reason or "")
     db.flush()
     return row
+
+
+def list_trainings(db: Session, *, member_id: int | None = None, machine_id: int | None = None,
+                   current_only: bool = True, page: int | None = 1,
+                   per_page: int | None = DEFAULT_PER_PAGE) -> Page[Authorization]:
+    """Trainings for the trainings page, newest first, with member, machine and group loaded.
+    Every login reads every member's trainings (contract section 6); `current_only` hides the
+    revoked ones."""
+    stmt = (select(Authorization)
+            .options(selectinload(Authorization.member), selectinload(Authorization.machine),
+                     selectinload(Authorization.group))
+            .order_by(Authorization.granted_at.desc(), Authorization.id.desc()))
+    if member_id:
+        stmt = stmt.where(Authorization.member_id == member_id)
+    if machine_id:
+        stmt = stmt.where(Authorization.machine_id == machine_id)
+    if current_only:
+        stmt = stmt.where(Authorization.revoked_at.is_(None))
+    return paginate(db, stmt, page, per_page)
+
+
+def member_trainings(db: Session, member_id: int, *, current_only: bool = False
+                     ) -> list[Authorization]:
+    stmt = (select(Authorization).where(Authorization.member_id == member_id)
+            .order_by(Authorization.granted_at.desc()))
+    if current_only:
+        stmt = stmt.where(Authorization.revoked_at.is_(None))
+    return list(db.scalars(stmt))
+
+
+def machine_trainings(db: Session, machine_id: int) -> list[Authorization]:
+    """Current trainings given directly on this machine (an expired or revoked one is history)."""
+    now = datetime.now(UTC)
+    return list(db.scalars(select(Authorization).where(
+        Authorization.machine_id == machine_id, Authorization.revoked_at.is_(None),
+        or_(Authorization.expires_at.is_(None), Authorization.expires_at > now))
+        .order_by(Authorization.granted_at.desc())))

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from server.errors import N_, Conflict, Invalid
+from server.errors import N_, Conflict, Invalid, NotFound
 from server.models import (
     ApiToken,
+    Site,
     User,
     UserRole,
 )
@@ -19,26 +20,82 @@ from server.services.common import get_member, get_site_by_slug
 from server.services.validation import email_field, enum_field, text_field
 
 
+def _sites_by_slug(db: Session, slugs: Sequence[str], field: str) -> list[Site]:
+    return [get_site_by_slug(db, slug, field) for slug in dict.fromkeys(slugs)]
+
+
 def create_user(db: Session, email: str, password: str, role: str, member_id: int | None = None,
-                *, actor: str) -> User:
+                *, actor: str, sites: Sequence[str] = ()) -> User:
+    """A new web login; a manager's `sites` (slugs) are the sites it looks after."""
     email_ = email_field(email)
     if email_ is None:
-        raise Invalid(N_("email is required"), {"email": "required"})
+        raise Invalid(N_("email is required"), {"email": N_("required")})
     role_ = enum_field(UserRole, role, "role")
     if not isinstance(password, str) or len(password) < 8:
-        raise Invalid(N_("the password is too short"), {"password": "at least 8 characters"})
+        raise Invalid(N_("the password is too short"), {"password": N_("at least 8 characters")})
     if db.scalar(select(User.id).where(func.lower(User.email) == email_)) is not None:
-        raise Conflict(N_("a user with e-mail %(email)s exists"), {"email": email_})
+        raise Conflict(N_("a user with e-mail %(email)s exists"), {"email": email_},
+                       fields={"email": N_("another login already uses this e-mail")})
     if member_id is not None:
         get_member(db, member_id)
+    site_rows = _sites_by_slug(db, sites, "sites")
     user = User(email=email_, password_hash=hash_password(password), role=role_,
-                member_id=member_id, active=True)
+                member_id=member_id, active=True, sites=site_rows)
     db.add(user)
     db.flush()
     audit(db, actor, "user.create", "user", user.id,
-          {"email": email_, "role": role_.value, "member_id": member_id})
+          {"email": email_, "role": role_.value, "member_id": member_id,
+           "sites": [s.slug for s in site_rows]})
     db.flush()
     return user
+
+
+def update_user(db: Session, user_id: int, *, email: str, role: str, member_id: int | None,
+                active: bool, site_ids: Sequence[int], password: str | None = None,
+                actor: str) -> User:
+    """Change a login; an e-mail another login uses is a Conflict on the `email` field (the
+    database's unique index would otherwise answer with an error page)."""
+    user = get_user(db, user_id)
+    email_ = email_field(email)
+    if email_ is None:
+        raise Invalid(N_("email is required"), {"email": N_("required")})
+    if db.scalar(select(User.id).where(func.lower(User.email) == email_,
+                                       User.id != user.id)) is not None:
+        raise Conflict(N_("a user with e-mail %(email)s exists"), {"email": email_},
+                       fields={"email": N_("another login already uses this e-mail")})
+    role_ = enum_field(UserRole, role, "role")
+    if member_id is not None:
+        get_member(db, member_id)
+    sites = list(db.scalars(select(Site).where(Site.id.in_(sorted(set(site_ids)))))) \
+        if site_ids else []
+    if password:
+        if len(password) < 8:
+            raise Invalid(N_("the password is too short"),
+                          {"password": N_("at least 8 characters")})
+        user.password_hash = hash_password(password)
+    user.email, user.role, user.member_id, user.active = email_, role_, member_id, bool(active)
+    user.sites = sites
+    audit(db, actor, "user.update", "user", user.id, {
+        "email": user.email, "role": role_.value, "sites": [s.slug for s in sites],
+        "member_id": member_id, "active": user.active, "password_changed": bool(password)})
+    db.flush()
+    return user
+
+
+def get_user(db: Session, user_id: int) -> User:
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound(N_("no login %(id)s"), {"id": user_id})
+    return user
+
+
+def list_users(db: Session) -> list[User]:
+    return list(db.scalars(select(User).order_by(User.email)))
+
+
+def find_login(db: Session, email: str) -> User | None:
+    """The login with this e-mail (already lower-cased by the caller), or None."""
+    return db.scalar(select(User).where(User.email == email))
 
 
 def create_token(db: Session, name: str, role: str = "admin", sites: Sequence[str] = (), *,

@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from server import auth
+from server.errors import Forbidden, NotFound, ServerError
 from server.web.blueprint import bp
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,8 @@ csrf = CSRFProtect()
 babel = Babel()
 
 
-class WebError(Exception):
-    """Root of this package's own exceptions."""
+class WebError(ServerError):
+    """A web-only error; like every error of the server, a `server.errors.ServerError`."""
 
 
 class IdConverter(IntegerConverter):
@@ -185,6 +186,19 @@ def init_app(app: Flask) -> None:
         return render_template("error.html", code=400,
                                message=lazy_gettext("The form expired or was not sent by this "
                                                     "site. Please try again.")), 400
+
+    @app.errorhandler(NotFound)
+    def _not_found(_e: NotFound) -> Any:
+        """A service found no such record for a page: the 404 page (the API has its own)."""
+        from werkzeug.exceptions import NotFound as HttpNotFound
+
+        return _http_error(HttpNotFound())
+
+    @app.errorhandler(Forbidden)
+    def _forbidden(_e: Forbidden) -> Any:
+        from werkzeug.exceptions import Forbidden as HttpForbidden
+
+        return _http_error(HttpForbidden())
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException) -> Any:

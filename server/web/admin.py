@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import (
     BooleanField,
     EmailField,
@@ -22,8 +21,6 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp
 from server import auth, services
 from server.app import get_db
 from server.errors import Conflict, ServerError
-from server.models import Member, Site, User, UserRole
-from server.security import hash_password
 from server.web.blueprint import bp
 from server.web.members import EMAIL_RE, flash_error
 
@@ -64,15 +61,15 @@ class MachineForm(FlaskForm):
 
 def _fill_user_choices(form: UserForm) -> None:
     db = get_db()
-    form.sites.choices = [(s.id, s.name) for s in db.scalars(select(Site).order_by(Site.name))]
-    members = db.scalars(select(Member).where(Member.active.is_(True)).order_by(Member.name))
+    form.sites.choices = [(s.id, s.name) for s in services.sites_by_name(db)]
+    members = services.active_members(db)
     form.member.choices = [("", _("None"))] + [(str(m.id), m.name) for m in members]
 
 
 @bp.get("/users")
 @auth.roles_required(auth.ADMIN)
 def users() -> Any:
-    rows = get_db().scalars(select(User).order_by(User.email)).all()
+    rows = services.list_users(get_db())
     return render_template("admin/users.html", rows=rows)
 
 
@@ -81,9 +78,7 @@ def users() -> Any:
 @auth.roles_required(auth.ADMIN)
 def user_edit(user_id: int | None) -> Any:
     db = get_db()
-    user = db.get(User, user_id) if user_id is not None else None
-    if user_id is not None and user is None:
-        abort(404)
+    user = services.get_user(db, user_id) if user_id is not None else None
     form = UserForm(obj=None if request.method == "POST" else user)
     _fill_user_choices(form)
     if request.method == "GET" and user is not None:
@@ -94,38 +89,36 @@ def user_edit(user_id: int | None) -> Any:
     if request.method == "POST":
         if form.validate_on_submit():
             me = auth.me()
-            sites = list(db.scalars(select(Site).where(Site.id.in_(form.sites.data or []))))
             member_id = int(form.member.data) if form.member.data else None
             try:
                 if user is None:
                     if not form.password.data:
                         form.password.errors = [_("A new login needs a password.")]
                         raise _FormError
+                    slugs = [s.slug for s in services.sites_by_name(db)
+                             if s.id in set(form.sites.data or [])]
                     user = services.create_user(db, form.email.data or "", form.password.data,
                                                 form.role.data or "manager", member_id,
-                                                actor=me.actor)
+                                                actor=me.actor, sites=slugs)
                 else:
                     if user.id == me.id and (form.role.data != "admin" or not form.active.data):
                         form.role.errors = [_("You cannot remove your own admin access.")]
                         raise _FormError
-                    user.email = (form.email.data or "").strip().lower()
-                    user.role = UserRole(form.role.data)
-                    user.member_id = member_id
-                    user.active = bool(form.active.data)
-                    if form.password.data:
-                        user.password_hash = hash_password(form.password.data)
-                user.sites = sites
-                services.audit(db, me.actor, "user.update", "user", user.id, {
-                    "email": user.email, "role": user.role.value, "sites": [s.slug for s in sites],
-                    "member_id": member_id, "active": user.active,
-                    "password_changed": bool(form.password.data)})
+                    user = services.update_user(
+                        db, user.id, email=form.email.data or "", role=form.role.data or "",
+                        member_id=member_id, active=bool(form.active.data),
+                        site_ids=list(form.sites.data or []),
+                        password=form.password.data or None, actor=me.actor)
                 db.commit()
             except _FormError:
                 db.rollback()
                 status = 400
-            except Conflict:
+            except Conflict as e:
                 db.rollback()
-                form.email.errors = [_("Another login already uses this email.")]
+                if "email" in e.fields:
+                    form.email.errors = [_("Another login already uses this email.")]
+                else:
+                    flash_error(e, form)
                 status = 400
             except ServerError as e:
                 db.rollback()
@@ -161,7 +154,7 @@ def sites() -> Any:
                 status = 400
             except ServerError as e:
                 db.rollback()
-                if "timezone" in getattr(e, "fields", {}):
+                if "timezone" in e.fields:
                     form.timezone.errors = [_("Unknown time zone (e.g. Europe/Paris).")]
                 else:
                     flash_error(e, form)
@@ -171,7 +164,7 @@ def sites() -> Any:
                 return redirect(url_for("web.sites"))
         else:
             status = 400
-    rows = db.scalars(select(Site).order_by(Site.name)).all()
+    rows = services.sites_by_name(db)
     return render_template("admin/sites.html", rows=rows, form=form), status
 
 
@@ -181,7 +174,7 @@ def machine_new() -> Any:
     db = get_db()
     me = auth.me()
     form = MachineForm()
-    form.site.choices = [(s.slug, s.name) for s in db.scalars(select(Site).order_by(Site.name))
+    form.site.choices = [(s.slug, s.name) for s in services.sites_by_name(db)
                          if auth.can_manage_site(me, s.id)]
     status = 200
     if request.method == "POST":
@@ -195,7 +188,7 @@ def machine_new() -> Any:
                 db.commit()
             except Conflict as e:
                 db.rollback()
-                if "node" in e.message:
+                if "node" in e.fields:
                     form.node.errors = [_("This node already drives another machine or "
                                           "belongs to another site.")]
                 else:

@@ -32,7 +32,9 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext, lazy_gettext
-from sqlalchemy import select
+
+from server import services
+from server.errors import ServerError
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,8 @@ ACTIONS = ("tap", "double_tap", "place", "remove")
 DOUBLE_TAP_GAP_S = 0.8  # a trainer's two taps: after the first card is removed, within 3 s
 
 
-class DemoPanelError(Exception):
-    """Root of this module's own exceptions (a bad panel request)."""
+class DemoPanelError(ServerError):
+    """A bad panel request (a `server.errors.ServerError`, like every error of the server)."""
 
 
 def _nodes() -> Any:
@@ -61,15 +63,9 @@ def _login_required(fn: Any) -> Any:
 
 
 def _badge_choices(db: Any) -> list[dict[str, Any]]:
-    from server import models as m
-
     info = current_app.config.get("DEMO_INFO", {})
     notes = info.get("members", {})
-    rows = db.execute(
-        select(m.Badge.uid, m.Badge.status, m.Member.name)
-        .join(m.Member, m.Badge.member_id == m.Member.id)
-        .order_by(m.Member.name, m.Badge.uid)
-    ).all()
+    rows = services.badge_holders(db)
     choices = [{"uid": uid, "label": name, "status": str(getattr(status, "value", status)),
                 "note": notes.get(uid, "")} for uid, status, name in rows]
     unknown = info.get("unknown_uid")
@@ -89,12 +85,10 @@ def _short(line: str) -> str:
 
 def _state(db: Any) -> dict[str, Any]:
     """Machines with their node's live status, recent events, node output."""
-    from server import models as m
-
     registry = _nodes()
-    names = dict(db.execute(select(m.Member.id, m.Member.name)).all())
+    names = services.all_member_names(db)
     machines = []
-    for machine in db.scalars(select(m.Machine).order_by(m.Machine.slug)):
+    for machine in sorted(services.all_machines(db), key=lambda mc: mc.slug):
         node = machine.node
         status = (node.last_status or {}) if node else {}
         session = status.get("session") if node and node.online else None
@@ -114,8 +108,7 @@ def _state(db: Any) -> dict[str, Any]:
                        getattr(registry, "output", lambda _s, _n: [])(slug, 8)],
         })
     zone = ZoneInfo(current_app.config.get("TIMEZONE") or "UTC")
-    recent = db.scalars(select(m.Event).order_by(m.Event.received_at.desc(), m.Event.id.desc())
-                        .limit(12)).all()
+    recent = services.recent_events(db, 12)
     events = []
     for ev in recent:
         data = ev.data or {}

@@ -29,9 +29,9 @@ class NewMemberForm(MemberForm):
 
 
 def _unknown_or_404(unknown_id: int) -> Any:
-    from server.services.members import get_unknown_badge
+    from server.services.members import open_unknown_badge
 
-    ub = get_unknown_badge(get_db(), unknown_id)
+    ub = open_unknown_badge(get_db(), unknown_id)
     if ub is None:
         abort(404)
     return ub

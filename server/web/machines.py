@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy import or_, select
-from sqlalchemy.orm import selectinload
 from wtforms import BooleanField, IntegerField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-from server import auth
+from server import auth, services
 from server.app import get_db
 from server.errors import Conflict, ServerError
-from server.models import Authorization, Machine, MachineGroup, UsageSession
 from server.web import ops
 from server.web.blueprint import bp
 from server.web.members import flash_error
+
+if TYPE_CHECKING:
+    from server.models import Machine
 
 MANAGERS = (auth.ADMIN, auth.MANAGER)
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -74,9 +74,10 @@ class GroupForm(FlaskForm):
 
 
 def _machine_or_404(machine_id: int) -> Machine:
-    m = get_db().get(Machine, machine_id)
-    if m is None:
-        abort(404)
+    """The machine (404 if none) if the login reads its site (403: a manager of other sites)."""
+    m = services.get_machine(get_db(), machine_id)
+    if not auth.can_read_site(auth.me(), m.site_id):
+        abort(403)
     return m
 
 
@@ -86,11 +87,9 @@ def machines() -> Any:
     from server.web.pages import STATE_LABELS, machine_states
 
     db = get_db()
-    rows = db.scalars(select(Machine).options(selectinload(Machine.node), selectinload(Machine.site),
-                                              selectinload(Machine.groups))
-                      .order_by(Machine.name)).all()
+    rows = services.all_machines(db, site_ids=auth.read_sites(auth.me()))
     states = {s["id"]: s for s in machine_states()}
-    groups = db.scalars(select(MachineGroup).order_by(MachineGroup.name)).all()
+    groups = sorted(services.list_groups(db), key=lambda g: (g.name, g.id))
     return render_template("machines/list.html", machines=rows, states=states, labels=STATE_LABELS,
                            groups=groups, can_manage=auth.me().role in MANAGERS)
 
@@ -152,14 +151,8 @@ def machine_detail(machine_id: int) -> Any:
         else:
             status = 400
     state = next((s for s in machine_states() if s["id"] == m.id), None)
-    auths = db.scalars(select(Authorization).where(Authorization.machine_id == m.id,
-                                                   Authorization.revoked_at.is_(None),
-                                                   # current only: an expired one is history
-                                                   or_(Authorization.expires_at.is_(None),
-                                                       Authorization.expires_at > ops.now()))
-                       .order_by(Authorization.granted_at.desc())).all()
-    sessions = db.scalars(select(UsageSession).where(UsageSession.machine_id == m.id)
-                          .order_by(UsageSession.started_at.desc()).limit(20)).all()
+    auths = services.machine_trainings(db, m.id)
+    sessions = services.machine_sessions(db, m.id)
     return render_template("machines/detail.html", m=m, form=form, lock_form=LockForm(),
                            state=state, labels=STATE_LABELS, can_manage=can_manage,
                            help=POLICY_HELP, auths=auths, sessions=sessions, now=ops.now()), status
@@ -213,13 +206,9 @@ def machine_stop(machine_id: int) -> Any:
 def group_edit(group_id: int | None) -> Any:
     db = get_db()
     me = auth.me()
-    group = None
-    if group_id is not None:
-        group = db.get(MachineGroup, group_id)
-        if group is None:
-            abort(404)
+    group = services.get_group(db, group_id) if group_id is not None else None
     form = GroupForm(obj=None if request.method == "POST" else group)
-    all_machines = db.scalars(select(Machine).order_by(Machine.name)).all()
+    all_machines = services.all_machines(db)
     form.machines.choices = [(m.id, m.name) for m in all_machines]
     if request.method == "GET" and group is not None:
         form.machines.data = [m.id for m in group.machines]
@@ -234,13 +223,12 @@ def group_edit(group_id: int | None) -> Any:
             try:
                 group = ops.save_group(db, me, group, slug=form.slug.data or "",
                                        name=form.name.data or "", machines=chosen)
-            except Conflict:
-                db.rollback()
-                form.slug.errors = [_("This short code is already used by another group.")]
-                status = 400
             except ServerError as e:
                 db.rollback()
-                flash_error(e, form)
+                if isinstance(e, Conflict) and "slug" in e.fields:
+                    form.slug.errors = [_("This short code is already used by another group.")]
+                else:
+                    flash_error(e, form)
                 status = 400
             else:
                 flash(_("Group saved."), "success")

@@ -10,11 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Flask,
-    abort,
     flash,
     redirect,
     render_template,
@@ -25,10 +23,11 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
-from server import auth
+from server import auth, services
 from server.auth import ADMIN, MANAGER
-from server.models import Machine, MaintenanceTask
+from server.errors import N_
 from server.services import maintenance as mnt
+from server.web.members import error_text
 from server.web.reports import (
     actor,
     keep_rollup_refresh,
@@ -53,8 +52,8 @@ def machine_fragment(machine_id: int) -> Markup:
         return Markup("")
     from flask_login import current_user
 
-    m = page_db().get(Machine, machine_id)
-    can_open = (m is not None and getattr(current_user, "is_authenticated", False)
+    m = services.get_machine(page_db(), machine_id)  # maintenance_status found it
+    can_open = (getattr(current_user, "is_authenticated", False)
                 and auth.can_manage_machine(auth.me(), m))  # else the link would be a 403
     return Markup(render_template("reports/_machine_fragment.html", status=status,
                                   machine_id=machine_id, can_open=can_open))
@@ -76,6 +75,16 @@ def machine(machine_id: int) -> Any:
     return render_template("reports/machine.html", m=m, status=status, history=hist)
 
 
+def _task_arg() -> int | None:
+    """The form's task id (none: the machine as a whole); not a number: an unknown task."""
+    raw = request.form.get("task_id") or ""
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise mnt.MaintenanceError(N_("no task %(task)s on this machine"), {"task": raw[:20]})
+    return int(raw)
+
+
 @bp.post("/machines/<int:machine_id>/tasks")
 @managers
 def add_task(machine_id: int) -> Any:
@@ -83,12 +92,12 @@ def add_task(machine_id: int) -> Any:
     machine_or_403(machine_id)
     try:
         mnt.create_task(db, machine_id, request.form.get("name", ""),
-                        request.form.get("interval", ""))  # type: ignore[arg-type]
+                        request.form.get("interval", ""), actor=actor())  # type: ignore[arg-type]
         db.commit()
         flash(_("Task added."), "success")
     except mnt.MaintenanceError as exc:
         db.rollback()
-        flash(_("Task not added: %(why)s", why=str(exc)), "error")
+        flash(_("Task not added: %(why)s", why=error_text(exc)), "error")
     return redirect(url_for("maintenance.machine", machine_id=machine_id))
 
 
@@ -97,10 +106,7 @@ def add_task(machine_id: int) -> Any:
 def retire_task(machine_id: int, task_id: int) -> Any:
     db = page_db()
     machine_or_403(machine_id)
-    task = db.get(MaintenanceTask, task_id)
-    if task is None or task.machine_id != machine_id:
-        abort(404)
-    task.active = False
+    mnt.retire_task(db, machine_id, task_id, actor=actor())  # NotFound: the 404 page
     db.commit()
     flash(_("Task removed (its history is kept)."), "success")
     return redirect(url_for("maintenance.machine", machine_id=machine_id))
@@ -111,17 +117,16 @@ def retire_task(machine_id: int, task_id: int) -> Any:
 def log_intervention(machine_id: int) -> Any:
     db = page_db()
     machine_or_403(machine_id)
-    raw_task = request.form.get("task_id") or ""
     try:
-        task_id = int(raw_task) if raw_task else None
+        task_id = _task_arg()
         mnt.log_intervention(db, machine_id, task_id, user_id=user_id(),
                              note=request.form.get("note"),
                              lock=request.form.get("lock") == "1", actor=actor())
         db.commit()
         flash(_("Intervention recorded."), "success")
-    except (ValueError, mnt.MaintenanceError) as exc:
+    except mnt.MaintenanceError as exc:
         db.rollback()
-        flash(_("Not recorded: %(why)s", why=str(exc)), "error")
+        flash(_("Not recorded: %(why)s", why=error_text(exc)), "error")
     return redirect(url_for("maintenance.machine", machine_id=machine_id))
 
 
@@ -130,14 +135,13 @@ def log_intervention(machine_id: int) -> Any:
 def lock(machine_id: int) -> Any:
     db = page_db()
     machine_or_403(machine_id)
-    raw_task = request.form.get("task_id") or ""
     try:
-        mnt.lock_until_done(db, machine_id, int(raw_task) if raw_task else None, actor=actor())
+        mnt.lock_until_done(db, machine_id, _task_arg(), actor=actor())
         db.commit()
         flash(_("Machine locked until the intervention is recorded."), "success")
-    except (ValueError, mnt.MaintenanceError) as exc:
+    except mnt.MaintenanceError as exc:
         db.rollback()
-        flash(str(exc), "error")
+        flash(error_text(exc), "error")
     return redirect(url_for("maintenance.machine", machine_id=machine_id))
 
 
@@ -147,7 +151,7 @@ def maintenance() -> Any:
     db = page_db()
     me = auth.me()
     due = mnt.due_maintenance(db)
-    machines = {m.id: m for m in db.scalars(sa.select(Machine).where(Machine.id.in_(list(due))))
+    machines = {m.id: m for m in services.machines_by_ids(db, due)
                 if auth.can_manage_machine(me, m)}
     rows = [{"machine": machines[mid].slug, "machine_name": machines[mid].name, "machine_id": mid,
              **t} for mid, tasks in due.items() if mid in machines for t in tasks]
@@ -156,8 +160,8 @@ def maintenance() -> Any:
         return web_csv(rows, "maintenance-due", columns=["machine", "name", "state", "interval_h",
                                                          "hours_since", "remaining_h"])
     totals = mnt.active_hours(db)
-    all_machines = [m for m in db.scalars(sa.select(Machine).order_by(Machine.slug))
-                    if auth.can_manage_machine(me, m)]
+    all_machines = sorted((m for m in services.all_machines(db) if auth.can_manage_machine(me, m)),
+                          key=lambda m: m.slug)
     return render_template("reports/maintenance.html", rows=rows, machines=all_machines,
                            totals=totals)
 

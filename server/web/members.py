@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy import func, or_, select
 from wtforms import EmailField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
-from server import auth
+from server import auth, services
 from server.app import get_db
-from server.errors import Conflict, Invalid, ServerError
-from server.models import (
-    Authorization,
-    Badge,
-    BadgeStatus,
-    Member,
-    Site,
-    UnknownBadge,
-    UsageSession,
-)
+from server.errors import Conflict, Invalid, NotFound, ServerError
 from server.web import ops
 from server.web.blueprint import arg_id, arg_page, bp, id_url
+
+if TYPE_CHECKING:
+    from server.models import Member
 
 MANAGERS = (auth.ADMIN, auth.MANAGER)
 PER_PAGE = 50
@@ -45,23 +38,22 @@ class BadgeForm(FlaskForm):
     uid = StringField(_l("Badge number (UID)"), validators=[DataRequired(), Length(max=40)])
 
 
+BADGE_STATUSES = ("active", "lost", "inactive")
+
+
 def _site_choices(me: auth.Principal) -> list[tuple[str, str]]:
-    db = get_db()
-    sites = db.scalars(select(Site).order_by(Site.name)).all()
+    sites = services.sites_by_name(get_db())
     choices = [("", _("No particular site"))]
     choices += [(str(s.id), s.name) for s in sites if auth.can_manage_site(me, s.id)]
     return choices
 
 
 def _member_or_404(member_id: int) -> Member:
-    m = get_db().get(Member, member_id)
-    if m is None:
-        abort(404)
-    return m
+    return services.get_member(get_db(), member_id)  # NotFound: the 404 page
 
 
 def _require_manage(member: Member) -> None:
-    if not auth.can_manage_member(auth.me(), member):
+    if not auth.can_edit_member(auth.me(), member):
         abort(403)
 
 
@@ -96,25 +88,19 @@ def flash_error(e: ServerError, form: FlaskForm | None = None) -> None:
 @bp.get("/members")
 @auth.roles_required()
 def members() -> Any:
-    db = get_db()
+    """Every member of the consortium; e-mails only of those the login may contact."""
+    me = auth.me()
     q = (request.args.get("q") or "").strip()[:200]
     show_inactive = request.args.get("inactive") == "1"
     page = arg_page(request.args)
-    # the columns the list shows, not ORM objects
-    stmt = select(Member.id, Member.name, Member.member_no, Member.email, Member.active)
-    if not show_inactive:
-        stmt = stmt.where(Member.active.is_(True))
-    if q:
-        like = f"%{q.lower()}%"
-        badge_members = select(Badge.member_id).where(func.lower(Badge.uid).like(like))
-        stmt = stmt.where(or_(func.lower(Member.name).like(like), func.lower(Member.email).like(like),
-                              func.lower(Member.member_no).like(like), Member.id.in_(badge_members)))
-    total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = db.execute(stmt.order_by(Member.name).offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    pg = services.list_members(get_db(), q=q or None, active=None if show_inactive else True,
+                               page=page, per_page=PER_PAGE,
+                               contact_site_ids=auth.contact_sites(me))
+    contact_ids = {m.id for m in pg.items if auth.can_read_contact(me, m)}
     # translations and URLs made once per page, not once per row
-    return render_template("members/list.html", members=rows, q=q, total=total, page=page,
+    return render_template("members/list.html", members=pg.items, q=q, total=pg.total, page=page,
                            per_page=PER_PAGE, show_inactive=show_inactive,
-                           can_create=auth.me().role in MANAGERS,
+                           contact_ids=contact_ids, can_create=me.role in MANAGERS,
                            member_url=id_url("web.member_detail", "member_id"))
 
 
@@ -145,13 +131,13 @@ def member_detail(member_id: int) -> Any:
     db = get_db()
     m = _member_or_404(member_id)
     me = auth.me()
-    auths = db.scalars(select(Authorization).where(Authorization.member_id == m.id)
-                       .order_by(Authorization.granted_at.desc())).all()
-    sessions = db.scalars(select(UsageSession).where(UsageSession.member_id == m.id)
-                          .order_by(UsageSession.started_at.desc()).limit(50)).all()
-    can_manage = auth.can_manage_member(me, m)
+    auths = services.member_trainings(db, m.id)
+    # sessions on the machines of the login's sites only (contract section 6)
+    sessions = services.member_sessions(db, m.id, site_ids=auth.read_sites(me))
+    can_manage = auth.can_edit_member(me, m)
     return render_template("members/detail.html", m=m, auths=auths, sessions=sessions,
                            can_manage=can_manage, badge_form=BadgeForm(),
+                           show_contact=auth.can_read_contact(me, m),
                            can_revoke={a.id: auth.can_change_authorization(db, me, a) for a in auths},
                            now=ops.now())
 
@@ -230,12 +216,13 @@ def member_add_badge(member_id: int) -> Any:
 @auth.roles_required(*MANAGERS)
 def badge_status(uid: str) -> Any:
     db = get_db()
-    b = db.scalar(select(Badge).where(Badge.uid == uid.upper()))
-    if b is None:
+    try:
+        b = services.get_badge(db, uid)
+    except Invalid:  # not even a UID
         abort(404)
     _require_manage(b.member)
     status = request.form.get("status", "")
-    if status not in {s.value for s in BadgeStatus}:
+    if status not in BADGE_STATUSES:
         abort(400)
     member_id = b.member_id
     try:
@@ -252,24 +239,28 @@ def badge_status(uid: str) -> Any:
 @auth.roles_required(*MANAGERS)
 def unknown_badges() -> Any:
     db = get_db()
-    enrolled = select(Badge.uid)
-    rows = db.scalars(select(UnknownBadge).where(UnknownBadge.uid.not_in(enrolled))
-                      .order_by(UnknownBadge.last_seen.desc()).limit(200)).all()
-    members = db.scalars(select(Member).where(Member.active.is_(True)).order_by(Member.name)).all()
+    rows = services.pending_unknown_badges(db)
     me = auth.me()
-    members = [m for m in members if auth.can_manage_member(me, m)]
+    members = [m for m in services.active_members(db) if auth.can_edit_member(me, m)]
     return render_template("members/unknown.html", rows=rows, members=members)
+
+
+def _find_member(member_id: int | None) -> Member | None:
+    if member_id is None:
+        return None
+    try:
+        return services.get_member(get_db(), member_id)
+    except NotFound:
+        return None
 
 
 @bp.post("/badges/unknown/<id:unknown_id>/assign")
 @auth.roles_required(*MANAGERS)
 def unknown_badge_assign(unknown_id: int) -> Any:
     db = get_db()
-    ub = db.get(UnknownBadge, unknown_id)
-    if ub is None:
-        abort(404)
+    ub = services.get_unknown_badge(db, unknown_id)
     member_id = arg_id(request.form, "member_id")
-    m = db.get(Member, member_id) if member_id else None
+    m = _find_member(member_id)
     if m is None:
         flash(_("Choose the member this badge belongs to."), "error")
         return redirect(url_for("web.unknown_badges"))

@@ -10,19 +10,20 @@ from __future__ import annotations
 import io
 import logging
 import zipfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Response, abort, flash, redirect, render_template, url_for
+from flask import Response, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from firmware_config.broker_users import BrokerIdentityError
 from firmware_config.provisioning import ProvisioningError
-from server import auth
+from server import auth, services
 from server.app import get_db
-from server.models import Node
 from server.services.provisioning import render_broker_files, render_node_config, rotate_credentials
 from server.web.blueprint import bp
+
+if TYPE_CHECKING:
+    from server.models import Node
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _node_or_404(slug: str) -> Node:
-    node = get_db().scalar(select(Node).where(Node.slug == slug))
-    if node is None:
-        abort(404)
-    return node
+    return services.get_node_by_slug(get_db(), slug)  # NotFound: the 404 page
 
 
 def _attachment(body: bytes | str, filename: str, mimetype: str) -> Response:

@@ -4,13 +4,15 @@ and each operation commits (services only flush)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from server import services
 from server.auth import Principal
-from server.models import Authorization, Badge, Machine, MachineGroup, Member
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from server.models import Authorization, Badge, Machine, MachineGroup, Member
 
 
 def now() -> datetime:
@@ -82,20 +84,8 @@ def send_command(db: Session, p: Principal, machine: Machine, cmd: str) -> None:
 
 def save_group(db: Session, p: Principal, group: MachineGroup | None, *, slug: str, name: str,
                machines: list[Machine]) -> MachineGroup:
-    ids = [m.id for m in machines]
-    if group is None:
-        g = services.create_group(db, slug, name, ids, actor=p.actor)
-    else:
-        g = services.set_group_machines(db, group.id, ids, actor=p.actor)
-        if g.name != name or g.slug != slug:
-            # services has no rename: done here, audited like every change
-            if slug != g.slug and db.query(MachineGroup.id).filter(MachineGroup.slug == slug).first():
-                from server.errors import Conflict
-
-                raise Conflict(f"a group with slug {slug!r} exists")
-            services.audit(db, p.actor, "group.update", "group", g.id,
-                           {"slug": slug, "name": name})
-            g.name, g.slug = name, slug
+    g = services.save_group(db, group.id if group is not None else None, slug=slug, name=name,
+                            machine_ids=[m.id for m in machines], actor=p.actor)
     db.commit()
     return g
 

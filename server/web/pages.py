@@ -25,13 +25,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_user, logout_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
-from sqlalchemy import select
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from server import auth
+from server import auth, services
 from server.app import get_db
-from server.models import User
 from server.security import verify_password
 from server.services import logins, machine_state
 from server.web import labels
@@ -85,7 +83,7 @@ def login() -> Any:
             return resp
         if form.validate_on_submit():
             db = get_db()
-            user = db.scalar(select(User).where(User.email == email))
+            user = services.find_login(db, email)
             if user is not None and user.active and verify_password(
                 user.password_hash, form.password.data or ""
             ):
@@ -203,17 +201,12 @@ def _cached_due(db: Any) -> dict[int, list[dict[str, Any]]]:
     import time
 
     from flask import current_app
-    from sqlalchemy import func
 
-    from server.models import MaintenanceLog, MaintenanceTask
-    from server.services.maintenance import due_maintenance
+    from server.services.maintenance import due_maintenance, tasks_fingerprint
 
-    count, max_task, sum_task = db.execute(
-        select(func.count(), func.max(MaintenanceTask.id), func.sum(MaintenanceTask.id))
-        .where(MaintenanceTask.active.is_(True))).one()
-    if not count:
+    key = tasks_fingerprint(db)
+    if key is None:
         return {}
-    key = (count, max_task, sum_task, db.scalar(select(func.max(MaintenanceLog.id))))
     ttl = float(current_app.config.get("DASHBOARD_MAINTENANCE_TTL_S", MAINTENANCE_TTL_S))
     cached = current_app.extensions.get("fabpass.web.due_maintenance")
     now = time.monotonic()

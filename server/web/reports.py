@@ -16,10 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Flask,
@@ -36,12 +35,15 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from server import auth
+from server import auth, services
 from server import reports as rep
 from server.auth import ADMIN, MANAGER, roles_required
-from server.models import Machine, Member, Site
 from server.reports.charts import svg_bar_chart
 from server.web import labels
+from server.web.members import error_text
+
+if TYPE_CHECKING:
+    from server.models import Machine
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ def actor() -> str:
 def _tz(site: str | None) -> ZoneInfo:
     name = current_app.config.get("TIMEZONE") or "UTC"
     if site:
-        tz = page_db().scalar(sa.select(Site.timezone).where(Site.slug == site))
+        tz = services.site_timezone(page_db(), site)
         name = tz or name
     try:
         return ZoneInfo(name)
@@ -130,7 +132,7 @@ def _period(site: str | None, default_days: int = 365
 def _sites() -> list[tuple[str, str]]:
     """The sites the login may report on, by name: all for an admin, their own for a manager."""
     me = auth.me()
-    rows = page_db().execute(sa.select(Site.id, Site.slug, Site.name).order_by(Site.name, Site.id))
+    rows = [(s.id, s.slug, s.name) for s in services.sites_by_name(page_db())]
     return [(slug, name) for sid, slug, name in rows if auth.can_manage_site(me, sid)]
 
 
@@ -155,9 +157,7 @@ def _site_choice() -> tuple[str | None, list[tuple[str, str]]]:
 
 def machine_or_403(machine_id: int) -> Machine:
     """The machine (404 if none), if the login manages its site (403 otherwise)."""
-    m = page_db().get(Machine, machine_id)
-    if m is None:
-        abort(404)
+    m = services.get_machine(page_db(), machine_id)  # NotFound: the 404 page
     if not auth.can_manage_machine(auth.me(), m):
         abort(403)
     return m
@@ -234,15 +234,14 @@ def usage() -> Any:
                 r["visits"] = visits.get(r[group], 0)
     except rep.ReportError as exc:
         db.rollback()
-        flash(str(exc), "error")
+        flash(error_text(exc), "error")
         rows = []
     openable: set[int] = set()  # members whose statement the login may open
     if group == "member":
         me = auth.me()
-        found = db.execute(sa.select(Member.id, Member.name, Member.site_id).where(
-            Member.id.in_([r["member"] for r in rows if r["member"] is not None]))).all()
-        names = {mid: name for mid, name, _sid in found}
-        openable = {mid for mid, _name, sid in found if auth.can_manage_site(me, sid)}
+        found = services.member_names(db, {r["member"] for r in rows if r["member"] is not None})
+        names = {mid: name for mid, (name, _sid) in found.items()}
+        openable = {mid for mid, (_name, sid) in found.items() if auth.can_manage_site(me, sid)}
         for r in rows:
             r["name"] = names.get(r["member"])
     if request.args.get("format") == "csv":
@@ -267,13 +266,7 @@ def usage() -> Any:
 
 
 def _open_sessions(site: str | None) -> int:
-    from server.models import UsageSession
-
-    q = sa.select(sa.func.count()).select_from(UsageSession).where(UsageSession.ended_at.is_(None))
-    if site:
-        q = q.join(Machine, Machine.id == UsageSession.machine_id).join(
-            Site, Site.id == Machine.site_id).where(Site.slug == site)
-    return int(page_db().scalar(q) or 0)
+    return services.open_session_count(page_db(), site)
 
 
 DENIED_GROUPS = [("reason", _l("Reason")), ("member", _l("Member")), ("machine", _l("Machine")),
@@ -292,7 +285,7 @@ def denied() -> Any:
     try:
         rows = rep.denied_report(page_db(), group, since, until, site)
     except rep.ReportError as exc:
-        flash(str(exc), "error")
+        flash(error_text(exc), "error")
         rows = []
     if request.args.get("format") == "csv":
         return web_csv(rows, f"denied-{first}-{last}", columns=[group, "denied"])
@@ -308,16 +301,14 @@ def _member_names(rows: list[dict[str, Any]]) -> dict[int, str]:
     ids = sorted({r["member"] for r in rows if r.get("member") is not None})
     if not ids:
         return {}
-    return dict(page_db().execute(sa.select(Member.id, Member.name).where(Member.id.in_(ids))).all())
+    return {i: name for i, (name, _site) in services.member_names(page_db(), ids).items()}
 
 
 @bp.get("/members/<int:member_id>/statement")
 @managers
 def statement(member_id: int) -> Any:
     db = page_db()
-    member = db.get(Member, member_id)
-    if member is None:
-        abort(404)
+    member = services.get_member(db, member_id)  # NotFound: the 404 page
     if not auth.can_manage_member(auth.me(), member):
         abort(403)
     # no site picker: `site` only chooses the zone of the dates (the server's by default)
@@ -343,7 +334,7 @@ def funder() -> Any:
     try:
         report = rep.funder_report(page_db(), since, until, site)
     except rep.ReportError as exc:
-        flash(str(exc), "error")
+        flash(error_text(exc), "error")
         return redirect(url_for("reports.funder"))
     if request.args.get("format") == "csv":
         return web_csv(report["rows"], f"activity-{site or 'all'}-{first}-{last}",

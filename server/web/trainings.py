@@ -9,15 +9,12 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
 from wtforms import DateField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
-from server import auth
+from server import auth, services
 from server.app import get_db
 from server.errors import ServerError
-from server.models import Authorization, Machine, MachineGroup, Member
 from server.web import ops
 from server.web.blueprint import arg_id, arg_page, bp
 from server.web.members import flash_error
@@ -40,9 +37,8 @@ class RevokeForm(FlaskForm):
 
 def _targets(me: auth.Principal) -> list[tuple[str, str]]:
     db = get_db()
-    machines = db.scalars(select(Machine).where(Machine.active.is_(True)).order_by(Machine.name)).all()
-    groups = db.scalars(select(MachineGroup).options(selectinload(MachineGroup.machines))
-                        .order_by(MachineGroup.name)).all()
+    machines = services.all_machines(db, active_only=True)
+    groups = services.groups_with_machines(db)
     out = [("", _("Choose…"))]
     out += [(f"machine:{m.id}", m.name) for m in machines if auth.can_grant_machine(db, me, m)]
     out += [(f"group:{g.id}", _("Group: %(name)s", name=g.name)) for g in groups
@@ -55,23 +51,14 @@ def _targets(me: auth.Principal) -> list[tuple[str, str]]:
 def authorizations() -> Any:
     db = get_db()
     me = auth.me()
-    stmt = select(Authorization).options(selectinload(Authorization.member),
-                                         selectinload(Authorization.machine),
-                                         selectinload(Authorization.group))
     member_id = arg_id(request.args, "member_id")
     machine_id = arg_id(request.args, "machine_id")
     show_all = request.args.get("all") == "1"
-    if member_id:
-        stmt = stmt.where(Authorization.member_id == member_id)
-    if machine_id:
-        stmt = stmt.where(Authorization.machine_id == machine_id)
-    if not show_all:
-        stmt = stmt.where(Authorization.revoked_at.is_(None))
     page = arg_page(request.args)
-    total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = db.scalars(stmt.order_by(Authorization.granted_at.desc())
-                      .offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
-    machines = db.scalars(select(Machine).order_by(Machine.name)).all()
+    pg = services.list_trainings(db, member_id=member_id, machine_id=machine_id,
+                                 current_only=not show_all, page=page, per_page=PER_PAGE)
+    rows, total = pg.items, pg.total
+    machines = services.all_machines(db)
     return render_template("trainings/list.html", rows=rows, total=total, page=page,
                            per_page=PER_PAGE, machines=machines, machine_id=machine_id,
                            member_id=member_id, show_all=show_all, now=ops.now(),
@@ -87,7 +74,7 @@ def authorization_new() -> Any:
     form.target.choices = _targets(me)
     if me.role == auth.TRAINER:
         form.role.choices = [("user", _("Use the machine"))]
-    members = db.scalars(select(Member).where(Member.active.is_(True)).order_by(Member.name)).all()
+    members = services.active_members(db)
     form.members.choices = [(m.id, f"{m.name}" + (f" ({m.member_no})" if m.member_no else ""))
                             for m in members]
     if request.method == "GET":
@@ -118,8 +105,8 @@ def authorization_new() -> Any:
                     except ServerError as e:
                         db.rollback()
                         if e.code == "conflict":
-                            m = db.get(Member, mid)
-                            already.append(m.name if m else str(mid))
+                            already.append(services.member_names(db, [mid]).get(
+                                mid, (str(mid), None))[0])
                         else:
                             flash_error(e)
                 if granted:
@@ -137,9 +124,7 @@ def authorization_new() -> Any:
 @auth.roles_required()
 def authorization_revoke(auth_id: int) -> Any:
     db = get_db()
-    a = db.get(Authorization, auth_id)
-    if a is None:
-        abort(404)
+    a = services.get_authorization(db, auth_id)
     if not auth.can_change_authorization(db, auth.me(), a):
         abort(403)
     form = RevokeForm()

@@ -165,9 +165,11 @@ def test_machine_pages_and_maintenance(app: Flask, data: dict[str, Any]) -> None
     assert admin.get(cnc).status_code == 200
     assert f"/reports/machines/{data['cnc']}" in admin.get("/reports/maintenance").get_data(
         as_text=True)
-    # the machine page's hours box links to the maintenance page only when it may be opened
-    page = client.get(f"/machines/{data['cnc']}").get_data(as_text=True)
-    assert 'id="machine-hours"' in page and f'href="{cnc}"' not in page
+    # another site's machine page is refused (contract section 6), so its hours box and the
+    # link to the maintenance page are shown only to those who may open both
+    assert client.get(f"/machines/{data['cnc']}").status_code == 403
+    page = client.get(f"/machines/{data['laser']}").get_data(as_text=True)
+    assert 'id="machine-hours"' in page and f'href="/reports/machines/{data["laser"]}"' in page
     page = admin.get(f"/machines/{data['cnc']}").get_data(as_text=True)
     assert f'href="{cnc}"' in page
 

@@ -44,6 +44,33 @@ def test_db_upgrade_then_user_and_token(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "exists" in result.output
 
 
+def test_user_create_manager_with_sites(runner: CliRunner, db: Session, lab) -> None:  # type: ignore[no-untyped-def]
+    """`fabpass user create --role manager --site SLUG` (repeatable) gives the login its sites
+    (contract section 6), like `fabpass token create`."""
+    from server import services
+
+    services.create_site(db, "nord", "Atelier Nord", "Europe/Paris", actor="test")
+    db.commit()
+    args = ["create", "--email", "m2@example.org", "--role", "manager", "--password-stdin"]
+    result = runner.invoke(users_cli.user, [*args, "--site", "lab", "--site", "nord"],
+                           input="secret password\n")
+    assert result.exit_code == 0, result.output
+    db.rollback()
+    user = db.scalar(select(User).where(User.email == "m2@example.org"))
+    assert user is not None and sorted(s.slug for s in user.sites) == ["lab", "nord"]
+    # --site only for managers; an unknown site is a message, nothing created
+    result = runner.invoke(users_cli.user, ["create", "--email", "a2@example.org", "--role",
+                                            "admin", "--password-stdin", "--site", "lab"],
+                           input="secret password\n")
+    assert result.exit_code == 2 and "--role manager" in result.output
+    result = runner.invoke(users_cli.user, [*args[:2], "m3@example.org", *args[3:],
+                                            "--site", "nowhere"], input="secret password\n")
+    assert result.exit_code == 1 and "nowhere" in result.output
+    db.rollback()
+    assert db.scalar(select(func.count()).select_from(User).where(
+        User.email.in_(["a2@example.org", "m3@example.org"]))) == 0
+
+
 def test_user_prompt_and_token(runner: CliRunner, db: Session, lab, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     answers = iter(["secret password", "secret password"])
     monkeypatch.setattr(users_cli.getpass, "getpass", lambda prompt="": next(answers))

@@ -58,3 +58,41 @@ def test_service_errors_in_french(app: Any, actions: Any) -> None:
     assert "la machine &#39;cnc-1&#39; n’a pas de boîtier" in html
     err = Conflict("machine %(slug)r has no node", {"slug": "cnc-1"})
     assert err.message == str(err) == "machine 'cnc-1' has no node"
+
+
+def test_report_and_maintenance_errors_in_french(app: Any, seed: Any, actions: Any) -> None:
+    """Report and maintenance errors are `ServerError`s with a template and parameters: a French
+    page shows them in French (they used to be flashed as English `str(exc)`)."""
+    from server.errors import ServerError
+    from server.reports import ReportError
+    from server.services.maintenance import MaintenanceError
+
+    assert issubclass(ReportError, ServerError) and issubclass(MaintenanceError, ServerError)
+    actions.post("/lang", {"lang": "fr"}, page="/login")
+    actions.login("admin@example.org")
+    html = actions.client.get("/reports/?site=nowhere").get_data(as_text=True)
+    assert "lieu : pas de lieu &#39;nowhere&#39;" in html
+    page = f"/reports/machines/{seed.laser}"
+    r = actions.post(f"{page}/tasks", {"name": "Lentilles", "interval": "beaucoup"}, page=page)
+    assert r.status_code == 302
+    html = actions.client.get(r.headers["Location"]).get_data(as_text=True)
+    assert "intervalle : un nombre d&#39;heures d&#39;activité" in html
+    r = actions.post(f"{page}/log", {"task_id": "x1"}, page=page)
+    html = actions.client.get(r.headers["Location"]).get_data(as_text=True)
+    assert "pas de tâche x1 sur cette machine" in html
+    err = ReportError("site: no site %(site)r", {"site": "nowhere"})
+    assert err.code == "invalid" and err.message == "site: no site 'nowhere'"
+
+
+def test_views_never_decide_on_message_text() -> None:
+    """Errors carry a code and fields; a view that reads `.message` to decide is a regression."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "server"
+    bad = re.compile(r"""["'][^"']*["']\s+(not\s+)?in\s+\w+\.message|\.message\s*==""")
+    offenders = [f"{p.relative_to(root)}:{i}" for part in ("web", "api", "cli")
+                 for p in sorted((root / part).rglob("*.py"))
+                 for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+                 if bad.search(line)]
+    assert offenders == []
