@@ -246,6 +246,17 @@ def can_change_authorization(db: Session, p: Principal, auth: Authorization) -> 
     return p.role == ADMIN
 
 
+def can_book(db: Session, p: Principal, machine: Machine, member_id: int,
+             training: bool = False) -> bool:
+    """Book (or cancel a booking of) this machine for this member: whoever may grant on the
+    machine (its site's managers, its trainers), or the member themself where the machine's
+    policy has `booking_self`. A training booking needs the grant right."""
+    if can_grant_machine(db, p, machine):
+        return True
+    return (not training and p.member_id is not None and p.member_id == member_id
+            and bool((machine.policy or {}).get("booking_self")))
+
+
 # ---------------------------------------------------------------- login rate limit
 
 
