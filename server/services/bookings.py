@@ -27,12 +27,18 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from protocol import BOOKING_DEFAULTS
 from protocol import Booking as WireBooking
+from protocol.acl import BOOKING_DEFAULTS
 from server.errors import N_, Conflict, Invalid, NotFound
 from server.models import Booking, Machine, Setting
 from server.services.audit import audit
-from server.services.common import DEFAULT_PER_PAGE, Page, get_machine, get_member, now_utc, paginate
+from server.services.common import (
+    DEFAULT_PER_PAGE,
+    Page,
+    get_member,
+    now_utc,
+    paginate,
+)
 from server.services.dirty import mark_nodes_dirty
 from server.services.trainings import valid_machine_ids_for
 
