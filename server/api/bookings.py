@@ -23,6 +23,7 @@ from server.api.support import (
     _scope,
 )
 from server.app import get_db
+from server.reports.bookings import booking_usage as usage_rows
 from server.services import bookings
 
 if TYPE_CHECKING:
@@ -69,6 +70,16 @@ def list_bookings() -> Any:
         since=_query_time("since"), until=_query_time("until"), site_ids=_scope(),
         page=page, per_page=per_page)
     return _listing(pg, booking_json)
+
+
+@bp.get("/bookings/usage")
+def booking_usage() -> Any:
+    """Booked vs used per machine: booked hours, hours used by the booker, no-shows."""
+    rows = usage_rows(get_db(), since=_query_time("since"), until=_query_time("until"),
+                      site_ids=_scope())
+    for r in rows:
+        r["no_shows_by_member"] = {str(k): v for k, v in r["no_shows_by_member"].items()}
+    return jsonify({"rows": rows})
 
 
 @bp.get("/bookings/<id:booking_id>")

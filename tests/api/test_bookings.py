@@ -144,3 +144,34 @@ def test_external_lookup_for_connectors(api: Any, api_app: Any, seed: Any) -> No
         booking_service.cancel_booking(db, found.id, actor="sync")
         db.commit()
     assert api("GET", "/bookings").get_json()["total"] == 0
+
+
+def test_booked_vs_used_and_no_shows(api: Any, api_app: Any, seed: Any) -> None:
+    """Alice used 1 h of her 2 h slot; Tom never came: one no-show, counted for him."""
+    import uuid
+
+    from server.models import UsageSession
+
+    with api_app[0].app_context():
+        db = get_db()
+        now = datetime.now(UTC)
+        t0 = now - timedelta(hours=5)
+        booking_service.create_booking(db, machine_id=seed.laser, member_id=seed.alice,
+                                       start=t0, end=t0 + timedelta(hours=2), actor="test",
+                                       now=t0 - timedelta(minutes=1))
+        booking_service.create_booking(db, machine_id=seed.laser, member_id=seed.tom,
+                                       start=t0 + timedelta(hours=2),
+                                       end=t0 + timedelta(hours=3), actor="test",
+                                       now=t0 - timedelta(minutes=1))
+        db.add(UsageSession(session_uuid=str(uuid.uuid4()), machine_id=seed.laser,
+                            member_id=seed.alice, badge_uid="04A1B2C3",
+                            started_at=t0 + timedelta(minutes=10),
+                            ended_at=t0 + timedelta(minutes=70), duration_s=3600.0,
+                            active_s=3000.0))
+        db.commit()
+    rows = api("GET", "/bookings/usage").get_json()["rows"]
+    assert rows == [{"machine": "laser-1", "bookings": 2, "booked_hours": 3.0,
+                     "used_hours": 1.0, "no_shows": 1,
+                     "no_shows_by_member": {str(seed.tom): 1}}]
+    assert api("GET", "/bookings/usage", token=seed.manager_token).get_json()["rows"][0][
+        "no_shows"] == 1
