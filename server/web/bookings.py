@@ -67,6 +67,7 @@ def week() -> Any:
     site = db.get(Site, site_id) if site_id else (shown[0].site if shown else None)
     tz = ZoneInfo(site.timezone if site else "UTC")
     monday = _week_start(request.args.get("week"), tz)
+    today = datetime.now(tz).date()
     start = datetime.combine(monday, time(0), tzinfo=tz)
     end = start + timedelta(days=7)
     rows = bookings.list_bookings(db, machine_ids=[m.id for m in shown],
@@ -95,7 +96,9 @@ def week() -> Any:
                            machine_id=machine_id, site=site, monday=monday,
                            prev_week=monday - timedelta(days=7),
                            next_week=monday + timedelta(days=7), members=members,
-                           feed_url=feed_url, usage=usage, tzname=str(tz))
+                           feed_url=feed_url, usage=usage, tzname=str(tz), today=today,
+                           default_day=today if monday <= today < monday + timedelta(days=7)
+                           else monday)
 
 
 @bp.post("/bookings")
