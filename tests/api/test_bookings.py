@@ -175,3 +175,26 @@ def test_booked_vs_used_and_no_shows(api: Any, api_app: Any, seed: Any) -> None:
                      "no_shows_by_member": {str(seed.tom): 1}}]
     assert api("GET", "/bookings/usage", token=seed.manager_token).get_json()["rows"][0][
         "no_shows"] == 1
+
+
+def test_who_may_book(api_app: Any, seed: Any) -> None:
+    """Managers of the site and trainers of the machine book for anyone; a member books for
+    themself only where the machine's policy has `booking_self`; training bookings need the
+    grant right."""
+    from server import auth, services
+
+    with api_app[0].app_context():
+        db = get_db()
+        laser, printer = services.get_machine(db, seed.laser), services.get_machine(db, seed.printer)
+        manager = auth.Principal(id=1, email="m", role=auth.MANAGER, site_ids=frozenset({seed.lab}))
+        trainer = auth.Principal(id=2, email="t", role=auth.TRAINER, member_id=seed.tom)
+        bob_login = auth.Principal(id=3, email="b", role=auth.TRAINER, member_id=seed.bob)
+        assert auth.can_book(db, manager, laser, seed.bob, training=True)
+        assert not auth.can_book(db, manager, printer, seed.bob)
+        assert auth.can_book(db, trainer, laser, seed.alice, training=True)
+        assert not auth.can_book(db, bob_login, printer, seed.bob)  # booking_self is off
+        services.update_machine(db, seed.printer, policy={"booking_self": True}, actor="test")
+        assert auth.can_book(db, bob_login, printer, seed.bob)
+        assert not auth.can_book(db, bob_login, printer, seed.alice)  # only for himself
+        assert not auth.can_book(db, bob_login, printer, seed.bob, training=True)
+        db.rollback()
