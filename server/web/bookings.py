@@ -57,9 +57,11 @@ def _visible_machines(site_id: int | None) -> list[Machine]:
 @bp.get("/bookings")
 @auth.roles_required()
 def week() -> Any:
-    """`?machine=ID` or `?site=ID` (default: every visible machine), `?week=YYYY-MM-DD`."""
+    """`?machine=ID` or `?site=ID` (default: every visible machine), `?member=ID` (one
+    member's bookings, with their calendar address), `?week=YYYY-MM-DD`."""
     db = get_db()
     machine_id, site_id = arg_id(request.args, "machine"), arg_id(request.args, "site")
+    member_id = arg_id(request.args, "member")
     machines = _visible_machines(site_id)
     shown = [m for m in machines if machine_id is None or m.id == machine_id]
     if machine_id is not None and not shown:
@@ -70,7 +72,7 @@ def week() -> Any:
     today = datetime.now(tz).date()
     start = datetime.combine(monday, time(0), tzinfo=tz)
     end = start + timedelta(days=7)
-    rows = bookings.list_bookings(db, machine_ids=[m.id for m in shown],
+    rows = bookings.list_bookings(db, machine_ids=[m.id for m in shown], member_id=member_id,
                                   since=start.astimezone(UTC), until=end.astimezone(UTC),
                                   per_page=500).items
     days = []
@@ -83,8 +85,12 @@ def week() -> Any:
              "may_cancel": auth.can_book(db, auth.me(), b.machine, b.member_id, b.training)}
             for b in rows if b.start < d1 and b.end > d0]})
     feed_url = None
+    feed = None
     if machine_id is not None and shown:
         feed = bookings_feeds.get_feed(db, machine_id=machine_id, actor=auth.me().actor)
+    elif member_id is not None and _may_see_member_feed(db.get(Member, member_id)):
+        feed = bookings_feeds.get_feed(db, member_id=member_id, actor=auth.me().actor)
+    if feed is not None:
         db.commit()
         feed_url = url_for("bookings.ical", feed_id=feed.id, _external=True,
                            token=bookings_feeds.feed_token(feed, _secret()))
@@ -93,12 +99,19 @@ def week() -> Any:
     usage = booking_usage(db, since=start.astimezone(UTC), until=end.astimezone(UTC),
                           site_ids=auth.managed_site_ids(auth.me()))
     return render_template("bookings/week.html", days=days, machines=machines, shown=shown,
-                           machine_id=machine_id, site=site, monday=monday,
+                           machine_id=machine_id, member_id=member_id, site=site,
+                           monday=monday,
                            prev_week=monday - timedelta(days=7),
                            next_week=monday + timedelta(days=7), members=members,
                            feed_url=feed_url, usage=usage, tzname=str(tz), today=today,
                            default_day=today if monday <= today < monday + timedelta(days=7)
                            else monday)
+
+
+def _may_see_member_feed(member: Member | None) -> bool:
+    """A member's calendar covers every site: their own managers, or the member themself."""
+    p = auth.me()
+    return member is not None and (auth.can_manage_member(p, member) or p.member_id == member.id)
 
 
 @bp.post("/bookings")

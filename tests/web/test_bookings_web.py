@@ -55,3 +55,30 @@ def test_booking_pages_need_a_login(client: Any) -> None:
     r = client.get("/bookings")
     assert r.status_code == 302 and "/login" in r.headers["Location"]
     assert datetime.now(UTC)  # keep the import used
+
+
+def test_member_calendar(app: Any, actions: Any, seed: Any) -> None:
+    """A member's feed lists their bookings on every machine, with their full name."""
+    from server import services
+    from server.services import bookings
+
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    with app.app_context():
+        db = app.extensions["fabpass.sessionmaker"]()
+        bookings.create_booking(db, machine_id=seed.laser, member_id=seed.alice, start=start,
+                                end=start + timedelta(hours=1), actor="test")
+        services.grant(db, seed.alice, machine_id=seed.printer, actor="test")
+        bookings.create_booking(db, machine_id=seed.printer, member_id=seed.alice,
+                                start=start, end=start + timedelta(hours=3), actor="test")
+        db.commit()
+        db.close()
+    actions.login("admin@example.org")
+    html = actions.client.get(f"/bookings?member={seed.alice}&week={start.date()}").get_data(
+        as_text=True)
+    feed = re.search(r'<code id="feed">http://[^/]+(/bookings/ical/[^<]+)</code>', html)
+    assert feed, html
+    cal = icalendar.Calendar.from_ical(app.test_client().get(feed.group(1)).data)
+    events = sorted(cal.walk("VEVENT"), key=lambda e: str(e["summary"]))
+    assert [str(e["summary"]) for e in events] == ["3D printer — Alice Martin",
+                                                   "Laser cutter — Alice Martin"]
+    assert events[0].decoded("dtend") - events[0].decoded("dtstart") == timedelta(hours=3)
