@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from controller.bookings import BookingBook
 from controller.clock import Clock
 from controller.nodetime import NodeTime
 from firmware_config.node_config import SessionConfig
@@ -197,6 +198,8 @@ class NodeMachine:
     status_power_w: float | None = None  # the same, changed only by a real step (status)
     _energy_total: float | None = None
     _pending: BadgeEntry | None = None  # badge waiting for the plug to confirm "on"
+    slots: BookingBook = field(default_factory=BookingBook)  # bookings (controller/bookings.py)
+    _booked_until: datetime | None = None  # the slot end of the last `booked` refusal
 
     def __post_init__(self) -> None:
         self.policy = Policy.merge(self.defaults, None)
@@ -256,6 +259,7 @@ class NodeMachine:
         self._entries = acl.by_uid()
         self._not_authorized = _not_authorized(raw)
         self.policy = Policy.merge(self.defaults, acl.policy)
+        self.slots.load(acl.policy, acl.bookings)
         self.time.receive_list(acl.issued, acl.valid_until, fresh=fresh)
         log.info("access list version %s: %d badges, locked=%s", acl.version, len(acl.badges),
                  acl.locked)
@@ -280,6 +284,10 @@ class NodeMachine:
             return None, "not_authorized"
         if entry.until is not None and self.time.decision_time() >= entry.until:
             return None, "expired"
+        refusal = self.slots.refusal(entry.member, entry.role, self.time.decision_time())
+        if refusal is not None:
+            self._booked_until = refusal.until
+            return None, refusal.reason
         if not self.actuator_ready:
             return None, "actuator_offline"
         return entry, None
@@ -491,12 +499,22 @@ class NodeMachine:
             if self.power_w is not None:
                 data["power_w"] = round(self.power_w, 1)
             acts.append(self._emit("session.heartbeat", data, checkpoint=self.checkpoint()))
+        self.slots.started(s.member, self.time.decision_time())
+        cut_s = self._slot_cut_s(s)
         if s.finishing is not None:
             if self._idle_enough(s, now):
                 self._end(s.finishing, acts)
         elif s.grace_until is not None and now >= s.grace_until:
             s.grace_until = None
             self._request_end("badge_removed", acts)
+        elif cut_s is not None and cut_s <= 0:  # another member's slot starts now
+            log.info("session %s ends: a booked slot of another member starts", s.id)
+            self._request_end("timeout", acts)
+        elif (cut_s is not None and not s.warned and self.policy.warn_before_s
+              and cut_s <= self.policy.warn_before_s):
+            s.warned = True
+            log.info("session %s ends in %.0f s: another member's slot", s.id, cut_s)
+            acts.append(SignalAction("warning"))
         elif s.deadline is not None and now >= s.deadline:
             self._request_end("timeout", acts)
         elif (s.deadline is not None and not s.warned and self.policy.warn_before_s
@@ -619,7 +637,10 @@ class NodeMachine:
 
     def _deny(self, uid: str, reason: str, acts: list[Action]) -> None:
         log.info("badge %s denied: %s", uid, reason)
-        acts.append(self._emit("badge.denied", {"uid": uid, "reason": reason}))
+        data: dict[str, Any] = {"uid": uid, "reason": reason}
+        if reason == "booked" and self._booked_until is not None:
+            data["until"] = format_ts(self._booked_until)
+        acts.append(self._emit("badge.denied", data))
         acts.append(SignalAction("denied"))
 
     def _session_data(self, s: Session) -> dict[str, Any]:
@@ -642,6 +663,7 @@ class NodeMachine:
         if self.policy.max_session_s:
             s.deadline = now + self.policy.max_session_s
         self.session = s
+        self.slots.started(s.member, self.time.decision_time())
         log.info("session %s started: badge %s, member %s (%s mode)", s.id, s.uid, s.member,
                  s.mode)
         self._set_relay(True, acts)
@@ -649,7 +671,19 @@ class NodeMachine:
                                checkpoint=self.checkpoint()))
         acts.append(SignalAction("granted"))
 
+    def _slot_cut_s(self, s: Session) -> float | None:
+        """Seconds until another member's booked slot ends this session (None: no such slot)."""
+        now = self.time.decision_time()
+        cut = self.slots.cut_at(s.member, s.started_wall, now)
+        return None if cut is None else (cut - now).total_seconds()
+
     def _extend(self, s: Session, now: float, acts: list[Action]) -> None:
+        cut_s = self._slot_cut_s(s)
+        if cut_s is not None and cut_s <= (self.policy.warn_before_s or 0.0):
+            log.info("session %s not extended: another member's slot starts in %.0f s", s.id,
+                     cut_s)
+            acts.append(SignalAction("denied"))
+            return
         if self.policy.max_session_s:
             s.deadline = now + self.policy.max_session_s
         s.warned = False

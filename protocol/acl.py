@@ -22,13 +22,20 @@ from protocol.timefmt import format_ts
 from protocol.wire import MAX_ACL_BYTES, check_tree, dumps
 
 POLICY_KEYS = ("mode", "max_session_s", "warn_before_s", "grace_s", "idle_end_s", "power_off",
-               "handover", "end_on_revoke", "on_stale", "booking")
+               "handover", "end_on_revoke", "on_stale", "booking", "booking_early_s",
+               "booking_no_show_s", "booking_max_s", "booking_self")
 _POLICY_CHOICES = {"mode": ("tap", "present"), "power_off": ("immediate", "when_idle"),
                    "on_stale": ("deny", "known_badges"),
                    "booking": ("off", "optional", "required")}
-_POLICY_BOOLS = ("handover", "end_on_revoke")
-_POLICY_NUMS = ("max_session_s", "warn_before_s", "grace_s", "idle_end_s")
+_POLICY_BOOLS = ("handover", "end_on_revoke", "booking_self")
+_POLICY_NUMS = ("max_session_s", "warn_before_s", "grace_s", "idle_end_s", "booking_early_s",
+                "booking_no_show_s", "booking_max_s")
 BOOKING_MODES = _POLICY_CHOICES["booking"]
+# Booking keys of the policy when absent (docs/bookings.md): how early one's own slot may be
+# started, after how long an unstarted slot is released (a no-show), the longest booking the
+# server accepts. `null` turns the first two off. Node and server read the same defaults.
+BOOKING_DEFAULTS: dict[str, float] = {"booking_early_s": 300.0, "booking_no_show_s": 900.0,
+                                      "booking_max_s": 12 * 3600.0}
 
 
 def check_policy(obj: Any, what: str = "policy") -> dict[str, Any]:

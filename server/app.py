@@ -26,6 +26,7 @@ PARTS = (
     "server.api",          # REST API v1 + OpenAPI (web UI helper)
     "server.web.reports",  # report pages
     "server.web.maintenance",  # maintenance pages
+    "server.web.bookings",  # booking week views and iCal feeds
     "server.web.demo",     # virtual badges panel, active only when DEMO
 )
 

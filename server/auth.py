@@ -186,6 +186,20 @@ def can_grant_group(db: Session, p: Principal, machines: list[Machine]) -> bool:
 # ---------------------------------------------------------------- login throttling
 
 
+def can_book(db: Session, p: Principal, machine: Machine, member_id: int,
+             training: bool = False) -> bool:
+    """Book (or cancel a booking of) this machine for this member: whoever may grant on the
+    machine (its site's managers, its trainers), or the member themself where the machine's
+    policy has `booking_self`. A training booking needs the grant right."""
+    if can_grant_machine(db, p, machine):
+        return True
+    return (not training and p.member_id is not None and p.member_id == member_id
+            and bool((machine.policy or {}).get("booking_self")))
+
+
+# ---------------------------------------------------------------- login rate limit
+
+
 @dataclass
 class _Failures:
     count: int = 0

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from server.reports.rollups import RefreshResult, refresh
+from server.services.bookings import advance_window
 from server.services.privacy import daily_job
 
 log = logging.getLogger(__name__)
@@ -95,3 +96,21 @@ class RollupRefresher(PeriodicJob):
             log.info("usage roll-ups refreshed: %d machines, %d day cells, %d month cells",
                      result.machines, result.day_cells, result.month_cells)
         return result
+
+
+class BookingWindow(PeriodicJob):
+    """Lists carry the bookings of the next 24 h: as that window moves on, nodes whose machine
+    has a booking entering it get a new list (`services.bookings.advance_window`)."""
+
+    name = "booking-window"
+
+    def __init__(self, sessions: Callable[[], Any], interval_s: float = 300.0) -> None:
+        super().__init__(interval_s, first_delay_s=5.0)
+        self.sessions = sessions
+
+    def run_once(self) -> int:
+        with self.sessions() as db:
+            marked = advance_window(db)
+            db.commit()
+        self.runs += 1
+        return marked

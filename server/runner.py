@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 
 from protocol import Topics
 from server.db import check_migrated, make_engine, make_sessionmaker, writer_engine
-from server.jobs import Housekeeping, RollupRefresher
+from server.jobs import BookingWindow, Housekeeping, RollupRefresher
 from server.messaging.ingest import Ingest
 from server.messaging.link import MqttLink, MqttSettings
 from server.messaging.publisher import AclPublisher
@@ -82,6 +82,7 @@ class ServerCore:
         self.publisher: AclPublisher | None = None
         self.housekeeping: Housekeeping | None = None
         self.rollups: RollupRefresher | None = None
+        self.booking_window: BookingWindow | None = None
         if options.ingest:
             self.ingest = Ingest(self.sessions, self.topics, self.link,
                                  batch_max=options.batch_max, batch_ms=options.batch_ms)
@@ -94,6 +95,7 @@ class ServerCore:
             self.housekeeping = Housekeeping(self.sessions,
                                              first_delay_s=options.housekeeping_delay_s)
             self.rollups = RollupRefresher(self.sessions, interval_s=options.rollup_interval_s)
+            self.booking_window = BookingWindow(self.sessions)
 
     def start(self) -> None:
         if self.ingest:
@@ -104,12 +106,16 @@ class ServerCore:
             self.housekeeping.start()
         if self.rollups:
             self.rollups.start()
+        if self.booking_window:
+            self.booking_window.start()
         self.link.start()
         log.info("MQTT core started (%s, client id %s, ingest=%s, publisher=%s, shared=%s)",
                  self.link.target, self.options.client_id, bool(self.ingest),
                  bool(self.publisher), self.options.shared)
 
     def stop(self, *, forget_session: bool = False) -> None:
+        if self.booking_window:
+            self.booking_window.stop()
         if self.rollups:
             self.rollups.stop()
         if self.housekeeping:

@@ -96,6 +96,7 @@ RESOURCES = (
     "server.api.refusals",
     "server.api.nodes",
     "server.api.reports",
+    "server.api.bookings",
 )
 
 

@@ -243,6 +243,42 @@ PATHS: dict[str, Any] = {
     },
 }
 
+# Bookings (contract section 6; server/api/bookings.py)
+SCHEMAS["Booking"] = {"type": "object", "required": ["id", "machine_id", "member_id", "start",
+                                                     "end"], "properties": {
+    "id": ID, "machine_id": ID, "machine": SLUG, "member_id": ID, "start": TIME, "end": TIME,
+    "training": {"type": "boolean"}, "source": {"type": "string"},
+    "external_id": {"type": ["string", "null"]},
+    "hit_by_lock": {"type": "boolean", "description": "still to come on a now locked machine"},
+    "created_at": TIME, "cancelled_at": NTIME}}
+PATHS["/bookings"] = {
+    "get": {"summary": "Bookings overlapping [since, until) (cancelled ones left out)",
+            "parameters": [_q("machine_id", ID), _q("member_id", ID), _q("since", TIME),
+                           _q("until", TIME), *_page_params()],
+            "responses": {**_list("Booking"), **_errors()}},
+    "post": {"summary": "Book a machine (a start in the past is allowed when the end is not)",
+             "requestBody": _body({
+                 "machine_id": ID, "member_id": ID, "start": TIME, "end": TIME,
+                 "training": {"type": "boolean", "default": False,
+                              "description": "the member's training itself (trainers)"},
+                 "source": {"type": "string", "maxLength": 40, "default": "fabpass"},
+                 "external_id": {"type": "string", "maxLength": 200}},
+                 ["machine_id", "member_id", "start", "end"]),
+             "responses": {**_ok("Booking", "201", "booked"), **_errors(403, 404, 409)}},
+}
+PATHS["/bookings/usage"] = {
+    "get": {"summary": "Booked vs used per machine (booked_hours, used_hours, no_shows)",
+            "parameters": [_q("since", TIME), _q("until", TIME)],
+            "responses": {"200": {"description": "rows", **_json({"type": "object"})},
+                          **_errors()}},
+}
+PATHS["/bookings/{booking_id}"] = {
+    "parameters": [_path("booking_id")],
+    "get": {"summary": "One booking", "responses": {**_ok("Booking"), **_errors(403, 404)}},
+    "delete": {"summary": "Cancel (kept for the reports)",
+               "responses": {"204": {"description": "cancelled"}, **_errors(403, 404)}},
+}
+
 
 def document() -> dict[str, Any]:
     return {

@@ -20,6 +20,10 @@ from server.models.base import (
     enum_column,
     utcnow,
 )
+from server.models.bookings import (
+    Booking,
+    BookingFeed,
+)
 from server.models.core import (
     Authorization,
     Badge,
@@ -81,6 +85,8 @@ __all__ = [
     "Authorization",
     "Badge",
     "BadgeStatus",
+    "Booking",
+    "BookingFeed",
     "Base",
     "DeadLetter",
     "Event",

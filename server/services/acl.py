@@ -28,6 +28,7 @@ from server.models import (
     Node,
     machine_group_members,
 )
+from server.services.bookings import booking_entries
 from server.services.trainings import valid_authorization_clause
 
 DEFAULT_VALID_FOR = timedelta(days=7)
@@ -123,6 +124,7 @@ def compute_acl(db: Session, node: Node, now: datetime, version: int | None = No
         site=node.site.slug, node=node.slug, machine=machine.slug, issued=now,
         valid_until=now + valid_for, locked=bool(machine.locked or not machine.active),
         policy=dict(machine.policy or {}), badges=badges,
+        bookings=booking_entries(db, machine, now),
     )
 
 

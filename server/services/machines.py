@@ -111,8 +111,8 @@ def update_machine(db: Session, machine_id: int, *, actor: str, **fields: Any) -
                 raise Invalid(N_("%(field)s must be a boolean"), {key: N_("must be a boolean")},
                               {"field": key})
             new = value
-        elif key == "policy":
-            new = validate_policy(value)
+        elif key == "policy":  # contract section 6: merged into the current policy
+            new = {**(machine.policy or {}), **validate_policy(value)}
         else:  # hourly_rate
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
                                       or value < 0):
