@@ -204,7 +204,7 @@ def test_book_in_french_and_the_node_refuses_someone_else(stack: dict[str, Any],
         proc.stdin.flush()
         page.set_viewport_size({"width": 1280, "height": 900})
         page.goto(base + "/")
-        card = page.locator(".card").filter(has_text="Laser cutter")
+        card = page.locator("#machines .card").filter(has_text="Laser cutter")
         expect(card).to_contain_text("Alice Martin", timeout=WAIT_S * 1000)
     finally:
         proc.terminate()
