@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from server import services
 from server.api import ApiError, bp
+from server.api.billing import current_tariff_json
 from server.api.serializers import _open_sessions, machine_json
 from server.api.support import (
     _actor,
@@ -66,14 +67,15 @@ def list_machines() -> Any:
 
 @bp.get("/machines/<id:machine_id>")
 def get_machine(machine_id: int) -> Any:
-    return jsonify(machine_json(_managed_machine(get_db(), _path_id(machine_id, "machine"))))
+    m = _managed_machine(get_db(), _path_id(machine_id, "machine"))
+    return jsonify({**machine_json(m), "tariff": current_tariff_json(m.id)})
 
 
 @bp.patch("/machines/<id:machine_id>")
 def patch_machine(machine_id: int) -> Any:
     mid = _path_id(machine_id, "machine")
     b = _body(("name", "kind", "node", "requires_authorization", "policy", "hourly_rate", "active",
-               "locked", "lock_reason"))
+               "locked", "lock_reason", "tariff"))
     db = get_db()
     _managed_machine(db, mid)
     if "node" in b and b["node"] is not None and not isinstance(b["node"], str):
@@ -86,8 +88,11 @@ def patch_machine(machine_id: int) -> Any:
         raise ApiError(400, "locked must be a boolean", {"locked": "true or false"})
     if reason is not None and not isinstance(reason, str):
         raise ApiError(400, "lock_reason must be text", {"lock_reason": "text"})
+    has_tariff, tariff = "tariff" in b, b.pop("tariff", None)
     m = services.update_machine(db, mid, actor=_actor(), **b)
     if locked is not None:
         m = services.set_machine_lock(db, mid, locked, reason, actor=_actor())
+    if has_tariff:  # paid use: a new tariff version (server.api.billing)
+        services.billing.set_tariff(db, mid, tariff, actor=_actor())
     db.commit()
-    return jsonify(machine_json(m))
+    return jsonify({**machine_json(m), "tariff": current_tariff_json(mid)})

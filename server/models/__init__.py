@@ -20,6 +20,7 @@ from server.models.base import (
     enum_column,
     utcnow,
 )
+from server.models.billing import Charge, Tariff, TopUp
 from server.models.core import (
     Authorization,
     Badge,
@@ -76,6 +77,7 @@ __all__ = [
     "Authorization",
     "Badge",
     "BadgeStatus",
+    "Charge",
     "Base",
     "DeadLetter",
     "Event",
@@ -93,6 +95,8 @@ __all__ = [
     "ROLLUP_TRIGGER_DROPS",
     "Setting",
     "Site",
+    "Tariff",
+    "TopUp",
     "TrainingSignoff",
     "UTCDateTime",
     "UnknownBadge",

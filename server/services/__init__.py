@@ -11,6 +11,7 @@ inside the package, modules import each other by module."""
 
 from __future__ import annotations
 
+from server.services import billing  # paid use: its session listener settles charges
 from server.services.access import (
     authorization_in_sites,
     group_ids_in_sites,
@@ -112,6 +113,7 @@ __all__ = [
     "Page",
     "acl_changed",
     "audit",
+    "billing",
     "authorization_in_sites",
     "authorization_node_ids",
     "check_page",
