@@ -280,6 +280,9 @@ class NodeMachine:
             return None, "not_authorized"
         if entry.until is not None and self.time.decision_time() >= entry.until:
             return None, "expired"
+        refused = credit_refusal(entry)
+        if refused:
+            return None, refused
         if not self.actuator_ready:
             return None, "actuator_offline"
         return entry, None
@@ -701,6 +704,14 @@ class NodeMachine:
 
 def _r(seconds: float) -> float:
     return round(max(seconds, 0.0), 3)
+
+
+def credit_refusal(entry: BadgeEntry) -> str | None:
+    """Paid use: a badge listed with `credit_ok: false` may not start a session (`no_credit`).
+
+    Only starting is refused: a running session is never looked at again for its balance, so
+    a list that arrives mid-session with `credit_ok: false` does not cut the machine."""
+    return None if entry.credit_ok else "no_credit"
 
 
 def _not_authorized(raw: dict[str, Any] | None) -> set[str]:
