@@ -25,6 +25,7 @@ PARTS = (
     "server.api",          # REST API v1 + OpenAPI (web UI helper)
     "server.web.reports",  # report pages
     "server.web.maintenance",  # maintenance pages
+    "server.web.billing",  # paid use: tariffs, credit, statements, accounts
     "server.web.demo",     # virtual badges panel, active only when DEMO
 )
 
