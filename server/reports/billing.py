@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, selectinload
 from server.models import Charge, Machine, Member, Site, TopUp
 from server.services.billing import balances
 
-CHARGE_COLUMNS = ["date", "machine", "session", "minutes", "tariff_version", "amount", "note"]
+STATEMENT_COLUMNS = ["date", "type", "machine", "reference", "minutes", "tariff_version", "note",
+                     "amount"]
 ACCOUNTING_COLUMNS = ["type", "date", "member_no", "member", "machine", "session", "minutes",
                       "method", "reference", "amount"]
 
@@ -122,5 +123,5 @@ def accounting(db: Session, site: Site, month: str) -> dict[str, Any]:
             "since": since, "until": until}
 
 
-__all__ = ["ACCOUNTING_COLUMNS", "CHARGE_COLUMNS", "accounting", "euros", "month_bounds",
+__all__ = ["ACCOUNTING_COLUMNS", "STATEMENT_COLUMNS", "accounting", "euros", "month_bounds",
            "statement"]

@@ -26,7 +26,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_currency
+from flask_babel import format_currency, format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
@@ -84,6 +84,13 @@ def money(cents: int | None) -> str:
     return str(format_currency(Decimal(cents) / 100, current_app.config.get("CURRENCY", "EUR")))
 
 
+def amount_input(cents: int | None) -> str:
+    """Cents as a form shows them for editing: `0,50` in French, `0.50` in English."""
+    if cents is None:
+        return ""
+    return str(format_decimal(Decimal(cents) / 100, format="0.00"))
+
+
 def _csv(rows: list[dict[str, Any]], columns: list[str], name: str,
          footer: list[Any] | None = None) -> Any:
     """A web export through the one CSV writer (with the French spreadsheet format where the
@@ -93,10 +100,8 @@ def _csv(rows: list[dict[str, Any]], columns: list[str], name: str,
     web_csv = getattr(web_reports, "web_csv", None)
     if web_csv is not None:
         return web_csv(rows, name, columns=columns, footer=footer)
-    body = rows_to_csv(rows, columns=columns)
-    if footer:
-        body += rows_to_csv([], columns=[str(c) for c in footer]).split("\r\n", 1)[0] + "\r\n"
-    return web_reports.csv_response(body, name)
+    last = [dict(zip(columns, footer, strict=False))] if footer else []
+    return web_reports.csv_response(rows_to_csv([*rows, *last], columns=columns), name)
 
 
 def _site_zone(site_id: int | None) -> str:
@@ -272,16 +277,21 @@ def _statement_page(member: Any, endpoint: str, **url_args: Any) -> Any:
     tz = _site_zone(member.site_id)
     first, last, since, until = _period(tz)
     st = docs.statement(get_db(), member.id, since, until, tz)
-    if request.args.get("format") == "csv":
-        rows = [*({**r, "note": _("Top-up") + f" ({r['method']})", "machine": None,
-                   "session": r["reference"], "amount": -r["amount"]} for r in st["topups"]),
-                *st["charges"]]
-        rows.sort(key=lambda r: str(r["date"]))
-        return _csv(rows, docs.CHARGE_COLUMNS, f"statement-{member.id}-{first}-{last}",
-                    footer=[_("Balance"), None, None, None, None,
-                            docs.euros(st["closing_cents"]), None])
+    if request.args.get("format") == "csv":  # signed: top-ups in, charges out
+        rows: list[dict[str, Any]] = [{"date": first.isoformat(), "type": _("Opening balance"),
+                                       "amount": docs.euros(st["opening_cents"])}]
+        rows += [{"date": t["date"], "type": _("Top-up"), "reference": t["reference"],
+                  "note": METHOD_LABELS.get(t["method"], t["method"]), "amount": t["amount"]}
+                 for t in st["topups"]]
+        rows += [{**c, "type": _("Charge"), "reference": c["session"], "amount": -c["amount"]}
+                 for c in st["charges"]]
+        rows[1:] = sorted(rows[1:], key=lambda r: str(r["date"]))
+        return _csv(rows, docs.STATEMENT_COLUMNS, f"statement-{member.id}-{first}-{last}",
+                    footer=[last.isoformat(), _("Closing balance"), None, None, None, None,
+                            None, docs.euros(st["closing_cents"])])
     return render_template("billing/statement.html", member=member, st=st, first=first,
-                           last=last, endpoint=endpoint, url_args=url_args)
+                           last=last, endpoint=endpoint, url_args=url_args,
+                           methods=METHOD_LABELS)
 
 
 @bp.get("/members/<id:member_id>/account")
@@ -360,6 +370,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.jinja_env.globals["billing_fragment"] = fragment
     app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["amount_input"] = amount_input
     app.config.setdefault("NAV_EXTRA", []).append(
         ("billing.accounting", _l("Accounts"), (auth.ADMIN, auth.MANAGER)))
 
