@@ -193,3 +193,34 @@ def test_credit_ok_in_the_list_and_republish_on_crossing(db: Any, lab: Any, inge
     assert db.scalar(select(func.count(AclDirty.id))) >= 1  # crossed downwards
     acl = compute_acl(db, laser.node, datetime.now(UTC))
     assert acl is not None and acl.badges[0].credit_ok is False
+
+
+def test_statement_and_monthly_accounts_reconcile(db: Any, lab: Any, ingest: Any) -> None:
+    from server.reports.billing import accounting, statement
+
+    alice, laser, site = lab["alice"], lab["laser"], lab["site"]
+    _tariff(db, laser, now=datetime(2026, 10, 1, tzinfo=UTC), valid_from="2026-10-01T00:00:00Z",
+            per_minute_cents=10)
+    billing.add_topup(db, alice.id, 2000, "card", "CB-1", actor="test",
+                      at=datetime(2026, 10, 5, tzinfo=UTC))
+    db.commit()
+    _session(ingest, alice, datetime(2026, 10, 20, 9, tzinfo=UTC), 600)  # 1.00, October
+    # 23:30 local on 30 November (UTC+1): still November for the Paris lab
+    _session(ingest, alice, datetime(2026, 11, 30, 22, 30, tzinfo=UTC), 1200)  # 2.00
+    billing.add_topup(db, alice.id, 500, "cash", None, actor="test",
+                      at=datetime(2026, 11, 2, tzinfo=UTC))
+    db.commit()
+    nov_from, nov_to = datetime(2026, 10, 31, 23, tzinfo=UTC), datetime(2026, 11, 30, 23, tzinfo=UTC)
+    st = statement(db, alice.id, nov_from, nov_to, "Europe/Paris")
+    assert (st["opening_cents"], st["topups_cents"], st["charges_cents"]) == (1900, 500, 200)
+    assert st["closing_cents"] == 2200 and st["reconciles"]
+    assert sum(r["amount_cents"] for r in st["charges"]) == st["charges_cents"]
+    nov = accounting(db, site, "2026-11")
+    assert (nov["charges_cents"], nov["topups_cents"]) == (200, 500)
+    charge_rows = [r for r in nov["rows"] if r["type"] == "charge"]
+    assert [r["date"] for r in charge_rows] == ["2026-11-30 23:30"]  # local time
+    assert sum(r["amount"] for r in charge_rows) * 100 == nov["charges_cents"]
+    assert [r["amount"] * 100 for r in nov["rows"] if r["type"] == "balance"] == [2200]
+    assert accounting(db, site, "2026-12")["charges_cents"] == 0
+    oct_ = accounting(db, site, "2026-10")
+    assert (oct_["charges_cents"], oct_["topups_cents"]) == (100, 2000)
