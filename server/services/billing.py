@@ -36,25 +36,31 @@ from server.models import (
     Machine,
     Member,
     Tariff,
-    TopUp,
     TrainingSignoff,
     UsageSession,
     machine_group_members,
 )
 from server.services.access import machine_ids_in_sites
 from server.services.audit import audit
-from server.services.common import DEFAULT_PER_PAGE, Page, get_machine, get_member, paginate
-from server.services.dirty import mark_nodes_dirty, member_node_ids
+from server.services.common import DEFAULT_PER_PAGE, Page, get_machine, paginate
+from server.services.credit import (
+    DELTAS,
+    MAX_TOPUP,
+    METHODS,
+    add_topup,
+    balance,
+    balances,
+    check_thresholds,
+    note_delta,
+)
+from server.services.dirty import mark_nodes_dirty
 from server.services.tariffs import min_balance, price, thresholds, validate_tariff
 from server.services.validation import text_field
 
 log = logging.getLogger(__name__)
 
-METHODS = ("cash", "card", "helloasso", "transfer")
-MAX_TOPUP = 100_000_000  # one million in cents
 _WATCHED = ("started_at", "ended_at", "duration_s", "active_s", "member_id", "machine_id")
 _PENDING = "fabpass_billing_pending"
-_DELTAS = "fabpass_billing_deltas"
 
 
 # ---------------------------------------------------------------- tariffs
@@ -137,26 +143,55 @@ def set_tariff(db: Session, machine_id: int, raw: Any, *, actor: str,
 # ---------------------------------------------------------------- charges
 
 
-def _free_reason(db: Session, row: UsageSession) -> str | None:
-    """Trainers use their machines free, and so does a session during a training sign-off."""
-    when = row.started_at
-    groups = select(machine_group_members.c.group_id).where(
-        machine_group_members.c.machine_id == row.machine_id)
-    trainer = db.scalar(select(Authorization.id).where(
-        Authorization.member_id == row.member_id, Authorization.role == AuthRole.trainer,
-        or_(Authorization.machine_id == row.machine_id, Authorization.group_id.in_(groups)),
-        Authorization.granted_at <= when,
-        or_(Authorization.revoked_at.is_(None), Authorization.revoked_at > when),
-        or_(Authorization.expires_at.is_(None), Authorization.expires_at > when)).limit(1))
-    if trainer is not None:
-        return "trainer"
-    signed = db.scalar(select(TrainingSignoff.id)
-                       .join(Event, Event.event_id == TrainingSignoff.event_id)
-                       .where(TrainingSignoff.machine_id == row.machine_id,
-                              or_(TrainingSignoff.trainer_member_id == row.member_id,
-                                  TrainingSignoff.trainee_member_id == row.member_id),
-                              Event.ts >= row.started_at, Event.ts <= row.ended_at).limit(1))
-    return "signoff" if signed is not None else None
+class _FreeUse:
+    """Who uses which machine free, looked up once for a batch of sessions: trainers on the
+    machine (directly or through a group) when the session starts, and sessions during which a
+    training sign-off of their member was recorded on the machine."""
+
+    def __init__(self, db: Session, rows: list[UsageSession]) -> None:
+        members = {r.member_id for r in rows if r.member_id is not None}
+        machines = {r.machine_id for r in rows if r.machine_id is not None}
+        self.trainer: dict[tuple[int, int], list[Authorization]] = defaultdict(list)
+        self.signoffs: dict[tuple[int, int | None], list[datetime]] = defaultdict(list)
+        if not members or not machines:
+            return
+        groups: dict[int, set[int]] = defaultdict(set)  # group -> machines
+        for gid, mid in db.execute(select(machine_group_members.c.group_id,
+                                          machine_group_members.c.machine_id)
+                                   .where(machine_group_members.c.machine_id.in_(machines))):
+            groups[gid].add(mid)
+        for a in db.scalars(select(Authorization).where(
+                Authorization.member_id.in_(members), Authorization.role == AuthRole.trainer,
+                or_(Authorization.machine_id.in_(machines),
+                    Authorization.group_id.in_(list(groups) or [0])))):
+            targets = {a.machine_id} if a.machine_id is not None else groups.get(a.group_id or 0, set())
+            for mid in targets:
+                if mid is not None:
+                    self.trainer[(a.member_id, mid)].append(a)
+        first = min(r.started_at for r in rows)
+        last = max(r.ended_at or r.started_at for r in rows)
+        for machine_id, trainer, trainee, ts in db.execute(
+                select(TrainingSignoff.machine_id, TrainingSignoff.trainer_member_id,
+                       TrainingSignoff.trainee_member_id, Event.ts)
+                .join(Event, Event.event_id == TrainingSignoff.event_id)
+                .where(TrainingSignoff.machine_id.in_(machines), Event.ts >= first,
+                       Event.ts <= last)):
+            for member in (trainer, trainee):
+                if member is not None:
+                    self.signoffs[(member, machine_id)].append(ts)
+
+    def reason(self, row: UsageSession) -> str | None:
+        if row.member_id is None or row.machine_id is None:
+            return None
+        when = row.started_at
+        for a in self.trainer.get((row.member_id, row.machine_id), []):
+            if (a.granted_at <= when and (a.revoked_at is None or a.revoked_at > when)
+                    and (a.expires_at is None or a.expires_at > when)):
+                return "trainer"
+        end = row.ended_at or when
+        if any(when <= ts <= end for ts in self.signoffs.get((row.member_id, row.machine_id), [])):
+            return "signoff"
+        return None
 
 
 def _chargeable(row: UsageSession) -> bool:
@@ -176,27 +211,36 @@ def settle(db: Session, rows: Iterable[UsageSession], *, actor: str = "ingest") 
     for t in db.scalars(select(Tariff).where(Tariff.machine_id.in_(machine_ids))
                         .order_by(Tariff.valid_from, Tariff.version)):
         versions[t.machine_id].append(t)
+    if not versions:  # no machine here was ever priced, so no session here has a charge
+        return
     existing = {c.session_id: c for c in db.scalars(
         select(Charge).where(Charge.session_id.in_(list(todo))))}
+    work = []
     for sid, row in todo.items():
         charge = existing.get(sid)
         tariff = _in_effect(versions.get(row.machine_id or 0, []), row.started_at)
-        if charge is None and (tariff is None or tariff.spec is None):
-            continue
-        _apply(db, row, charge, tariff, actor)
+        if charge is not None or (tariff is not None and tariff.spec is not None):
+            work.append((row, charge, tariff))
+    if not work:
+        return
+    rows_ = [w[0] for w in work]
+    free = _FreeUse(db, rows_)
+    member_ids = {r.member_id for r in rows_ if r.member_id is not None}
+    tags = dict(db.execute(select(Member.id, Member.tags).where(Member.id.in_(member_ids)))
+                .all()) if member_ids else {}
+    for row, charge, tariff in work:
+        _apply(db, row, charge, tariff, actor, free.reason(row), tags.get(row.member_id or 0))
 
 
 def _apply(db: Session, row: UsageSession, charge: Charge | None, tariff: Tariff | None,
-           actor: str) -> None:
-    member = db.get(Member, row.member_id) if row.member_id is not None else None
-    free = None
-    if tariff is not None and tariff.spec is not None and member is not None:
-        free = _free_reason(db, row)
+           actor: str, free: str | None, tags: list[str] | None) -> None:
+    if tariff is None or tariff.spec is None:
+        free = None
     if tariff is None or tariff.spec is None or free is not None:
         cents, minutes, category = 0, 0, None
     else:
-        p = price(tariff.spec, member.tags if member else None, row.duration_s or 0.0,
-                  row.active_s, getattr(row, "energy_wh", None))
+        p = price(tariff.spec, tags, row.duration_s or 0.0, row.active_s,
+                  getattr(row, "energy_wh", None))
         cents, minutes, category = p.cents, p.minutes, p.category
     new = {"started_at": row.started_at, "tariff_id": tariff.id if tariff else None,
            "tariff_version": tariff.version if tariff else None, "category": category,
@@ -207,7 +251,7 @@ def _apply(db: Session, row: UsageSession, charge: Charge | None, tariff: Tariff
     if charge is None:
         charge = Charge(session_id=row.id, amount_cents=cents, **new)
         db.add(charge)
-        _note_delta(db, charge.member_id, cents)
+        note_delta(db, charge.member_id, cents)
         return
     old = {k: getattr(charge, k) for k in new}
     if old == new:
@@ -218,8 +262,8 @@ def _apply(db: Session, row: UsageSession, charge: Charge | None, tariff: Tariff
     if charge.override is None:
         charge.amount_cents = cents
     charge.updated_at = datetime.now(UTC)
-    _note_delta(db, old_member, -old_amount)
-    _note_delta(db, charge.member_id, charge.amount_cents)
+    note_delta(db, old_member, -old_amount)
+    note_delta(db, charge.member_id, charge.amount_cents)
     audit(db, actor, "charge.recompute", "session", row.session_uuid,
           {"from": {k: v for k, v in old.items() if old[k] != new[k]},
            "to": {k: v for k, v in new.items() if old[k] != new[k]},
@@ -252,7 +296,7 @@ def adjust_charge(db: Session, charge_id: int, *, reason: Any, actor: str,
     before = charge.amount_cents
     charge.override, charge.amount_cents, charge.reason = override, amount, why
     charge.updated_at = datetime.now(UTC)
-    _note_delta(db, charge.member_id, amount - before)
+    note_delta(db, charge.member_id, amount - before)
     audit(db, actor, f"charge.{override or 'restore'}", "charge", charge.id,
           {"session_id": charge.session_id, "amount_cents": [before, amount], "reason": why})
     db.flush()
@@ -281,60 +325,6 @@ def list_charges(db: Session, member_id: int | None = None, machine_id: int | No
 # ---------------------------------------------------------------- credit
 
 
-def add_topup(db: Session, member_id: int, amount_cents: Any, method: Any,
-              reference: Any = None, *, actor: str, at: datetime | None = None) -> TopUp:
-    """Record money received for a member's credit (negative: a refund)."""
-    member = get_member(db, member_id)
-    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int):
-        raise Invalid(N_("amount_cents must be a whole number of cents"),
-                      {"amount_cents": N_("a whole number of cents (no fraction)")})
-    if amount_cents == 0 or abs(amount_cents) > MAX_TOPUP:
-        raise Invalid(N_("amount_cents must not be 0"),
-                      {"amount_cents": N_("a non-zero number of cents")})
-    how = method.strip().casefold() if isinstance(method, str) else None
-    if how not in METHODS:
-        raise Invalid(N_("method must be one of %(choices)s"),
-                      {"method": "one of " + ", ".join(METHODS)}, {"choices": ", ".join(METHODS)})
-    ref = text_field(reference, "reference", max_len=200, required=False)
-    row = TopUp(member_id=member.id, site_id=member.site_id, amount_cents=amount_cents,
-                method=how, reference=ref, actor=actor[:200], at=_now(at))
-    db.add(row)
-    db.flush()
-    audit(db, actor, "topup.create", "member", member.id,
-          {"topup": row.id, "amount_cents": amount_cents, "method": how, "reference": ref})
-    _note_delta(db, member.id, -amount_cents)  # a top-up lowers what is owed
-    check_thresholds(db)
-    return row
-
-
-def balances(db: Session, member_ids: Collection[int],
-             before: datetime | None = None) -> dict[int, tuple[int, int]]:
-    """member -> (top-ups, charges) in cents; `before`: only up to that time."""
-    ids = sorted(set(member_ids))
-    out = {m: (0, 0) for m in ids}
-    if not ids:
-        return out
-    tq = select(TopUp.member_id, func.coalesce(func.sum(TopUp.amount_cents), 0)).where(
-        TopUp.member_id.in_(ids), TopUp.voided.is_(False))
-    cq = select(Charge.member_id, func.coalesce(func.sum(Charge.amount_cents), 0)).where(
-        Charge.member_id.in_(ids))
-    if before is not None:
-        tq, cq = tq.where(TopUp.at < before), cq.where(Charge.started_at < before)
-    for mid, total in db.execute(tq.group_by(TopUp.member_id)).all():
-        out[mid] = (int(total), out[mid][1])
-    for cid, total in db.execute(cq.group_by(Charge.member_id)).all():
-        if cid is not None:
-            out[cid] = (out[cid][0], int(total))
-    return out
-
-
-def balance(db: Session, member_id: int) -> dict[str, int]:
-    """The contract's balance object."""
-    get_member(db, member_id)
-    topups, charges = balances(db, [member_id])[member_id]
-    return {"balance_cents": topups - charges, "topups_cents": topups, "charges_cents": charges}
-
-
 def credit_entries(db: Session, machine: Machine, entries: list[BadgeEntry],
                    now: datetime) -> list[BadgeEntry]:
     """The list's badges with `credit_ok: false` for members below the machine's current
@@ -352,33 +342,6 @@ def credit_entries(db: Session, machine: Machine, entries: list[BadgeEntry],
             e = replace(e, credit_ok=False)
         out.append(e)
     return out
-
-
-def _note_delta(db: Session, member_id: int | None, owed_cents: int) -> None:
-    """Remember how much more this member owes in this transaction (see `check_thresholds`)."""
-    if member_id is None or owed_cents == 0:
-        return
-    deltas: dict[int, int] = db.info.setdefault(_DELTAS, {})
-    deltas[member_id] = deltas.get(member_id, 0) + owed_cents
-
-
-def check_thresholds(db: Session) -> None:
-    """Republish the lists of members whose balance crossed a minimum balance in this
-    transaction (before -> after), so that nodes decide `no_credit` from a fresh list."""
-    deltas: dict[int, int] = db.info.pop(_DELTAS, {})
-    if not deltas:
-        return
-    levels: set[int] = set()
-    for spec in db.scalars(select(Tariff.spec).where(Tariff.spec.is_not(None))):
-        levels |= thresholds(spec)
-    if not levels:
-        return
-    now_bal = balances(db, list(deltas))
-    for mid, owed in deltas.items():
-        after = now_bal[mid][0] - now_bal[mid][1]
-        before = after + owed
-        if any((before >= t) != (after >= t) for t in levels):
-            mark_nodes_dirty(db, member_node_ids(db, mid), "credit")
 
 
 # ---------------------------------------------------------------- the session listener
@@ -400,7 +363,7 @@ def _note_closed_sessions(session: Session, _ctx: Any, _instances: Any) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _settle_before_commit(session: Session) -> None:
-    if not session.info.get(_PENDING) and not session.info.get(_DELTAS):
+    if not session.info.get(_PENDING) and not session.info.get(DELTAS):
         if not session.new and not session.dirty:
             return
     session.flush()
@@ -415,7 +378,7 @@ def _settle_before_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_on_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
-    session.info.pop(_DELTAS, None)
+    session.info.pop(DELTAS, None)
 
 
 __all__ = ["METHODS", "add_topup", "adjust_charge", "balance", "balances", "check_thresholds",
