@@ -78,7 +78,7 @@ class TopUp(Base):
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), index=True)
     amount_cents: Mapped[int] = mapped_column(Integer)
-    method: Mapped[str] = mapped_column(String(20))  # cash | card | helloasso | transfer
+    method: Mapped[str] = mapped_column(String(20))  # cash | card | HelloAsso | transfer
     reference: Mapped[str | None] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(200))

@@ -23,7 +23,7 @@ from server.services.dirty import mark_nodes_dirty, member_node_ids
 from server.services.tariffs import thresholds
 from server.services.validation import text_field
 
-METHODS = ("cash", "card", "helloasso", "transfer")
+METHODS = ("cash", "card", "HelloAsso", "transfer")  # as the contract spells them
 MAX_TOPUP = 100_000_000  # one million in cents
 DELTAS = "fabpass_billing_deltas"
 
@@ -38,8 +38,9 @@ def add_topup(db: Session, member_id: int, amount_cents: Any, method: Any,
     if amount_cents == 0 or abs(amount_cents) > MAX_TOPUP:
         raise Invalid(N_("amount_cents must not be 0"),
                       {"amount_cents": N_("a non-zero number of cents")})
-    how = method.strip().casefold() if isinstance(method, str) else None
-    if how not in METHODS:
+    how = next((m for m in METHODS if isinstance(method, str)
+                and m.casefold() == method.strip().casefold()), None)
+    if how is None:
         raise Invalid(N_("method must be one of %(choices)s"),
                       {"method": "one of " + ", ".join(METHODS)}, {"choices": ", ".join(METHODS)})
     ref = text_field(reference, "reference", max_len=200, required=False)

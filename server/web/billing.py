@@ -40,7 +40,7 @@ from server.web.members import error_text
 
 bp = Blueprint("billing", __name__)
 MANAGERS = (auth.ADMIN, auth.MANAGER)
-METHOD_LABELS = {"cash": _l("Cash"), "card": _l("Card"), "helloasso": _l("HelloAsso"),
+METHOD_LABELS = {"cash": _l("Cash"), "card": _l("Card"), "HelloAsso": _l("HelloAsso"),
                  "transfer": _l("Bank transfer")}
 BASIS_LABELS = {"session": _l("Whole session"), "active": _l("Active time only")}
 HEADERS = {"date": _l("Date"), "machine": _l("Machine"), "session": _l("Session"),

@@ -51,7 +51,7 @@ def test_tariff_topup_balance_charges(api: Any, seed: Any, api_app: Any) -> None
     assert api("GET", f"/machines/{seed.laser}").get_json()["tariff"]["round_minutes"] == 5
     r = api("POST", f"/members/{seed.alice}/topups",
             {"amount_cents": 1000, "method": "HelloAsso", "reference": "HA-2026-17"})
-    assert r.status_code == 201 and r.get_json()["id"] and r.get_json()["method"] == "helloasso"
+    assert r.status_code == 201 and r.get_json()["id"] and r.get_json()["method"] == "HelloAsso"
     sid = _closed_session(api_app[0], seed.laser, seed.alice, 11,  # 3 blocks of 5 min
                           start=v1_from + timedelta(seconds=1))
     assert api("GET", f"/members/{seed.alice}/balance").get_json() == {
