@@ -18,7 +18,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,7 +32,6 @@ from server.models import (
     Authorization,
     AuthRole,
     Charge,
-    Event,
     Machine,
     Member,
     Tariff,
@@ -61,6 +60,7 @@ log = logging.getLogger(__name__)
 
 _WATCHED = ("started_at", "ended_at", "duration_s", "active_s", "member_id", "machine_id")
 _PENDING = "fabpass_billing_pending"
+SIGNOFF_FREE = timedelta(minutes=30)
 
 
 # ---------------------------------------------------------------- tariffs
@@ -145,8 +145,9 @@ def set_tariff(db: Session, machine_id: int, raw: Any, *, actor: str,
 
 class _FreeUse:
     """Who uses which machine free, looked up once for a batch of sessions: trainers on the
-    machine (directly or through a group) when the session starts, and sessions during which a
-    training sign-off of their member was recorded on the machine."""
+    machine (directly or through a group) when the session starts, and the supervised first use
+    of a training sign-off: a session of the trainer or the trainee that includes the sign-off
+    or starts within `SIGNOFF_FREE` after it (the sign-off's time is the node's event time)."""
 
     def __init__(self, db: Session, rows: list[UsageSession]) -> None:
         members = {r.member_id for r in rows if r.member_id is not None}
@@ -168,17 +169,17 @@ class _FreeUse:
             for mid in targets:
                 if mid is not None:
                     self.trainer[(a.member_id, mid)].append(a)
-        first = min(r.started_at for r in rows)
+        first = min(r.started_at for r in rows) - SIGNOFF_FREE
         last = max(r.ended_at or r.started_at for r in rows)
-        for machine_id, trainer, trainee, ts in db.execute(
+        for machine_id, trainer, trainee, at in db.execute(
                 select(TrainingSignoff.machine_id, TrainingSignoff.trainer_member_id,
-                       TrainingSignoff.trainee_member_id, Event.ts)
-                .join(Event, Event.event_id == TrainingSignoff.event_id)
-                .where(TrainingSignoff.machine_id.in_(machines), Event.ts >= first,
-                       Event.ts <= last)):
+                       TrainingSignoff.trainee_member_id, TrainingSignoff.created_at)
+                .where(TrainingSignoff.machine_id.in_(machines),
+                       TrainingSignoff.outcome.in_(("granted", "already")),
+                       TrainingSignoff.created_at >= first, TrainingSignoff.created_at <= last)):
             for member in (trainer, trainee):
                 if member is not None:
-                    self.signoffs[(member, machine_id)].append(ts)
+                    self.signoffs[(member, machine_id)].append(at)
 
     def reason(self, row: UsageSession) -> str | None:
         if row.member_id is None or row.machine_id is None:
@@ -189,7 +190,8 @@ class _FreeUse:
                     and (a.expires_at is None or a.expires_at > when)):
                 return "trainer"
         end = row.ended_at or when
-        if any(when <= ts <= end for ts in self.signoffs.get((row.member_id, row.machine_id), [])):
+        if any(when - SIGNOFF_FREE <= at <= end
+               for at in self.signoffs.get((row.member_id, row.machine_id), [])):
             return "signoff"
         return None
 

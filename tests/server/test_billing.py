@@ -224,3 +224,22 @@ def test_statement_and_monthly_accounts_reconcile(db: Any, lab: Any, ingest: Any
     assert accounting(db, site, "2026-12")["charges_cents"] == 0
     oct_ = accounting(db, site, "2026-10")
     assert (oct_["charges_cents"], oct_["topups_cents"]) == (100, 2000)
+
+
+def test_supervised_first_use_after_a_signoff_is_free(db: Any, lab: Any, ingest: Any) -> None:
+    from server_helpers import event
+
+    tom = s.create_member(db, "Tom Trainer", None, "T1", "lab", [], actor="cli")
+    s.enrol_badge(db, tom.id, "04C0FFEE", actor="cli")
+    s.grant(db, tom.id, lab["laser"].id, None, "trainer", actor="cli")
+    db.commit()
+    now = datetime.now(UTC)
+    _tariff(db, lab["laser"], now=now, per_minute_cents=10)
+    signed_at = now + timedelta(seconds=2)
+    ingest.handle_batch([ev_in(event("training.signed", {"trainer_uid": "04C0FFEE",
+                                                         "trainee_uid": "04A1B2C3"},
+                                     ts=signed_at))])
+    first = _session(ingest, lab["alice"], signed_at + timedelta(minutes=5), 600)
+    later = _session(ingest, lab["alice"], signed_at + timedelta(hours=2), 600)
+    assert (_charge(db, first).amount_cents, _charge(db, first).free_reason) == (0, "signoff")
+    assert _charge(db, later).amount_cents == 100
