@@ -50,6 +50,12 @@ HEADERS = {"date": _l("Date"), "machine": _l("Machine"), "session": _l("Session"
            "method": _l("Payment method"), "reference": _l("Reference")}
 
 
+# the tariff's contract fields -> the form's inputs (amounts there are euros, not cents)
+FORM_FIELDS = {"per_minute_cents": "per_minute", "session_cents": "session_fee",
+               "minimum_cents": "minimum", "min_balance_cents": "min_balance",
+               "per_kwh_cents": "per_kwh"}
+
+
 class FormError(Exception):
     """A field the form could not read: (field, message)."""
 
@@ -190,7 +196,8 @@ def machine_tariff(machine_id: int) -> Any:
         except Invalid as e:
             db.rollback()
             for key in e.fields or {"tariff": ""}:
-                errors[key.removeprefix("tariff.").split(".")[0]] = error_text(e)
+                name = key.removeprefix("tariff.").split(".")[0]
+                errors[FORM_FIELDS.get(name, name)] = error_text(e)
         status = 400
         flash(_("The tariff was not saved: check the fields marked."), "error")
     versions = services.billing.tariff_versions(db, m.id)

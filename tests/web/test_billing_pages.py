@@ -88,3 +88,16 @@ def test_french_labels_and_my_page(app: Any, seed: Any, actions: Any) -> None:
     html = actions.client.get("/me/account", headers={"Accept-Language": "fr"}).get_data(
         as_text=True)
     assert "Relevé" in html and "Solde de clôture" in html
+
+
+def test_tariff_errors_are_shown_next_to_the_field(app: Any, seed: Any, actions: Any) -> None:
+    actions.login("manager@example.org")
+    page = f"/machines/{seed.laser}/tariff"
+    r = actions.post(page, {"per_minute": "0,5", "round_minutes": "0"}, page=page)
+    assert r.status_code == 400
+    html = r.get_data(as_text=True)
+    assert 'id="round_minutes-err"' in html
+    r = actions.post(page, {"per_minute": "-1"}, page=page)
+    assert r.status_code == 400 and 'id="per_minute-err"' in r.get_data(as_text=True)
+    r = actions.post(page, {"valid_from": "2020-01-01"}, page=page)
+    assert r.status_code == 400 and 'id="valid_from-err"' in r.get_data(as_text=True)
