@@ -43,12 +43,6 @@ MANAGERS = (auth.ADMIN, auth.MANAGER)
 METHOD_LABELS = {"cash": _l("Cash"), "card": _l("Card"), "HelloAsso": _l("HelloAsso"),
                  "transfer": _l("Bank transfer")}
 BASIS_LABELS = {"session": _l("Whole session"), "active": _l("Active time only")}
-HEADERS = {"date": _l("Date"), "machine": _l("Machine"), "session": _l("Session"),
-           "minutes": _l("Minutes billed"), "tariff_version": _l("Tariff version"),
-           "amount": _l("Amount"), "note": _l("Note"), "type": _l("Type"),
-           "member_no": _l("Membership number"), "member": _l("Member"),
-           "method": _l("Payment method"), "reference": _l("Reference")}
-
 
 # the tariff's contract fields -> the form's inputs (amounts there are euros, not cents)
 FORM_FIELDS = {"per_minute_cents": "per_minute", "session_cents": "session_fee",
