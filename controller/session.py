@@ -288,6 +288,9 @@ class NodeMachine:
         if refusal is not None:
             self._booked_until = refusal.until
             return None, refusal.reason
+        refused = credit_refusal(entry)
+        if refused:
+            return None, refused
         if not self.actuator_ready:
             return None, "actuator_offline"
         return entry, None
@@ -735,6 +738,14 @@ class NodeMachine:
 
 def _r(seconds: float) -> float:
     return round(max(seconds, 0.0), 3)
+
+
+def credit_refusal(entry: BadgeEntry) -> str | None:
+    """Paid use: a badge listed with `credit_ok: false` may not start a session (`no_credit`).
+
+    Only starting is refused: a running session is never looked at again for its balance, so
+    a list that arrives mid-session with `credit_ok: false` does not cut the machine."""
+    return None if entry.credit_ok else "no_credit"
 
 
 def _not_authorized(raw: dict[str, Any] | None) -> set[str]:

@@ -27,6 +27,7 @@ PARTS = (
     "server.web.reports",  # report pages
     "server.web.maintenance",  # maintenance pages
     "server.web.bookings",  # booking week views and iCal feeds
+    "server.web.billing",  # paid use: tariffs, credit, statements, accounts
     "server.web.demo",     # virtual badges panel, active only when DEMO
 )
 

@@ -97,6 +97,7 @@ RESOURCES = (
     "server.api.nodes",
     "server.api.reports",
     "server.api.bookings",
+    "server.api.billing",
 )
 
 

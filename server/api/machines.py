@@ -9,6 +9,7 @@ from flask import jsonify, request
 
 from server import auth, services
 from server.api import ApiError, bp
+from server.api.billing import current_tariff_json
 from server.api.serializers import machine_json
 from server.api.support import (
     actor,
@@ -61,14 +62,14 @@ def get_machine(machine_id: int) -> Any:
     m = services.get_machine(get_db(), path_id(machine_id, "machine"))
     if not auth.can_read_site(auth.me(), m.site_id):
         raise forbidden(f"machine {m.id}")
-    return jsonify(machine_json(m))
+    return jsonify({**machine_json(m), "tariff": current_tariff_json(m.id)})
 
 
 @bp.patch("/machines/<id:machine_id>")
 def patch_machine(machine_id: int) -> Any:
     mid = path_id(machine_id, "machine")
     b = json_body(("name", "kind", "node", "requires_authorization", "policy", "hourly_rate", "active",
-               "locked", "lock_reason"))
+               "locked", "lock_reason", "tariff"))
     db = get_db()
     managed_machine(db, mid)
     if "node" in b and b["node"] is not None and not isinstance(b["node"], str):
@@ -81,8 +82,11 @@ def patch_machine(machine_id: int) -> Any:
         raise ApiError(400, "locked must be a boolean", {"locked": "true or false"})
     if reason is not None and not isinstance(reason, str):
         raise ApiError(400, "lock_reason must be text", {"lock_reason": "text"})
+    has_tariff, tariff = "tariff" in b, b.pop("tariff", None)
     m = services.update_machine(db, mid, actor=actor(), **b)
     if locked is not None:
         m = services.set_machine_lock(db, mid, locked, reason, actor=actor())
+    if has_tariff:  # paid use: a new tariff version (server.api.billing)
+        services.billing.set_tariff(db, mid, tariff, actor=actor())
     db.commit()
-    return jsonify(machine_json(m))
+    return jsonify({**machine_json(m), "tariff": current_tariff_json(mid)})

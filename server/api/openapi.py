@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.api import openapi_billing as billing
 from server.services.machines import MACHINE_KINDS
 
 ERR = {"$ref": "#/components/responses/Error"}
@@ -197,7 +198,7 @@ PATHS: dict[str, Any] = {
             "node": {"type": ["string", "null"]}, "requires_authorization": {"type": "boolean"},
             "policy": POLICY, "hourly_rate": {"type": ["number", "null"], "minimum": 0},
             "active": {"type": "boolean"}, "locked": {"type": "boolean"},
-            "lock_reason": {"type": ["string", "null"]}}, []),
+            "lock_reason": {"type": ["string", "null"]}, "tariff": billing.TARIFF}, []),
             "responses": {**_ok("Machine"), **_errors(403, 404, 409)}},
     },
     "/authorizations": {
@@ -289,10 +290,10 @@ def document() -> dict[str, Any]:
                                 "site): lists are filtered, another site's object answers 403."},
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
-        "paths": PATHS,
+        "paths": {**PATHS, **billing.PATHS},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **billing.SCHEMAS},
             "responses": {"Error": {"description": "error", **_json(
                 {"$ref": "#/components/schemas/Error"})}},
         },

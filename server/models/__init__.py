@@ -20,6 +20,7 @@ from server.models.base import (
     enum_column,
     utcnow,
 )
+from server.models.billing import Charge, Tariff, TopUp
 from server.models.bookings import (
     Booking,
     BookingFeed,
@@ -87,6 +88,7 @@ __all__ = [
     "BadgeStatus",
     "Booking",
     "BookingFeed",
+    "Charge",
     "Base",
     "DeadLetter",
     "Event",
@@ -106,6 +108,8 @@ __all__ = [
     "Refusal",
     "Setting",
     "Site",
+    "Tariff",
+    "TopUp",
     "TrainingSignoff",
     "UTCDateTime",
     "UnknownBadge",

@@ -11,6 +11,7 @@ inside the package, modules import each other by module."""
 
 from __future__ import annotations
 
+from server.services import billing  # paid use: its session listener settles charges
 from server.services.access import (
     ADMIN,
     ALL_ROLES,
@@ -165,6 +166,7 @@ __all__ = [
     "all_nodes",
     "audit",
     "audit_in_sites",
+    "billing",
     "authorization_in_sites",
     "authorization_node_ids",
     "badge_holders",

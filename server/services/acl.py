@@ -28,6 +28,7 @@ from server.models import (
     Node,
     machine_group_members,
 )
+from server.services.billing import credit_entries
 from server.services.bookings import booking_entries
 from server.services.trainings import valid_authorization_clause
 
@@ -119,6 +120,7 @@ def compute_acl(db: Session, node: Node, now: datetime, version: int | None = No
     if machine is None or node.revoked_at is not None:
         return None
     badges = [] if not machine.active else badge_entries(db, machine, now)
+    badges = credit_entries(db, machine, badges, now)  # paid use: `credit_ok`
     return AccessList(
         version=next_version(node, now) if version is None else version,
         site=node.site.slug, node=node.slug, machine=machine.slug, issued=now,
