@@ -40,6 +40,13 @@ from server.models.maintenance import (
     MaintenanceLog,
     MaintenanceTask,
 )
+from server.models.notifications import (
+    AlertState,
+    OutgoingMail,
+    PasswordToken,
+    Webhook,
+    WebhookDelivery,
+)
 from server.models.system import (
     AclDirty,
     AuditLog,
@@ -70,6 +77,11 @@ from server.models.users import (
 __all__ = [
     "UniqueConstraint",
     "AclDirty",
+    "AlertState",
+    "OutgoingMail",
+    "PasswordToken",
+    "Webhook",
+    "WebhookDelivery",
     "ApiToken",
     "AuditLog",
     "AuthRole",
