@@ -95,3 +95,28 @@ class RollupRefresher(PeriodicJob):
             log.info("usage roll-ups refreshed: %d machines, %d day cells, %d month cells",
                      result.machines, result.day_cells, result.month_cells)
         return result
+
+
+class MailSender(PeriodicJob):
+    """Delivers the mail queue (`server.services.mail.send_due`) every `interval_s`; does
+    nothing while FABPASS_SMTP_URL is unset (mails wait in the queue)."""
+
+    name = "mail"
+
+    def __init__(self, sessions: Callable[[], Any], smtp_url: str, mail_from: str,
+                 interval_s: float = 15.0) -> None:
+        super().__init__(interval_s, first_delay_s=5.0)
+        from server.services.mail import parse_smtp_url
+
+        self.sessions = sessions
+        self.config = parse_smtp_url(smtp_url) if smtp_url else None
+        self.mail_from = mail_from
+
+    def run_once(self) -> object:
+        from server.services.mail import send_due
+
+        if self.config is None:
+            return None
+        result = send_due(self.sessions, self.config, self.mail_from)
+        self.runs += 1
+        return result

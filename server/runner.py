@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 
 from protocol import Topics
 from server.db import check_migrated, make_engine, make_sessionmaker, writer_engine
-from server.jobs import Housekeeping, RollupRefresher
+from server.jobs import Housekeeping, MailSender, RollupRefresher
 from server.messaging.ingest import Ingest
 from server.messaging.link import MqttLink, MqttSettings
 from server.messaging.publisher import AclPublisher
@@ -49,6 +49,8 @@ class CoreOptions:
     batch_ms: float = 20.0
     housekeeping_delay_s: float = 60.0  # first daily privacy job after start
     rollup_interval_s: float = 10.0  # report roll-ups refreshed in the background
+    smtp_url: str = ""  # FABPASS_SMTP_URL; empty: mails wait in the queue
+    mail_from: str = "fabpass@localhost"
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], **overrides: Any) -> CoreOptions:
@@ -61,6 +63,8 @@ class CoreOptions:
             else "5",
             acl_valid_for=timedelta(days=float(env.get("FABPASS_ACL_VALID_DAYS", "7"))),
             rollup_interval_s=float(env.get("FABPASS_ROLLUP_INTERVAL_S", "10")),
+            smtp_url=settings.get("SMTP_URL") or "",
+            mail_from=settings.get("MAIL_FROM") or cls.mail_from,
         )
         for key, value in overrides.items():
             setattr(opts, key, value)
@@ -82,6 +86,7 @@ class ServerCore:
         self.publisher: AclPublisher | None = None
         self.housekeeping: Housekeeping | None = None
         self.rollups: RollupRefresher | None = None
+        self.mail: MailSender | None = None
         if options.ingest:
             self.ingest = Ingest(self.sessions, self.topics, self.link,
                                  batch_max=options.batch_max, batch_ms=options.batch_ms)
@@ -94,6 +99,7 @@ class ServerCore:
             self.housekeeping = Housekeeping(self.sessions,
                                              first_delay_s=options.housekeeping_delay_s)
             self.rollups = RollupRefresher(self.sessions, interval_s=options.rollup_interval_s)
+            self.mail = MailSender(self.sessions, options.smtp_url, options.mail_from)
 
     def start(self) -> None:
         if self.ingest:
@@ -104,12 +110,16 @@ class ServerCore:
             self.housekeeping.start()
         if self.rollups:
             self.rollups.start()
+        if self.mail:
+            self.mail.start()
         self.link.start()
         log.info("MQTT core started (%s, client id %s, ingest=%s, publisher=%s, shared=%s)",
                  self.link.target, self.options.client_id, bool(self.ingest),
                  bool(self.publisher), self.options.shared)
 
     def stop(self, *, forget_session: bool = False) -> None:
+        if self.mail:
+            self.mail.stop()
         if self.rollups:
             self.rollups.stop()
         if self.housekeeping:
