@@ -152,6 +152,7 @@ def init_app(app: Flask) -> None:
         members,
         nodes,
         pages,
+        passwords,
         trainings,
     )
 
