@@ -120,3 +120,23 @@ class MailSender(PeriodicJob):
         result = send_due(self.sessions, self.config, self.mail_from)
         self.runs += 1
         return result
+
+
+class WebhookSender(PeriodicJob):
+    """Delivers queued webhook events (`server.services.webhooks.deliver_due`) every
+    `interval_s`, in order per webhook, with backoff."""
+
+    name = "webhooks"
+
+    def __init__(self, sessions: Callable[[], Any], allow_hosts: list[str],
+                 interval_s: float = 2.0) -> None:
+        super().__init__(interval_s, first_delay_s=interval_s)
+        self.sessions = sessions
+        self.allow_hosts = allow_hosts
+
+    def run_once(self) -> object:
+        from server.services.webhooks import deliver_due
+
+        result = deliver_due(self.sessions, self.allow_hosts)
+        self.runs += 1
+        return result

@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 
 from protocol import Topics
 from server.db import check_migrated, make_engine, make_sessionmaker, writer_engine
-from server.jobs import Housekeeping, MailSender, RollupRefresher
+from server.jobs import Housekeeping, MailSender, RollupRefresher, WebhookSender
 from server.messaging.ingest import Ingest
 from server.messaging.link import MqttLink, MqttSettings
 from server.messaging.publisher import AclPublisher
@@ -51,6 +51,7 @@ class CoreOptions:
     rollup_interval_s: float = 10.0  # report roll-ups refreshed in the background
     smtp_url: str = ""  # FABPASS_SMTP_URL; empty: mails wait in the queue
     mail_from: str = "fabpass@localhost"
+    webhook_allow_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], **overrides: Any) -> CoreOptions:
@@ -65,6 +66,7 @@ class CoreOptions:
             rollup_interval_s=float(env.get("FABPASS_ROLLUP_INTERVAL_S", "10")),
             smtp_url=settings.get("SMTP_URL") or "",
             mail_from=settings.get("MAIL_FROM") or cls.mail_from,
+            webhook_allow_hosts=tuple(settings.get("WEBHOOK_ALLOW_HOSTS") or ()),
         )
         for key, value in overrides.items():
             setattr(opts, key, value)
@@ -87,6 +89,7 @@ class ServerCore:
         self.housekeeping: Housekeeping | None = None
         self.rollups: RollupRefresher | None = None
         self.mail: MailSender | None = None
+        self.webhooks: WebhookSender | None = None
         if options.ingest:
             self.ingest = Ingest(self.sessions, self.topics, self.link,
                                  batch_max=options.batch_max, batch_ms=options.batch_ms)
@@ -100,6 +103,7 @@ class ServerCore:
                                              first_delay_s=options.housekeeping_delay_s)
             self.rollups = RollupRefresher(self.sessions, interval_s=options.rollup_interval_s)
             self.mail = MailSender(self.sessions, options.smtp_url, options.mail_from)
+            self.webhooks = WebhookSender(self.sessions, list(options.webhook_allow_hosts))
 
     def start(self) -> None:
         if self.ingest:
@@ -112,6 +116,8 @@ class ServerCore:
             self.rollups.start()
         if self.mail:
             self.mail.start()
+        if self.webhooks:
+            self.webhooks.start()
         self.link.start()
         log.info("MQTT core started (%s, client id %s, ingest=%s, publisher=%s, shared=%s)",
                  self.link.target, self.options.client_id, bool(self.ingest),
@@ -120,6 +126,8 @@ class ServerCore:
     def stop(self, *, forget_session: bool = False) -> None:
         if self.mail:
             self.mail.stop()
+        if self.webhooks:
+            self.webhooks.stop()
         if self.rollups:
             self.rollups.stop()
         if self.housekeeping:

@@ -94,6 +94,7 @@ RESOURCES = (
     "server.api.sessions",
     "server.api.nodes",
     "server.api.reports",
+    "server.api.webhooks",
 )
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from protocol import Event as EventMsg
 from protocol import parse_ts
 from server.models import Badge, Member, Node, UsageSession
-from server.services import members, trainings
+from server.services import members, notifications, trainings
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class EventHandlers:
         row.has_started_event = True
         if not row.has_ended_event and row.end_reason is None and msg.ts < row.started_at:
             row.started_at = msg.ts
+        notifications.on_event(db, node, msg)
 
     def _on_heartbeat(self, db: Session, node: Node, msg: EventMsg) -> None:
         elapsed = float(msg.data["elapsed_s"])
@@ -122,10 +123,12 @@ class EventHandlers:
         row.has_ended_event = True
         if row.member_id is None:
             row.member_id = self._member_id(db, msg.data)
+        notifications.on_event(db, node, msg)
 
     def _on_denied(self, db: Session, node: Node, msg: EventMsg) -> None:
         if msg.data.get("reason") == "unknown_badge":
             members.record_unknown_badge(db, msg.data["uid"], node.id, msg.ts)
+        notifications.on_event(db, node, msg)
 
     def _on_signed(self, db: Session, node: Node, msg: EventMsg) -> None:
         trainings.sign_off(db, msg.id, node, msg.data["trainer_uid"], msg.data["trainee_uid"],
