@@ -129,7 +129,7 @@ class WebhookSender(PeriodicJob):
     name = "webhooks"
 
     def __init__(self, sessions: Callable[[], Any], allow_hosts: list[str],
-                 interval_s: float = 2.0) -> None:
+                 interval_s: float = 5.0) -> None:
         super().__init__(interval_s, first_delay_s=interval_s)
         self.sessions = sessions
         self.allow_hosts = allow_hosts
@@ -138,5 +138,29 @@ class WebhookSender(PeriodicJob):
         from server.services.webhooks import deliver_due
 
         result = deliver_due(self.sessions, self.allow_hosts)
+        self.runs += 1
+        return result
+
+
+class AlertJob(PeriodicJob):
+    """Applies the managers' alert rules (`server.services.alerts.run_alerts`) every
+    `interval_s`; mails are queued, the MailSender delivers them."""
+
+    name = "alerts"
+
+    def __init__(self, sessions: Callable[[], Any], *, offline_after_s: float, public_url: str,
+                 interval_s: float = 30.0) -> None:
+        super().__init__(interval_s)
+        self.sessions = sessions
+        self.offline_after_s = offline_after_s
+        self.public_url = public_url
+
+    def run_once(self) -> object:
+        from server.models import utcnow
+        from server.services.alerts import run_alerts
+
+        with self.sessions() as db:
+            result = run_alerts(db, utcnow(), offline_after_s=self.offline_after_s,
+                                public_url=self.public_url)
         self.runs += 1
         return result

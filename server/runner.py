@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 
 from protocol import Topics
 from server.db import check_migrated, make_engine, make_sessionmaker, writer_engine
-from server.jobs import Housekeeping, MailSender, RollupRefresher, WebhookSender
+from server.jobs import AlertJob, Housekeeping, MailSender, RollupRefresher, WebhookSender
 from server.messaging.ingest import Ingest
 from server.messaging.link import MqttLink, MqttSettings
 from server.messaging.publisher import AclPublisher
@@ -52,6 +52,8 @@ class CoreOptions:
     smtp_url: str = ""  # FABPASS_SMTP_URL; empty: mails wait in the queue
     mail_from: str = "fabpass@localhost"
     webhook_allow_hosts: tuple[str, ...] = ()
+    alert_offline_s: float = 600.0
+    public_url: str = "http://localhost:8000"
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], **overrides: Any) -> CoreOptions:
@@ -67,6 +69,8 @@ class CoreOptions:
             smtp_url=settings.get("SMTP_URL") or "",
             mail_from=settings.get("MAIL_FROM") or cls.mail_from,
             webhook_allow_hosts=tuple(settings.get("WEBHOOK_ALLOW_HOSTS") or ()),
+            alert_offline_s=float(settings.get("ALERT_NODE_OFFLINE_S") or cls.alert_offline_s),
+            public_url=settings.get("PUBLIC_URL") or cls.public_url,
         )
         for key, value in overrides.items():
             setattr(opts, key, value)
@@ -90,6 +94,7 @@ class ServerCore:
         self.rollups: RollupRefresher | None = None
         self.mail: MailSender | None = None
         self.webhooks: WebhookSender | None = None
+        self.alerts: AlertJob | None = None
         if options.ingest:
             self.ingest = Ingest(self.sessions, self.topics, self.link,
                                  batch_max=options.batch_max, batch_ms=options.batch_ms)
@@ -104,6 +109,8 @@ class ServerCore:
             self.rollups = RollupRefresher(self.sessions, interval_s=options.rollup_interval_s)
             self.mail = MailSender(self.sessions, options.smtp_url, options.mail_from)
             self.webhooks = WebhookSender(self.sessions, list(options.webhook_allow_hosts))
+            self.alerts = AlertJob(self.sessions, offline_after_s=options.alert_offline_s,
+                                   public_url=options.public_url)
 
     def start(self) -> None:
         if self.ingest:
@@ -118,6 +125,8 @@ class ServerCore:
             self.mail.start()
         if self.webhooks:
             self.webhooks.start()
+        if self.alerts:
+            self.alerts.start()
         self.link.start()
         log.info("MQTT core started (%s, client id %s, ingest=%s, publisher=%s, shared=%s)",
                  self.link.target, self.options.client_id, bool(self.ingest),
@@ -128,6 +137,8 @@ class ServerCore:
             self.mail.stop()
         if self.webhooks:
             self.webhooks.stop()
+        if self.alerts:
+            self.alerts.stop()
         if self.rollups:
             self.rollups.stop()
         if self.housekeeping:

@@ -41,6 +41,7 @@ from server.models.maintenance import (
     MaintenanceTask,
 )
 from server.models.notifications import (
+    AlertOptOut,
     AlertState,
     OutgoingMail,
     PasswordToken,
@@ -77,6 +78,7 @@ from server.models.users import (
 __all__ = [
     "UniqueConstraint",
     "AclDirty",
+    "AlertOptOut",
     "AlertState",
     "OutgoingMail",
     "PasswordToken",

@@ -96,3 +96,13 @@ class AlertState(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertOptOut(Base):
+    """A manager switched one kind of alert off (alerts are on by default)."""
+
+    __tablename__ = "alert_optouts"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)

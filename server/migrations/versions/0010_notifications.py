@@ -22,6 +22,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table('alert_optouts',
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_alert_optouts_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('user_id', 'kind', name=op.f('pk_alert_optouts'))
+    )
     op.create_table('outgoing_mail',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('to_addr', sa.String(length=254), nullable=False),
@@ -96,6 +102,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('alert_optouts')
     with op.batch_alter_table('password_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_password_tokens_user_id'))
 
