@@ -43,6 +43,7 @@ from server.models.maintenance import (
 from server.models.notifications import (
     AlertOptOut,
     AlertState,
+    MachineWatch,
     OutgoingMail,
     PasswordToken,
     Webhook,
@@ -80,6 +81,7 @@ __all__ = [
     "AclDirty",
     "AlertOptOut",
     "AlertState",
+    "MachineWatch",
     "OutgoingMail",
     "PasswordToken",
     "Webhook",

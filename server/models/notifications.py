@@ -106,3 +106,18 @@ class AlertOptOut(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
                                          primary_key=True)
     kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+
+class MachineWatch(Base):
+    """"Tell me when this machine is free": one notice when the running session ends, then the
+    request is spent (`notified_at`) or expires (`expires_at`)."""
+
+    __tablename__ = "machine_watches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"),
+                                            index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    notified_at: Mapped[datetime | None] = mapped_column()

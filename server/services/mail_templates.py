@@ -34,6 +34,15 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
                "Bonjour,\n\nUn accès fabpass a été créé pour {email}.\nChoisissez votre mot de "
                "passe ici (le lien sert une fois, pendant {minutes} minutes) :\n\n{link}\n"),
     },
+    "machine_free": {
+        "en": ("fabpass: {machine} is free",
+               "Hello {name},\n\n{machine} is free now: the session that was running has "
+               "ended.\nYou asked to be told once; this request is now done.\n\n{link}\n"),
+        "fr": ("fabpass : {machine} est libre",
+               "Bonjour {name},\n\n{machine} est libre : la session en cours est terminée.\n"
+               "Vous avez demandé à être prévenu·e une fois ; cette demande est close.\n\n"
+               "{link}\n"),
+    },
     "alert": {
         "en": ("fabpass alert: {title}", "{title}\n\n{body}\n\n{link}\n"),
         "fr": ("Alerte fabpass : {title}", "{title}\n\n{body}\n\n{link}\n"),

@@ -8,15 +8,18 @@ same transaction and sent by the background jobs.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from protocol import Event as EventMsg
 from server.models import Node
-from server.services import webhooks
+from server.services import notices, webhooks
 
 WEBHOOK_TYPES = {"session.started", "session.ended", "badge.denied"}
+# the base of links in mails written by the ingest (set from FABPASS_PUBLIC_URL at import)
+PUBLIC_URL = [os.environ.get("FABPASS_PUBLIC_URL", "").rstrip("/")]
 
 
 def _event_data(node: Node, msg: EventMsg) -> dict[str, Any]:
@@ -33,6 +36,9 @@ def on_event(db: Session, node: Node, msg: EventMsg) -> None:
     """A node event was stored (not a duplicate)."""
     if msg.type in WEBHOOK_TYPES:
         webhooks.emit(db, msg.type, node.site_id, _event_data(node, msg), at=msg.ts)
+    if msg.type == "session.ended":
+        notices.machine_freed(db, node.machine.id if node.machine else None,
+                              public_url=PUBLIC_URL[0])
 
 
 def on_status(db: Session, node: Node, online: bool) -> None:

@@ -22,6 +22,19 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table('machine_watches',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('machine_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', server.models.base.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', server.models.base.UTCDateTime(), nullable=False),
+    sa.Column('notified_at', server.models.base.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['machine_id'], ['machines.id'], name=op.f('fk_machine_watches_machine_id_machines'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_machine_watches_member_id_members'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_machine_watches'))
+    )
+    with op.batch_alter_table('machine_watches', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_machine_watches_machine_id'), ['machine_id'], unique=False)
     op.create_table('alert_optouts',
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=40), nullable=False),
@@ -102,6 +115,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('machine_watches')
     op.drop_table('alert_optouts')
     with op.batch_alter_table('password_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_password_tokens_user_id'))
