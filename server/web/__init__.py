@@ -78,6 +78,7 @@ NAV: list[tuple[str, Any, tuple[str, ...]]] = [
     ("web.me_page", lazy_gettext("My page"), (auth.TRAINER,)),
     ("web.sites", lazy_gettext("Sites"), (auth.ADMIN,)),
     ("web.users", lazy_gettext("Web logins"), (auth.ADMIN,)),
+    ("web.notifications", lazy_gettext("Notifications"), ()),
 ]
 
 
@@ -151,6 +152,7 @@ def init_app(app: Flask) -> None:
         machines,
         members,
         nodes,
+        notify,
         pages,
         passwords,
         trainings,
