@@ -8,6 +8,7 @@ background job delivers it with retries and backoff.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -96,6 +97,7 @@ class AlertState(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # what the mails name
 
 
 class AlertOptOut(Base):

@@ -14,16 +14,29 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from server.models import AlertOptOut, AlertState, Node, User, UserRole, user_sites
+from server.models import (
+    AlertOptOut,
+    AlertState,
+    DeadLetter,
+    Machine,
+    Node,
+    User,
+    UserRole,
+    user_sites,
+)
 from server.services import mail, mail_templates
 
 log = logging.getLogger(__name__)
 
-KINDS = ("node_offline", "node_clock", "node_backlog")
+KINDS = ("node_offline", "node_clock", "node_backlog", "maintenance_due", "maintenance_overdue",
+         "dead_letters")
+NODE_KINDS = ("node_offline", "node_clock", "node_backlog")
+DEAD_LETTER_WINDOW = timedelta(hours=1)
 BACKLOG_ALERT = 100  # events waiting in a node's outbox
 
 
@@ -40,10 +53,16 @@ class NodeView:
 
 @dataclass(frozen=True)
 class Transition:
-    key: str        # "<kind>:<node id>"
+    key: str        # "<kind>:<id>"
     kind: str
-    node: NodeView
+    site_id: int | None  # None: the admins get it
+    values: dict[str, Any]  # for the mail's title and body
     opened: bool    # False: resolved
+
+
+def _node_values(node: NodeView) -> dict[str, Any]:
+    return {"node": node.slug, "backlog": node.backlog or 0,
+            "since": node.last_seen.strftime("%Y-%m-%d %H:%M") if node.last_seen else "?"}
 
 
 def _conditions(node: NodeView, now: datetime, offline_after: timedelta) -> dict[str, bool]:
@@ -64,12 +83,42 @@ def evaluate(nodes: Iterable[NodeView], open_keys: set[str], now: datetime,
         for kind, active in _conditions(node, now, offline_after).items():
             key = f"{kind}:{node.id}"
             if active and key not in open_keys:
-                out.append(Transition(key, kind, node, opened=True))
+                out.append(Transition(key, kind, node.site_id, _node_values(node), opened=True))
             elif not active and key in open_keys:
-                # an offline node that is still offline but not yet "long enough" cannot be
-                # open; a node that came back clears it
-                out.append(Transition(key, kind, node, opened=False))
+                out.append(Transition(key, kind, node.site_id, _node_values(node), opened=False))
     return out
+
+
+def evaluate_others(active: dict[str, tuple[str, int | None, dict[str, Any]]],
+                    open_states: dict[str, tuple[str, int | None, dict[str, Any]]]
+                    ) -> list[Transition]:
+    """The same rule for conditions that are not about one node (maintenance, dead letters):
+    `active` maps a key to (kind, site, values) now; `open_states` what was open before."""
+    out = [Transition(k, kind, site, values, opened=True)
+           for k, (kind, site, values) in active.items() if k not in open_states]
+    out += [Transition(k, kind, site, values, opened=False)
+            for k, (kind, site, values) in open_states.items() if k not in active]
+    return out
+
+
+def _other_conditions(db: Session, now: datetime) -> dict[str, tuple[str, int | None,
+                                                                   dict[str, Any]]]:
+    from server.services.maintenance import due_maintenance
+
+    active: dict[str, tuple[str, int | None, dict[str, Any]]] = {}
+    machines = db.execute(select(Machine.id, Machine.site_id, Machine.name)).all()
+    sites = {r.id: r.site_id for r in machines}
+    names = {r.id: r.name for r in machines}
+    for machine_id, rows in due_maintenance(db).items():
+        for r in rows:
+            kind = "maintenance_overdue" if r["state"] == "overdue" else "maintenance_due"
+            active[f"{kind}:{r['task_id']}"] = (kind, sites.get(machine_id), {
+                "machine": names.get(machine_id, "?"), "task": r.get("name", "?")})
+    recent = db.scalar(select(func.count()).select_from(DeadLetter).where(
+        DeadLetter.received_at > now - DEAD_LETTER_WINDOW)) or 0
+    if recent:
+        active["dead_letters:all"] = ("dead_letters", None, {"count": recent})
+    return active
 
 
 def _views(db: Session) -> list[NodeView]:
@@ -85,10 +134,14 @@ def _views(db: Session) -> list[NodeView]:
 
 
 def recipients(db: Session, site_id: int | None, kind: str) -> list[tuple[str, str | None]]:
-    """(e-mail, locale) of the managers of `site_id` who want `kind`."""
-    if site_id is None:
-        return []
+    """(e-mail, locale) of the managers of `site_id` who want `kind` (site None: the admins,
+    e.g. for dead letters, which belong to no site)."""
     opted_out = select(AlertOptOut.user_id).where(AlertOptOut.kind == kind)
+    if site_id is None:
+        admins = db.execute(select(User.email, User.locale).where(
+            User.active.is_(True), User.role == UserRole.admin,
+            User.id.not_in(opted_out))).all()
+        return [(r.email, r.locale) for r in admins if r.email]
     rows = db.execute(select(User.email, User.locale)
                       .join(user_sites, user_sites.c.user_id == User.id)
                       .where(user_sites.c.site_id == site_id, User.active.is_(True),
@@ -102,6 +155,12 @@ TITLES = {
     ("node_clock", "fr"): "nœud {node} : horloge non synchronisée",
     ("node_backlog", "en"): "node {node}: {backlog} events waiting",
     ("node_backlog", "fr"): "nœud {node} : {backlog} événements en attente",
+    ("maintenance_due", "en"): "{machine}: maintenance \"{task}\" is due soon",
+    ("maintenance_due", "fr"): "{machine} : entretien « {task} » bientôt dû",
+    ("maintenance_overdue", "en"): "{machine}: maintenance \"{task}\" is overdue",
+    ("maintenance_overdue", "fr"): "{machine} : entretien « {task} » en retard",
+    ("dead_letters", "en"): "{count} messages from nodes were rejected in the last hour",
+    ("dead_letters", "fr"): "{count} messages de nœuds refusés depuis une heure",
 }
 BODIES = {
     ("node_offline", True, "en"): "Offline since {since} (UTC).",
@@ -113,15 +172,14 @@ BODIES = {
 
 def _mail(db: Session, t: Transition, public_url: str) -> int:
     sent = 0
-    for email, locale in recipients(db, t.node.site_id, t.kind):
+    for email, locale in recipients(db, t.site_id, t.kind):
         lang = locale if locale in mail_templates.LANGS else "en"
-        values = {"node": t.node.slug, "backlog": t.node.backlog or 0,
-                  "since": t.node.last_seen.strftime("%Y-%m-%d %H:%M") if t.node.last_seen else "?"}
+        values = t.values
         title = TITLES[(t.kind, lang)].format(**values)
         body = BODIES.get((t.kind, t.opened, lang), "").format(**values)
         subject, text, html = mail_templates.render(
             "alert" if t.opened else "alert_resolved", lang, title=title, body=body,
-            link=f"{public_url.rstrip('/')}/nodes")
+            link=f"{public_url.rstrip('/')}/{'nodes' if t.kind in NODE_KINDS else ''}")
         mail.enqueue(db, email, subject, text, html, kind=t.kind)
         sent += 1
     return sent
@@ -130,11 +188,15 @@ def _mail(db: Session, t: Transition, public_url: str) -> int:
 def run_alerts(db: Session, now: datetime, *, offline_after_s: float,
                public_url: str) -> list[Transition]:
     """Apply the rules once and queue their mails (commits)."""
-    open_keys = set(db.scalars(select(AlertState.key)))
+    states = list(db.scalars(select(AlertState)))
+    open_keys = {st.key for st in states}
     transitions = evaluate(_views(db), open_keys, now, timedelta(seconds=offline_after_s))
+    others = {st.key: (st.key.split(":", 1)[0], st.site_id, dict(st.details or {}))
+              for st in states if st.key.split(":", 1)[0] not in NODE_KINDS}
+    transitions += evaluate_others(_other_conditions(db, now), others)
     for t in transitions:
         if t.opened:
-            db.add(AlertState(key=t.key, site_id=t.node.site_id, opened_at=now))
+            db.add(AlertState(key=t.key, site_id=t.site_id, opened_at=now, details=t.values))
         else:
             state = db.get(AlertState, t.key)
             if state is not None:

@@ -25,6 +25,9 @@ KIND_LABELS = {
     "node_offline": _l("A node is offline"),
     "node_clock": _l("A node's clock is not synchronised"),
     "node_backlog": _l("Events pile up on a node"),
+    "maintenance_due": _l("A maintenance is due soon"),
+    "maintenance_overdue": _l("A maintenance is overdue"),
+    "dead_letters": _l("Messages from nodes were rejected"),
 }
 
 

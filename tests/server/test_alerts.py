@@ -89,3 +89,33 @@ def test_evaluate_is_pure() -> None:
     (t,) = alerts.evaluate([view], set(), T0 + timedelta(seconds=600), after)
     assert (t.key, t.opened) == ("node_offline:1", True)
     assert alerts.evaluate([view], {"node_offline:1"}, T0 + timedelta(days=1), after) == []
+
+
+def test_dead_letters_go_to_admins_and_maintenance_to_the_site(db: Session, lab) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    from server.models import DeadLetter, Machine, UsageSession
+    from server.services import maintenance
+
+    _manager(db, "m@example.org")
+    db.add(User(email="admin@example.org", password_hash="x", role=UserRole.admin))
+    laser = db.scalar(select(Machine).where(Machine.slug == "laser-1"))
+    assert laser is not None
+    maintenance.create_task(db, laser.id, "Clean the lens", 1.0)
+    db.add(UsageSession(session_uuid=uuid.uuid4().hex, machine_id=laser.id, badge_uid="04AA",
+                        started_at=T0 - timedelta(hours=5), ended_at=T0 - timedelta(hours=2),
+                        duration_s=3 * 3600, active_s=3 * 3600, has_started_event=True,
+                        has_ended_event=True))
+    db.add(DeadLetter(topic="fabpass/v1/lab/x/event", payload=b"{}", reason="bad",
+                      received_at=T0 - timedelta(minutes=5)))
+    db.commit()
+    opened = alerts.run_alerts(db, T0, offline_after_s=600, public_url="https://f")
+    assert {t.kind for t in opened} == {"maintenance_overdue", "dead_letters"}
+    by_to = {m.to_addr: m.subject for m in _mails(db)}
+    assert "Clean the lens" in by_to["m@example.org"]
+    assert "rejected" in by_to["admin@example.org"]
+    assert alerts.run_alerts(db, T0 + timedelta(minutes=1), offline_after_s=600,
+                             public_url="https://f") == []
+    later = alerts.run_alerts(db, T0 + timedelta(hours=2), offline_after_s=600,
+                              public_url="https://f")
+    assert [(t.kind, t.opened) for t in later] == [("dead_letters", False)]

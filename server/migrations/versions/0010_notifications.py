@@ -63,6 +63,7 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=100), nullable=False),
     sa.Column('site_id', sa.Integer(), nullable=True),
     sa.Column('opened_at', server.models.base.UTCDateTime(), nullable=False),
+    sa.Column('details', sa.JSON(), nullable=True),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], name=op.f('fk_alert_states_site_id_sites'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_alert_states'))
     )
