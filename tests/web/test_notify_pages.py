@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from server.models import AlertOptOut, MachineWatch, User, Webhook
+from server.services import alerts
 
 
 def test_manager_switches_alerts_and_adds_a_webhook(app: Flask, client: FlaskClient,
@@ -37,8 +38,8 @@ def test_manager_switches_alerts_and_adds_a_webhook(app: Flask, client: FlaskCli
     with app.app_context():
         db = get_db()
         uid = db.scalar(select(User.id).where(User.email == "manager@example.org"))
-        assert set(db.scalars(select(AlertOptOut.kind).where(AlertOptOut.user_id == uid))) == {
-            "node_clock", "node_backlog"}
+        off = set(db.scalars(select(AlertOptOut.kind).where(AlertOptOut.user_id == uid)))
+        assert off == set(alerts.KINDS) - {"node_offline"}
         (hook,) = db.scalars(select(Webhook))
         assert hook.site_id == seed.lab
     assert "127.0.0.1:9/x" in client.get("/notifications").get_data(as_text=True)
