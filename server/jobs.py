@@ -143,8 +143,8 @@ class WebhookSender(PeriodicJob):
 
 
 class AlertJob(PeriodicJob):
-    """Applies the managers' alert rules (`server.services.alerts.run_alerts`) every
-    `interval_s`; mails are queued, the MailSender delivers them."""
+    """Applies the managers' alert rules (`server.services.alerts.run_alerts`) and the members'
+    training-expiry notices every `interval_s`; mails are queued, the MailSender delivers them."""
 
     name = "alerts"
 
@@ -158,9 +158,11 @@ class AlertJob(PeriodicJob):
     def run_once(self) -> object:
         from server.models import utcnow
         from server.services.alerts import run_alerts
+        from server.services.notices import training_expiry_notices
 
         with self.sessions() as db:
             result = run_alerts(db, utcnow(), offline_after_s=self.offline_after_s,
                                 public_url=self.public_url)
+            training_expiry_notices(db, utcnow(), public_url=self.public_url)
         self.runs += 1
         return result

@@ -123,3 +123,23 @@ class MachineWatch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
     notified_at: Mapped[datetime | None] = mapped_column()
+
+
+class NoticeOptIn(Base):
+    """A member asked for one kind of notice (notices are off by default: opt-in)."""
+
+    __tablename__ = "notice_optins"
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+
+class NoticeSent(Base):
+    """A notice already sent (key e.g. "training_expiring:<authorization id>:<expiry>"), so a
+    daily job sends it once."""
+
+    __tablename__ = "notices_sent"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)

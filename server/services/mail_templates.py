@@ -43,6 +43,14 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
                "Vous avez demandé à être prévenu·e une fois ; cette demande est close.\n\n"
                "{link}\n"),
     },
+    "training_expiring": {
+        "en": ("fabpass: your training on {machine} expires on {date}",
+               "Hello {name},\n\nYour training on {machine} expires on {date}. Ask a trainer "
+               "to renew it before then.\n\n{link}\n"),
+        "fr": ("fabpass : votre formation {machine} expire le {date}",
+               "Bonjour {name},\n\nVotre formation sur {machine} expire le {date}. Demandez à "
+               "un formateur de la renouveler d'ici là.\n\n{link}\n"),
+    },
     "alert": {
         "en": ("fabpass alert: {title}", "{title}\n\n{body}\n\n{link}\n"),
         "fr": ("Alerte fabpass : {title}", "{title}\n\n{body}\n\n{link}\n"),

@@ -44,9 +44,10 @@ def notifications() -> Any:
     machines = list(db.scalars(select(Machine).where(Machine.active.is_(True))
                                .order_by(Machine.name))) if p.member_id else []
     watches = notices.open_watches(db, p.member_id) if p.member_id else []
+    member_optins = notices.optins(db, p.member_id) if p.member_id else set()
     return render_template("notify/index.html", kinds=alerts.KINDS, labels=KIND_LABELS, off=off,
                            hooks=hooks, log=log, sites=sites, events=webhooks.EVENTS,
-                           machines=machines, watches=watches,
+                           machines=machines, watches=watches, optins=member_optins,
                            machine_names={m.id: m.name for m in machines})
 
 
@@ -59,6 +60,19 @@ def notifications_alerts() -> Any:
     alerts.set_optouts(db, p.id, [k for k in alerts.KINDS if k not in wanted])
     db.commit()
     flash(_("Your alert choices are saved."), "success")
+    return redirect(url_for("web.notifications"))
+
+
+@bp.post("/notifications/notices")
+@auth.roles_required()
+def notifications_notices() -> Any:
+    p = auth.me()
+    if p.member_id is None:
+        abort(400)
+    db = get_db()
+    notices.set_optins(db, p.member_id, request.form.getlist("notice"), actor=p.actor)
+    db.commit()
+    flash(_("Your notice choices are saved."), "success")
     return redirect(url_for("web.notifications"))
 
 

@@ -119,3 +119,23 @@ def test_dead_letters_go_to_admins_and_maintenance_to_the_site(db: Session, lab)
     later = alerts.run_alerts(db, T0 + timedelta(hours=2), offline_after_s=600,
                               public_url="https://f")
     assert [(t.kind, t.opened) for t in later] == [("dead_letters", False)]
+
+
+def test_training_expiry_notice_once_and_only_when_opted_in(db: Session, lab) -> None:  # type: ignore[no-untyped-def]
+    from server.models import Authorization, AuthRole, Machine, Member
+    from server.services import notices
+
+    alice = db.scalar(select(Member).where(Member.email == "alice@example.org"))
+    laser = db.scalar(select(Machine).where(Machine.slug == "laser-1"))
+    assert alice is not None and laser is not None
+    db.add(Authorization(member_id=alice.id, machine_id=laser.id, role=AuthRole.user,
+                         granted_at=T0 - timedelta(days=300), expires_at=T0 + timedelta(days=10)))
+    db.commit()
+    assert notices.training_expiry_notices(db, T0) == 0  # not opted in
+    notices.set_optins(db, alice.id, ["training_expiring"], actor="test")
+    db.commit()
+    assert notices.training_expiry_notices(db, T0 - timedelta(days=5)) == 0  # 15 days ahead
+    assert notices.training_expiry_notices(db, T0) == 1
+    assert notices.training_expiry_notices(db, T0 + timedelta(days=1)) == 0  # once
+    (m,) = _mails(db)
+    assert m.to_addr == "alice@example.org" and "expires" in m.subject

@@ -90,6 +90,7 @@ POSTS: list[tuple[str, dict[str, Any], dict[str, int]]] = [
     ("/nodes/broker-files", {}, ok(A, code=302)),  # no server MQTT password yet: back to /nodes
     ("/notifications/alerts", {"kind": "node_offline"}, ok(A, M, T, code=302)),
     ("/notifications/watch", {"machine_id": "{laser}"}, {A: 400, M: 400, T: 302}),
+    ("/notifications/notices", {"notice": "training_expiring"}, {A: 400, M: 400, T: 302}),
     ("/notifications/webhooks", {"url": "https://10.0.0.1/x", "secret": "x" * 20,
                                  "site_id": "{lab}", "events": "node.offline"},
      ok(A, M, code=302)),

@@ -22,6 +22,17 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table('notice_optins',
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_notice_optins_member_id_members'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('member_id', 'kind', name=op.f('pk_notice_optins'))
+    )
+    op.create_table('notices_sent',
+    sa.Column('key', sa.String(length=100), nullable=False),
+    sa.Column('sent_at', server.models.base.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_notices_sent'))
+    )
     op.create_table('machine_watches',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('member_id', sa.Integer(), nullable=False),
@@ -116,6 +127,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('notices_sent')
+    op.drop_table('notice_optins')
     op.drop_table('machine_watches')
     op.drop_table('alert_optouts')
     with op.batch_alter_table('password_tokens', schema=None) as batch_op:
