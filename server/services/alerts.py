@@ -29,7 +29,7 @@ from server.models import (
     UserRole,
     user_sites,
 )
-from server.services import mail, mail_templates
+from server.services import mail, mail_templates, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +202,8 @@ def run_alerts(db: Session, now: datetime, *, offline_after_s: float,
             if state is not None:
                 db.delete(state)
         _mail(db, t, public_url)
+        if t.opened and t.kind.startswith("maintenance_"):
+            webhooks.emit(db, "maintenance.due", t.site_id, {**t.values, "state": t.kind[12:]})
         log.info("alert %s %s", t.key, "opened" if t.opened else "resolved")
     db.commit()
     return transitions

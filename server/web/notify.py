@@ -17,8 +17,8 @@ from sqlalchemy import select
 from server import auth
 from server.app import get_db
 from server.errors import Invalid
-from server.models import AlertOptOut, Machine, Site, Webhook
-from server.services import alerts, notices, webhooks
+from server.models import AlertOptOut, Machine, Site, User, Webhook
+from server.services import alerts, notices, passwords, webhooks
 from server.web.blueprint import arg_id, bp
 
 KIND_LABELS = {
@@ -131,3 +131,18 @@ def notifications_webhook_delete(webhook_id: int) -> Any:
     db.commit()
     flash(_("The webhook is deleted."), "success")
     return redirect(url_for("web.notifications"))
+
+
+@bp.post("/users/<id:user_id>/invite")
+@auth.roles_required(auth.ADMIN)
+def user_invite(user_id: int) -> Any:
+    """Mail a login a single-use link to choose its password (7 days)."""
+    db = get_db()
+    user = db.get(User, user_id)
+    if user is None:
+        abort(404)
+    passwords.invite(db, user, public_url=current_app.config.get("PUBLIC_URL", ""),
+                     lang=user.locale, actor=auth.me().actor)
+    db.commit()
+    flash(_("The invitation is queued for %(email)s.", email=user.email), "success")
+    return redirect(url_for("web.user_edit", user_id=user_id))

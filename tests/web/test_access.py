@@ -95,6 +95,7 @@ POSTS: list[tuple[str, dict[str, Any], dict[str, int]]] = [
                                  "site_id": "{lab}", "events": "node.offline"},
      ok(A, M, code=302)),
     ("/notifications/webhooks/999/delete", {}, {A: 404, M: 404, T: 403}),
+    ("/users/{manager_user}/invite", {}, ok(A, code=302)),
     ("/lang", {"lang": "fr"}, ok(A, M, T, code=302)),
     ("/logout", {}, ok(A, M, T, code=302)),
 ]

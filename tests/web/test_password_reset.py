@@ -127,3 +127,18 @@ def test_resets_are_rate_limited_per_login(app: Flask, client: FlaskClient, acti
 def test_forgot_needs_csrf(client: FlaskClient) -> None:
     r = client.post("/password/forgot", data={"email": "manager@example.org"})
     assert r.status_code == 400
+
+
+def test_admin_invites_a_login_by_mail(app: Flask, client: FlaskClient, actions: Any,
+                                       seed: Any, smtp: Any) -> None:
+    app.config["PUBLIC_URL"] = PUBLIC
+    actions.login("admin@example.org")
+    page = client.get(f"/users/{seed.manager_user}").get_data(as_text=True)
+    assert "Mail an invitation" in page
+    r = client.post(f"/users/{seed.manager_user}/invite",
+                    data={"csrf_token": actions.token(f"/users/{seed.manager_user}")})
+    assert r.status_code == 302
+    _deliver(app, smtp)
+    (msg,) = smtp.wait_for(1)
+    assert msg["To"] == "manager@example.org" and "invited" in msg["Subject"]
+    assert LINK_RE.search(smtp_receiver.text_of(msg))
