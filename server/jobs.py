@@ -159,10 +159,12 @@ class AlertJob(PeriodicJob):
         from server.models import utcnow
         from server.services.alerts import run_alerts
         from server.services.notices import training_expiry_notices
+        from server.services.summary import weekly_summaries
 
         with self.sessions() as db:
             result = run_alerts(db, utcnow(), offline_after_s=self.offline_after_s,
                                 public_url=self.public_url)
             training_expiry_notices(db, utcnow(), public_url=self.public_url)
+            weekly_summaries(db, utcnow(), public_url=self.public_url)
         self.runs += 1
         return result

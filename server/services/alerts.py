@@ -34,7 +34,7 @@ from server.services import mail, mail_templates, webhooks
 log = logging.getLogger(__name__)
 
 KINDS = ("node_offline", "node_clock", "node_backlog", "maintenance_due", "maintenance_overdue",
-         "dead_letters")
+         "dead_letters", "weekly_summary")
 NODE_KINDS = ("node_offline", "node_clock", "node_backlog")
 DEAD_LETTER_WINDOW = timedelta(hours=1)
 BACKLOG_ALERT = 100  # events waiting in a node's outbox

@@ -51,6 +51,11 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
                "Bonjour {name},\n\nVotre formation sur {machine} expire le {date}. Demandez à "
                "un formateur de la renouveler d'ici là.\n\n{link}\n"),
     },
+    "weekly_summary": {
+        "en": ("fabpass weekly summary: {title}", "{title}\n\nHours per machine:\n{body}\n\n{link}\n"),
+        "fr": ("fabpass, résumé de la semaine : {title}",
+               "{title}\n\nHeures par machine :\n{body}\n\n{link}\n"),
+    },
     "alert": {
         "en": ("fabpass alert: {title}", "{title}\n\n{body}\n\n{link}\n"),
         "fr": ("Alerte fabpass : {title}", "{title}\n\n{body}\n\n{link}\n"),

@@ -28,6 +28,7 @@ KIND_LABELS = {
     "maintenance_due": _l("A maintenance is due soon"),
     "maintenance_overdue": _l("A maintenance is overdue"),
     "dead_letters": _l("Messages from nodes were rejected"),
+    "weekly_summary": _l("The weekly summary"),
 }
 
 

@@ -139,3 +139,25 @@ def test_training_expiry_notice_once_and_only_when_opted_in(db: Session, lab) ->
     assert notices.training_expiry_notices(db, T0 + timedelta(days=1)) == 0  # once
     (m,) = _mails(db)
     assert m.to_addr == "alice@example.org" and "expires" in m.subject
+
+
+def test_weekly_summary_once_per_site_and_week(db: Session, lab) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    from server.models import Machine, UsageSession
+    from server.services import summary
+
+    _manager(db, "m@example.org", "fr")
+    laser = db.scalar(select(Machine).where(Machine.slug == "laser-1"))
+    assert laser is not None
+    monday = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # a Monday
+    db.add(UsageSession(session_uuid=uuid.uuid4().hex, machine_id=laser.id, badge_uid="04AA",
+                        started_at=monday - timedelta(days=3), duration_s=5400, active_s=5000,
+                        ended_at=monday - timedelta(days=3) + timedelta(seconds=5400),
+                        has_started_event=True, has_ended_event=True))
+    db.commit()
+    assert summary.weekly_summaries(db, monday) == 1
+    assert summary.weekly_summaries(db, monday + timedelta(days=2)) == 0
+    (m,) = _mails(db)
+    assert m.subject.startswith("fabpass, résumé de la semaine") and "2026-W48" in m.subject
+    assert "Laser: 1.5 h" in m.body_text
