@@ -114,3 +114,74 @@ class BookingWindow(PeriodicJob):
             db.commit()
         self.runs += 1
         return marked
+class MailSender(PeriodicJob):
+    """Delivers the mail queue (`server.services.mail.send_due`) every `interval_s`; does
+    nothing while FABPASS_SMTP_URL is unset (mails wait in the queue)."""
+
+    name = "mail"
+
+    def __init__(self, sessions: Callable[[], Any], smtp_url: str, mail_from: str,
+                 interval_s: float = 15.0) -> None:
+        super().__init__(interval_s, first_delay_s=5.0)
+        from server.services.mail import parse_smtp_url
+
+        self.sessions = sessions
+        self.config = parse_smtp_url(smtp_url) if smtp_url else None
+        self.mail_from = mail_from
+
+    def run_once(self) -> object:
+        from server.services.mail import send_due
+
+        if self.config is None:
+            return None
+        result = send_due(self.sessions, self.config, self.mail_from)
+        self.runs += 1
+        return result
+
+
+class WebhookSender(PeriodicJob):
+    """Delivers queued webhook events (`server.services.webhooks.deliver_due`) every
+    `interval_s`, in order per webhook, with backoff."""
+
+    name = "webhooks"
+
+    def __init__(self, sessions: Callable[[], Any], allow_hosts: list[str],
+                 interval_s: float = 5.0) -> None:
+        super().__init__(interval_s, first_delay_s=interval_s)
+        self.sessions = sessions
+        self.allow_hosts = allow_hosts
+
+    def run_once(self) -> object:
+        from server.services.webhooks import deliver_due
+
+        result = deliver_due(self.sessions, self.allow_hosts)
+        self.runs += 1
+        return result
+
+
+class AlertJob(PeriodicJob):
+    """Applies the managers' alert rules (`server.services.alerts.run_alerts`) and the members'
+    training-expiry notices every `interval_s`; mails are queued, the MailSender delivers them."""
+
+    name = "alerts"
+
+    def __init__(self, sessions: Callable[[], Any], *, offline_after_s: float, public_url: str,
+                 interval_s: float = 30.0) -> None:
+        super().__init__(interval_s)
+        self.sessions = sessions
+        self.offline_after_s = offline_after_s
+        self.public_url = public_url
+
+    def run_once(self) -> object:
+        from server.models import utcnow
+        from server.services.alerts import run_alerts
+        from server.services.notices import training_expiry_notices
+        from server.services.summary import weekly_summaries
+
+        with self.sessions() as db:
+            result = run_alerts(db, utcnow(), offline_after_s=self.offline_after_s,
+                                public_url=self.public_url)
+            training_expiry_notices(db, utcnow(), public_url=self.public_url)
+            weekly_summaries(db, utcnow(), public_url=self.public_url)
+        self.runs += 1
+        return result

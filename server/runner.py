@@ -24,7 +24,14 @@ from sqlalchemy import Engine
 
 from protocol import Topics
 from server.db import check_migrated, make_engine, make_sessionmaker, writer_engine
-from server.jobs import BookingWindow, Housekeeping, RollupRefresher
+from server.jobs import (
+    AlertJob,
+    BookingWindow,
+    Housekeeping,
+    MailSender,
+    RollupRefresher,
+    WebhookSender,
+)
 from server.messaging.ingest import Ingest
 from server.messaging.link import MqttLink, MqttSettings
 from server.messaging.publisher import AclPublisher
@@ -49,6 +56,11 @@ class CoreOptions:
     batch_ms: float = 20.0
     housekeeping_delay_s: float = 60.0  # first daily privacy job after start
     rollup_interval_s: float = 10.0  # report roll-ups refreshed in the background
+    smtp_url: str = ""  # FABPASS_SMTP_URL; empty: mails wait in the queue
+    mail_from: str = "fabpass@localhost"
+    webhook_allow_hosts: tuple[str, ...] = ()
+    alert_offline_s: float = 600.0
+    public_url: str = "http://localhost:8000"
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], **overrides: Any) -> CoreOptions:
@@ -61,6 +73,11 @@ class CoreOptions:
             else "5",
             acl_valid_for=timedelta(days=float(env.get("FABPASS_ACL_VALID_DAYS", "7"))),
             rollup_interval_s=float(env.get("FABPASS_ROLLUP_INTERVAL_S", "10")),
+            smtp_url=settings.get("SMTP_URL") or "",
+            mail_from=settings.get("MAIL_FROM") or cls.mail_from,
+            webhook_allow_hosts=tuple(settings.get("WEBHOOK_ALLOW_HOSTS") or ()),
+            alert_offline_s=float(settings.get("ALERT_NODE_OFFLINE_S") or cls.alert_offline_s),
+            public_url=settings.get("PUBLIC_URL") or cls.public_url,
         )
         for key, value in overrides.items():
             setattr(opts, key, value)
@@ -83,6 +100,9 @@ class ServerCore:
         self.housekeeping: Housekeeping | None = None
         self.rollups: RollupRefresher | None = None
         self.booking_window: BookingWindow | None = None
+        self.mail: MailSender | None = None
+        self.webhooks: WebhookSender | None = None
+        self.alerts: AlertJob | None = None
         if options.ingest:
             self.ingest = Ingest(self.sessions, self.topics, self.link,
                                  batch_max=options.batch_max, batch_ms=options.batch_ms)
@@ -96,6 +116,10 @@ class ServerCore:
                                              first_delay_s=options.housekeeping_delay_s)
             self.rollups = RollupRefresher(self.sessions, interval_s=options.rollup_interval_s)
             self.booking_window = BookingWindow(self.sessions)
+            self.mail = MailSender(self.sessions, options.smtp_url, options.mail_from)
+            self.webhooks = WebhookSender(self.sessions, list(options.webhook_allow_hosts))
+            self.alerts = AlertJob(self.sessions, offline_after_s=options.alert_offline_s,
+                                   public_url=options.public_url)
 
     def start(self) -> None:
         if self.ingest:
@@ -108,6 +132,12 @@ class ServerCore:
             self.rollups.start()
         if self.booking_window:
             self.booking_window.start()
+        if self.mail:
+            self.mail.start()
+        if self.webhooks:
+            self.webhooks.start()
+        if self.alerts:
+            self.alerts.start()
         self.link.start()
         log.info("MQTT core started (%s, client id %s, ingest=%s, publisher=%s, shared=%s)",
                  self.link.target, self.options.client_id, bool(self.ingest),
@@ -116,6 +146,12 @@ class ServerCore:
     def stop(self, *, forget_session: bool = False) -> None:
         if self.booking_window:
             self.booking_window.stop()
+        if self.mail:
+            self.mail.stop()
+        if self.webhooks:
+            self.webhooks.stop()
+        if self.alerts:
+            self.alerts.stop()
         if self.rollups:
             self.rollups.stop()
         if self.housekeeping:

@@ -32,6 +32,13 @@ def settings_from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "TIMEZONE": env.get("FABPASS_TIMEZONE", "UTC"),
         "DEMO": env.get("FABPASS_DEMO", "") == "1",
         "TRUSTED_PROXIES": trusted_proxies(env.get("FABPASS_TRUSTED_PROXIES", "")),
+        # issue 20: mail, alerts, webhooks (contract section 6)
+        "SMTP_URL": env.get("FABPASS_SMTP_URL", ""),
+        "MAIL_FROM": env.get("FABPASS_MAIL_FROM", "fabpass@localhost"),
+        "PUBLIC_URL": env.get("FABPASS_PUBLIC_URL", "http://localhost:8000").rstrip("/"),
+        "ALERT_NODE_OFFLINE_S": float(env.get("FABPASS_ALERT_NODE_OFFLINE_S", "600")),
+        "WEBHOOK_ALLOW_HOSTS": [h.strip().lower() for h in
+                                env.get("FABPASS_WEBHOOK_ALLOW_HOSTS", "").split(",") if h.strip()],
     }
 
 

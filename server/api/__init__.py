@@ -98,6 +98,7 @@ RESOURCES = (
     "server.api.reports",
     "server.api.bookings",
     "server.api.billing",
+    "server.api.webhooks",
 )
 
 

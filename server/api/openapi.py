@@ -281,6 +281,41 @@ PATHS["/bookings/{booking_id}"] = {
 }
 
 
+# issue 20: webhooks (contract section 6)
+WEBHOOK_EVENTS = ["session.started", "session.ended", "badge.denied", "node.online",
+                  "node.offline", "maintenance.due", "booking.created", "booking.cancelled"]
+SCHEMAS["Webhook"] = {"type": "object", "required": ["id", "url", "events", "site"], "properties": {
+    "id": {"type": "integer"}, "url": {"type": "string"}, "active": {"type": "boolean"},
+    "events": {"type": "array", "items": {"enum": WEBHOOK_EVENTS}},
+    "site": {"type": ["string", "null"]}, "created_at": {"type": "string"}}}
+SCHEMAS["WebhookDelivery"] = {"type": "object", "required": ["id", "status"], "properties": {
+    "id": {"type": "integer"}, "event_id": {"type": "string"}, "type": {"type": "string"},
+    "status": {"enum": ["queued", "delivered", "failed", "refused"]},
+    "attempts": {"type": "integer"}, "last_status": {"type": ["integer", "null"]},
+    "last_error": {"type": ["string", "null"]}, "created_at": {"type": "string"},
+    "delivered_at": {"type": ["string", "null"]}}}
+PATHS["/webhooks"] = {
+    "get": {"summary": "List webhooks", "responses": {**_list("Webhook"), **_errors()}},
+    "post": {"summary": "Create a webhook (https, public address unless allowed)",
+             "requestBody": _body({
+                 "url": {"type": "string", "maxLength": 2000},
+                 "secret": {"type": "string", "minLength": 16, "maxLength": 200},
+                 "events": {"type": "array", "minItems": 1, "items": {"enum": WEBHOOK_EVENTS}},
+                 "site": SLUG}, ["url", "secret", "events"]),
+             "responses": {**_ok("Webhook", "201", "created"), **_errors(403)}},
+}
+PATHS["/webhooks/{webhook_id}"] = {
+    "parameters": [_path("webhook_id")],
+    "delete": {"summary": "Delete a webhook",
+               "responses": {"204": {"description": "deleted"}, **_errors(404)}},
+}
+PATHS["/webhooks/{webhook_id}/deliveries"] = {
+    "parameters": [_path("webhook_id")],
+    "get": {"summary": "The delivery log (newest first, 100)",
+            "responses": {**_list("WebhookDelivery"), **_errors(404)}},
+}
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from protocol import Event as EventMsg
 from server.models import Badge, Member, Node, UsageSession
-from server.services import enrolment, members, refusals, trainings, usage
+from server.services import enrolment, members, notifications, refusals, trainings, usage
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class EventHandlers:
         if (not row.has_ended_event and row.end_reason is None and not place.untrusted
                 and not row.clock_untrusted and place.started < row.started_at):
             row.started_at = place.started
+        notifications.on_event(db, node, msg)
 
     def _on_heartbeat(self, db: Session, node: Node, msg: EventMsg) -> None:
         usage.check_durations(msg, self.max_session_s)
@@ -141,6 +142,7 @@ class EventHandlers:
         row.has_ended_event = True
         if row.member_id is None:
             row.member_id = self._member_id(db, msg.data)
+        notifications.on_event(db, node, msg)
 
     def _on_denied(self, db: Session, node: Node, msg: EventMsg) -> None:
         now = datetime.now(UTC)
@@ -150,6 +152,7 @@ class EventHandlers:
         if msg.data.get("reason") == "unknown_badge":
             if enrolment.honour_pending(db, msg.data["uid"], node, now) is None:
                 members.record_unknown_badge(db, msg.data["uid"], node.id, msg.ts)
+        notifications.on_event(db, node, msg)
 
     def _on_signed(self, db: Session, node: Node, msg: EventMsg) -> None:
         trainings.sign_off(db, msg.id, node, msg.data["trainer_uid"], msg.data["trainee_uid"],

@@ -547,6 +547,7 @@ class Ingest(EventHandlers):
             except ProtocolError:
                 pass
         node.last_seen = item.received_at
+        services.notifications.on_status(db, node, status.online)
         node.online = status.online
         node.last_status = raw
         if not status.online:

@@ -46,6 +46,17 @@ from server.models.maintenance import (
     MaintenanceLog,
     MaintenanceTask,
 )
+from server.models.notifications import (
+    AlertOptOut,
+    AlertState,
+    MachineWatch,
+    NoticeOptIn,
+    NoticeSent,
+    OutgoingMail,
+    PasswordToken,
+    Webhook,
+    WebhookDelivery,
+)
 from server.models.refusals import (
     PendingEnrolment,
     Refusal,
@@ -80,6 +91,15 @@ from server.models.users import (
 __all__ = [
     "UniqueConstraint",
     "AclDirty",
+    "AlertOptOut",
+    "AlertState",
+    "MachineWatch",
+    "NoticeOptIn",
+    "NoticeSent",
+    "OutgoingMail",
+    "PasswordToken",
+    "Webhook",
+    "WebhookDelivery",
     "ApiToken",
     "AuditLog",
     "AuthRole",

@@ -79,6 +79,7 @@ NAV: list[tuple[str, Any, tuple[str, ...]]] = [
     ("web.me_page", lazy_gettext("My page"), (auth.TRAINER,)),
     ("web.sites", lazy_gettext("Sites"), (auth.ADMIN,)),
     ("web.users", lazy_gettext("Web logins"), (auth.ADMIN,)),
+    ("web.notifications", lazy_gettext("Notifications"), ()),
 ]
 
 
@@ -155,7 +156,9 @@ def init_app(app: Flask) -> None:
         machines,
         members,
         nodes,
+        notify,
         pages,
+        passwords,
         privacy,
         refusals,
         trainings,

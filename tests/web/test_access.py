@@ -54,6 +54,7 @@ GETS: list[tuple[str, dict[str, int]]] = [
     ("/users", ok(A)),
     ("/users/new", ok(A)),
     ("/users/{manager_user}", ok(A)),
+    ("/notifications", ok(A, M, T)),
 ]
 
 POSTS: list[tuple[str, dict[str, Any], dict[str, int]]] = [
@@ -97,6 +98,14 @@ POSTS: list[tuple[str, dict[str, Any], dict[str, int]]] = [
                                "sites": "{other}", "member": "", "active": "y"}, ok(A, code=302)),
     ("/nodes/laser-1/credentials", {}, ok(A)),  # admin: the page with the new config
     ("/nodes/broker-files", {}, ok(A, code=302)),  # no server MQTT password yet: back to /nodes
+    ("/notifications/alerts", {"kind": "node_offline"}, ok(A, M, T, code=302)),
+    ("/notifications/watch", {"machine_id": "{laser}"}, {A: 400, M: 400, T: 302}),
+    ("/notifications/notices", {"notice": "training_expiring"}, {A: 400, M: 400, T: 302}),
+    ("/notifications/webhooks", {"url": "https://10.0.0.1/x", "secret": "x" * 20,
+                                 "site_id": "{lab}", "events": "node.offline"},
+     ok(A, M, code=302)),
+    ("/notifications/webhooks/999/delete", {}, {A: 404, M: 404, T: 403}),
+    ("/users/{manager_user}/invite", {}, ok(A, code=302)),
     ("/lang", {"lang": "fr"}, ok(A, M, T, code=302)),
     ("/logout", {}, ok(A, M, T, code=302)),
 ]
@@ -117,6 +126,9 @@ def test_table_covers_every_web_route(app: Flask, seed: Any) -> None:
     covered = {(m, _rule_of(app, m, _fmt(p, seed))) for m, p in
                [("GET", p) for p, _ in GETS] + [("POST", p) for p, _, _ in POSTS]}
     covered |= {("GET", "web.login"), ("POST", "web.login")}
+    # public pages, tested in test_password_reset.py
+    covered |= {(m, e) for m in ("GET", "POST")
+                for e in ("web.password_forgot", "web.password_reset")}
     registered = set()
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("web."):
