@@ -6,7 +6,7 @@ admin token may also create one for every site (no `site`). The secret is never 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app, jsonify
 
@@ -14,8 +14,11 @@ from server import auth, services
 from server.api import ApiError, bp
 from server.api.support import actor, created, json_body, token_scope
 from server.app import get_db
-from server.models import Webhook, WebhookDelivery
+from server.errors import NotFound
 from server.services import webhooks
+
+if TYPE_CHECKING:
+    from server.models import Webhook, WebhookDelivery
 
 
 def webhook_json(h: Webhook) -> dict[str, Any]:
@@ -34,10 +37,10 @@ def delivery_json(d: WebhookDelivery) -> dict[str, Any]:
 def _site_slug(site_id: int | None) -> str | None:
     if site_id is None:
         return None
-    from server.models import Site
-
-    site = get_db().get(Site, site_id)
-    return site.slug if site else None
+    try:
+        return services.get_site(get_db(), site_id).slug
+    except NotFound:
+        return None
 
 
 def _site_id(slug: Any) -> int | None:

@@ -209,10 +209,15 @@ def run_alerts(db: Session, now: datetime, *, offline_after_s: float,
     return transitions
 
 
+def optouts(db: Session, user_id: int) -> set[str]:
+    """The alert kinds this login switched off."""
+    return set(db.scalars(select(AlertOptOut.kind).where(AlertOptOut.user_id == user_id)))
+
+
 def set_optouts(db: Session, user_id: int, disabled: Iterable[str]) -> None:
     """The kinds this login does not want (every other kind is on); the caller commits."""
     wanted_off = {k for k in disabled if k in KINDS}
-    current = set(db.scalars(select(AlertOptOut.kind).where(AlertOptOut.user_id == user_id)))
+    current = optouts(db, user_id)
     for kind in current - wanted_off:
         row = db.get(AlertOptOut, (user_id, kind))
         if row is not None:

@@ -12,12 +12,10 @@ from typing import Any
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
 
-from server import auth
+from server import auth, services
 from server.app import get_db
-from server.errors import Invalid
-from server.models import AlertOptOut, Machine, Site, User, Webhook
+from server.errors import Invalid, NotFound
 from server.services import alerts, notices, passwords, webhooks
 from server.web.blueprint import arg_id, bp
 
@@ -37,13 +35,12 @@ KIND_LABELS = {
 def notifications() -> Any:
     p = auth.me()
     db = get_db()
-    off = set(db.scalars(select(AlertOptOut.kind).where(AlertOptOut.user_id == p.id)))
+    off = alerts.optouts(db, p.id)
     scope = auth.managed_site_ids(p)
     hooks = webhooks.list_webhooks(db, scope) if p.is_manager else []
     log = {h.id: webhooks.deliveries(db, h.id, limit=20) for h in hooks}
-    sites = {s.id: s for s in db.scalars(select(Site))}
-    machines = list(db.scalars(select(Machine).where(Machine.active.is_(True))
-                               .order_by(Machine.name))) if p.member_id else []
+    sites = {s.id: s for s in services.list_sites(db)}
+    machines = services.all_machines(db, active_only=True) if p.member_id else []
     watches = notices.open_watches(db, p.member_id) if p.member_id else []
     member_optins = notices.optins(db, p.member_id) if p.member_id else set()
     return render_template("notify/index.html", kinds=alerts.KINDS, labels=KIND_LABELS, off=off,
@@ -124,9 +121,12 @@ def notifications_webhook_new() -> Any:
 def notifications_webhook_delete(webhook_id: int) -> Any:
     p = auth.me()
     db = get_db()
-    hook = db.get(Webhook, webhook_id)
+    try:
+        hook = webhooks.get_webhook(db, webhook_id)
+    except NotFound:
+        abort(404)
     scope = auth.managed_site_ids(p)
-    if hook is None or (scope is not None and hook.site_id not in scope):
+    if scope is not None and hook.site_id not in scope:
         abort(404)
     webhooks.delete_webhook(db, hook, actor=p.actor)
     db.commit()
@@ -139,8 +139,9 @@ def notifications_webhook_delete(webhook_id: int) -> Any:
 def user_invite(user_id: int) -> Any:
     """Mail a login a single-use link to choose its password (7 days)."""
     db = get_db()
-    user = db.get(User, user_id)
-    if user is None:
+    try:
+        user = services.get_user(db, user_id)
+    except NotFound:
         abort(404)
     passwords.invite(db, user, public_url=current_app.config.get("PUBLIC_URL", ""),
                      lang=user.locale, actor=auth.me().actor)
