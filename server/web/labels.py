@@ -85,6 +85,23 @@ EVENT_TYPES: Mapping[str, Any] = {
     "status": _l("status"),
 }
 
+# Webhook events (contract section 6) and the state of one delivery.
+WEBHOOK_EVENTS: Mapping[str, Any] = {
+    "session.started": _l("session started"),
+    "session.ended": _l("session ended"),
+    "badge.denied": _l("badge refused"),
+    "node.online": _l("node back online"),
+    "node.offline": _l("node offline"),
+    "maintenance.due": _l("maintenance due"),
+    "booking.created": _l("booking made"),
+    "booking.cancelled": _l("booking cancelled"),
+}
+DELIVERY_STATUS: Mapping[str, Any] = {
+    "queued": _l("waiting"),
+    "delivered": _l("delivered"),
+    "failed": _l("failed"),
+}
+
 # The kinds of change in the audit log, as the filter offers them.
 ACTIONS: Mapping[str, Any] = {
     "authorization.grant": _l("training granted"),
@@ -130,6 +147,7 @@ COLUMNS: Mapping[str, Any] = {
 }
 
 FAMILIES: Mapping[str, Mapping[str, Any]] = {
+    "webhook_event": WEBHOOK_EVENTS, "delivery_status": DELIVERY_STATUS,
     "end_reason": END_REASONS, "deny_reason": DENY_REASONS, "state": STATES, "role": ROLES,
     "kind": KINDS, "badge_status": BADGE_STATUS, "event": EVENT_TYPES, "action": ACTIONS,
     "column": COLUMNS,
