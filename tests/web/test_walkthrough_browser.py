@@ -191,7 +191,7 @@ def test_french_manager_walkthrough(stack: dict[str, Any], browser: Any) -> None
             f"Refusé sur Laser cutter le {today}\u00a0: formation retirée le {today}"
             " (usage dangereux)")
         expect(page.get_by_role("row").filter(has_text="Laser cutter").first).to_contain_text(
-            "usage dangereux")
+            "Révoquée\u00a0: usage dangereux")
         _shot(page, "parcours-4-membre-refus")
 
         # the manager locks the laser with a reason: the dashboard says so
@@ -205,8 +205,7 @@ def test_french_manager_walkthrough(stack: dict[str, Any], browser: Any) -> None
         acl.wait(lambda a: a["locked"] is True)
         page.goto(base + "/")
         card = page.locator("#machines .card").filter(has_text="Laser cutter")
-        expect(card).to_contain_text("lentille à nettoyer")
-        expect(card).to_contain_text("Verrouillée")
+        expect(card.locator(".state")).to_have_text("Verrouillée — lentille à nettoyer")
         _shot(page, "parcours-6-tableau-de-bord")
     finally:
         proc.terminate()
@@ -235,6 +234,7 @@ def test_french_manager_walkthrough(stack: dict[str, Any], browser: Any) -> None
     page.get_by_role("button", name="Effacer définitivement").click()
     expect(page.locator(".flash.success")).to_contain_text("effacées")
     heading = page.locator("h1")
+    expect(heading).to_contain_text("Membre n°")
     expect(heading).to_contain_text("Effacé")
     expect(heading).not_to_contain_text("Zoé")
     expect(page.locator("main")).not_to_contain_text(ZOE)
