@@ -11,7 +11,7 @@
     li.className = "card state-" + m.state;
     li.querySelector(".badge").textContent = m.label;
     var why = li.querySelector(".lock-reason");
-    if (why) { why.textContent = m.lock_reason ? " " + m.lock_reason : ""; }
+    if (why) { why.textContent = m.lock_reason ? " \u2014 " + m.lock_reason : ""; }
     var who = li.querySelector(".who");
     who.textContent = "";
     if (m.member) {
