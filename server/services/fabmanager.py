@@ -122,6 +122,41 @@ def save_config(db: Session, body: dict[str, Any], *, actor: str) -> FabmanagerC
     return cfg
 
 
+def mapping_lines(mapping: dict[str, Any]) -> str:
+    """The mapping as the web editor shows it: one `<id> = <target>` a line."""
+    out = []
+    for key in sorted(mapping, key=int):
+        target = mapping[key]
+        if isinstance(target, dict):
+            kind, slug = next(iter(target.items()))
+            out.append(f"{key} = {kind}:{slug}")
+        else:
+            out.append(f"{key} = {target}")
+    return "\n".join(out)
+
+
+def parse_mapping_lines(text: str, where: str, *, targets: bool) -> dict[str, Any]:
+    """The web editor's lines back to a mapping (`targets`: `machine:slug` or `group:slug`)."""
+    out: dict[str, Any] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        key, sep, value = (p.strip() for p in line.partition("="))
+        if not sep or not key.isdigit() or not value:
+            raise Invalid(N_("line %(n)s: write <Fab-manager id> = <target>"),
+                          {where: N_("one <id> = <target> a line")}, {"n": n})
+        if targets:
+            kind, colon, slug = value.partition(":")
+            if not colon or kind not in ("machine", "group") or not slug:
+                raise Invalid(N_("line %(n)s: the target is machine:<slug> or group:<slug>"),
+                              {where: N_("machine:<slug> or group:<slug>")}, {"n": n})
+            out[key] = {kind: slug}
+        else:
+            out[key] = value
+    return out
+
+
 def run_json(run: FabmanagerRun) -> dict[str, Any]:
     return {"id": run.id, "started_at": run.started_at.isoformat(), "ok": run.ok,
             "dry_run": run.dry_run, "message": run.message, "counts": run.counts,
