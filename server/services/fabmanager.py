@@ -205,9 +205,14 @@ def run_sync(db: Session, *, dry_run: bool = False, client_factory: ClientFactor
             raise FabmanagerError("the connector is not configured "
                                   "(PUT /api/v1/integrations/fabmanager)")
         client = client_factory(cfg)
+        # No transaction (and so no SQLite write lock) is held while Fab-manager answers.
+        db.rollback()
         users, user_trainings = client.users(), client.user_trainings()
         trainings, machines = client.trainings(), client.machines()
         reservations = client.reservations()
+        cfg = get_config(db)
+        if cfg is None:
+            raise FabmanagerError("the connector settings were removed during the run")
         members = _sync_members(db, cfg, users, result, now)
         _sync_authorizations(db, cfg, members, user_trainings,
                              {t.id: t.name for t in trainings}, result)

@@ -209,3 +209,19 @@ def test_edited_on_both_sides_and_vanished_are_reported(db: Session, lab: Any,
 def test_not_configured_is_a_clear_stop(db: Session, lab: Any) -> None:
     result = fm.run_sync(db)
     assert not result.ok and "not configured" in (result.message or "")
+
+
+def test_the_schedule_is_off_by_default_and_runs_when_set(db: Session, lab: Any, engine: Any,
+                                                          configured: FabmanagerStandIn) -> None:
+    from server.db import make_sessionmaker
+    from server.jobs import FabmanagerSync
+    from server.runner import CoreOptions
+    from server.settings import settings_from_env
+
+    assert CoreOptions.from_settings(settings_from_env({})).fabmanager_sync_min == 0
+    on = settings_from_env({"FABPASS_FABMANAGER_SYNC_MINUTES": "15"})
+    assert CoreOptions.from_settings(on).fabmanager_sync_min == 15
+    job = FabmanagerSync(make_sessionmaker(engine), 15 * 60)
+    result = job.run_once()
+    assert getattr(result, "ok", False) and job.runs == 1
+    assert _member(db, "chloe@example.org").name == "Chloé Petit"
