@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "demo": "fabpass.demo:demo",
     "member": "server.cli.privacy:member",
     "privacy": "server.cli.privacy:privacy",
+    "sync": "server.cli.sync:sync",
 }
 
 # one-line help shown by `fabpass --help` without importing every command
@@ -50,6 +51,7 @@ SUMMARIES: dict[str, str] = {
     "demo": "Run the whole system on this machine with seeded data.",
     "member": "A member's personal data: export, erase.",
     "privacy": "Retention: pseudonymise old usage detail.",
+    "sync": "Synchronise with Fab-manager.",
 }
 
 

@@ -28,6 +28,7 @@ PARTS = (
     "server.web.maintenance",  # maintenance pages
     "server.web.bookings",  # booking week views and iCal feeds
     "server.web.billing",  # paid use: tariffs, credit, statements, accounts
+    "server.web.integrations",  # the Fab-manager connector's page
     "server.web.demo",     # virtual badges panel, active only when DEMO
 )
 

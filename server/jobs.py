@@ -185,3 +185,24 @@ class AlertJob(PeriodicJob):
             weekly_summaries(db, utcnow(), public_url=self.public_url)
         self.runs += 1
         return result
+
+
+class FabmanagerSync(PeriodicJob):
+    """Runs the Fab-manager sync every `interval_s` (FABPASS_FABMANAGER_SYNC_MINUTES; off by
+    default). A failed run keeps the previous state and is recorded; the next round retries."""
+
+    name = "fabmanager"
+
+    def __init__(self, sessions: Callable[[], Any], interval_s: float) -> None:
+        super().__init__(interval_s, first_delay_s=min(interval_s, 30.0))
+        self.sessions = sessions
+
+    def run_once(self) -> object:
+        from server.services.fabmanager import get_config, run_sync
+
+        with self.sessions() as db:
+            if get_config(db) is None:
+                return None
+            result = run_sync(db)
+        self.runs += 1
+        return result

@@ -27,6 +27,7 @@ from server.db import check_migrated, make_engine, make_sessionmaker, writer_eng
 from server.jobs import (
     AlertJob,
     BookingWindow,
+    FabmanagerSync,
     Housekeeping,
     MailSender,
     RollupRefresher,
@@ -61,6 +62,7 @@ class CoreOptions:
     webhook_allow_hosts: tuple[str, ...] = ()
     alert_offline_s: float = 600.0
     public_url: str = "http://localhost:8000"
+    fabmanager_sync_min: float = 0.0  # 0: the Fab-manager schedule is off
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], **overrides: Any) -> CoreOptions:
@@ -78,6 +80,7 @@ class CoreOptions:
             webhook_allow_hosts=tuple(settings.get("WEBHOOK_ALLOW_HOSTS") or ()),
             alert_offline_s=float(settings.get("ALERT_NODE_OFFLINE_S") or cls.alert_offline_s),
             public_url=settings.get("PUBLIC_URL") or cls.public_url,
+            fabmanager_sync_min=float(settings.get("FABMANAGER_SYNC_MINUTES") or 0),
         )
         for key, value in overrides.items():
             setattr(opts, key, value)
@@ -103,6 +106,7 @@ class ServerCore:
         self.mail: MailSender | None = None
         self.webhooks: WebhookSender | None = None
         self.alerts: AlertJob | None = None
+        self.fabmanager: FabmanagerSync | None = None
         if options.ingest:
             self.ingest = Ingest(self.sessions, self.topics, self.link,
                                  batch_max=options.batch_max, batch_ms=options.batch_ms)
@@ -120,6 +124,8 @@ class ServerCore:
             self.webhooks = WebhookSender(self.sessions, list(options.webhook_allow_hosts))
             self.alerts = AlertJob(self.sessions, offline_after_s=options.alert_offline_s,
                                    public_url=options.public_url)
+            if options.fabmanager_sync_min > 0:
+                self.fabmanager = FabmanagerSync(self.sessions, options.fabmanager_sync_min * 60)
 
     def start(self) -> None:
         if self.ingest:
@@ -138,6 +144,8 @@ class ServerCore:
             self.webhooks.start()
         if self.alerts:
             self.alerts.start()
+        if self.fabmanager:
+            self.fabmanager.start()
         self.link.start()
         log.info("MQTT core started (%s, client id %s, ingest=%s, publisher=%s, shared=%s)",
                  self.link.target, self.options.client_id, bool(self.ingest),
@@ -152,6 +160,8 @@ class ServerCore:
             self.webhooks.stop()
         if self.alerts:
             self.alerts.stop()
+        if self.fabmanager:
+            self.fabmanager.stop()
         if self.rollups:
             self.rollups.stop()
         if self.housekeeping:

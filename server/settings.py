@@ -37,6 +37,8 @@ def settings_from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "MAIL_FROM": env.get("FABPASS_MAIL_FROM", "fabpass@localhost"),
         "PUBLIC_URL": env.get("FABPASS_PUBLIC_URL", "http://localhost:8000").rstrip("/"),
         "ALERT_NODE_OFFLINE_S": float(env.get("FABPASS_ALERT_NODE_OFFLINE_S", "600")),
+        # issue 18: minutes between Fab-manager syncs; 0 (default) turns the schedule off
+        "FABMANAGER_SYNC_MINUTES": float(env.get("FABPASS_FABMANAGER_SYNC_MINUTES", "0") or 0),
         "WEBHOOK_ALLOW_HOSTS": [h.strip().lower() for h in
                                 env.get("FABPASS_WEBHOOK_ALLOW_HOSTS", "").split(",") if h.strip()],
     }

@@ -99,6 +99,7 @@ RESOURCES = (
     "server.api.bookings",
     "server.api.billing",
     "server.api.webhooks",
+    "server.api.integrations",
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.api import openapi_billing as billing
+from server.api import openapi_integrations as integrations
 from server.services.machines import MACHINE_KINDS
 
 ERR = {"$ref": "#/components/responses/Error"}
@@ -325,7 +326,7 @@ def document() -> dict[str, Any]:
                                 "site): lists are filtered, another site's object answers 403."},
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
-        "paths": {**PATHS, **billing.PATHS},
+        "paths": {**PATHS, **billing.PATHS, **integrations.PATHS},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {**SCHEMAS, **billing.SCHEMAS},

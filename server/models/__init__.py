@@ -41,6 +41,7 @@ from server.models.enums import (
     MachineKind,
     UserRole,
 )
+from server.models.integrations import FabmanagerConfig, FabmanagerLink, FabmanagerRun
 from server.models.logins import WebLogin
 from server.models.maintenance import (
     MaintenanceLog,
@@ -89,6 +90,7 @@ from server.models.users import (
 )
 
 __all__ = [
+    "FabmanagerConfig", "FabmanagerLink", "FabmanagerRun",
     "UniqueConstraint",
     "AclDirty",
     "AlertOptOut",
