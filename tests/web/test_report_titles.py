@@ -70,6 +70,10 @@ def test_report_titles_name_the_site(fr: Any) -> None:
     funder = fr.get(f"/reports/funder?site=lab&{PERIOD}").get_data(as_text=True)
     assert h1(funder).endswith("— Main lab") and "<title>" in funder
     assert "Main lab" in funder.split("<title>", 1)[1].split("</title>", 1)[0]
+    # the period in words, not ISO dates: "Du 24 octobre 2026 au 4 décembre 2026 (inclus)."
+    period = re.search(r"<h1>.*?</h1>\s*<p>(.*?)</p>", funder, re.S)
+    assert period and not re.search(r"\d{4}-\d{2}-\d{2}", period.group(1)), period
+    assert re.search(r"\d{1,2} \w+ \d{4}", period.group(1)), period.group(1)
     everything = h1(fr.get(f"/reports/?site=&{PERIOD}").get_data(as_text=True))
     assert everything.endswith("— tous les sites"), everything
 
