@@ -34,6 +34,12 @@ if [ -z "${FABPASS_TEST_DATABASE_URL:-}" ]; then
     export FABPASS_TEST_DATABASE_URL=$url
 fi
 
+# axe-core (accessibility checks injected by the browser tests): npm, into the git-ignored .cache/npm.
+if [ ! -f .cache/npm/node_modules/axe-core/axe.min.js ]; then
+    command -v npm >/dev/null || apt_install npm
+    npm install --prefix .cache/npm --no-audit --no-fund --no-save axe-core@4
+fi
+
 export FABPASS_CHROMIUM=${FABPASS_CHROMIUM:-$(command -v chromium)}
 export FABPASS_NO_SKIP=1
 .venv/bin/ruff check .

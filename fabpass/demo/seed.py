@@ -50,6 +50,32 @@ MACHINES = [
 
 PRINTERS_GROUP = ("printers", "All 3D printers")
 
+LANGUAGES = ("fr", "en")
+DEFAULT_LANG = "fr"
+
+# What a person reads in the seeded rows, in the demo's language. Stored data is not translated
+# when shown (a manager's own task names are not catalog messages), so the seed itself is
+# written in the language of the lab it pretends to be: French by default.
+TEXTS: dict[str, dict[str, str]] = {
+    "fr": {
+        "Laser Trotec Speedy 300": "Découpe laser Trotec Speedy 300",
+        "Prusa MK4 · centre": "Imprimante Prusa MK4 · Centre",
+        "Prusa MK4 · nord": "Imprimante Prusa MK4 · Nord",
+        "All 3D printers": "Toutes les imprimantes 3D",
+        "Clean the lens and mirrors": "Nettoyer la lentille et les miroirs",
+        "Check the tube and the water cooling": "Contrôler le tube et le refroidissement à eau",
+        "Clean the nozzle and the bed": "Nettoyer la buse et le plateau",
+        "Lubricate the axes": "Graisser les axes",
+        "demo": "démo",
+    },
+    "en": {},
+}
+
+
+def text(lang: str, english: str) -> str:
+    """The seeded wording of `english` in `lang` (English itself when no translation)."""
+    return TEXTS.get(lang, {}).get(english, english)
+
 
 # Listed with this `until`, so the node itself refuses her with `expired` once it has passed.
 CHLOE_LASER_EXPIRY = timedelta(minutes=2)
@@ -106,13 +132,18 @@ MEMBERS = [
 UNKNOWN_UID = "DEADBEEF"  # a card nobody enrolled, offered by the panel
 
 
-def seed(db: Any, rng: random.Random | None = None, now: datetime | None = None) -> None:
+def seed(db: Any, rng: random.Random | None = None, now: datetime | None = None,
+         lang: str = DEFAULT_LANG) -> None:
     """Insert the demo's sites, machines, nodes, members, badges, trainings and past usage.
 
     Written against the models directly (not the service layer) so it is one
-    transaction the caller commits, before any node or publisher runs.
+    transaction the caller commits, before any node or publisher runs. `lang` ("fr" or "en")
+    is the language of the names a person reads (machines, group, maintenance tasks).
     """
     from server import models as m
+
+    if lang not in LANGUAGES:
+        raise ValueError(f"lang: {lang!r} is not one of {', '.join(LANGUAGES)}")
 
     rng = rng or random.Random(7)
     now = now or datetime.now(UTC)
@@ -121,12 +152,12 @@ def seed(db: Any, rng: random.Random | None = None, now: datetime | None = None)
     machines: dict[str, Any] = {}
     for spec in MACHINES:
         node = m.Node(slug=spec.slug, site=sites[spec.site])
-        machine = m.Machine(slug=spec.slug, name=spec.name, site=sites[spec.site],
+        machine = m.Machine(slug=spec.slug, name=text(lang, spec.name), site=sites[spec.site],
                             kind=m.MachineKind(spec.kind), node=node, policy=dict(spec.policy),
                             requires_authorization=True, hourly_rate=spec.hourly_rate)
         db.add_all([node, machine])
         machines[spec.slug] = machine
-    group = m.MachineGroup(slug=PRINTERS_GROUP[0], name=PRINTERS_GROUP[1],
+    group = m.MachineGroup(slug=PRINTERS_GROUP[0], name=text(lang, PRINTERS_GROUP[1]),
                            machines=[machines["printer-1"], machines["printer-2"]])
     db.add(group)
     db.flush()
@@ -158,7 +189,7 @@ def seed(db: Any, rng: random.Random | None = None, now: datetime | None = None)
     db.flush()
     _seed_usage(db, m, machines, users_of, rng, now)
     db.flush()
-    _seed_maintenance(db, m, machines, now)
+    _seed_maintenance(db, m, machines, now, lang)
 
 
 # (machine, task, every N active hours, hours left at the start: < 0 overdue, small = due)
@@ -170,7 +201,8 @@ MAINTENANCE = [
 ]
 
 
-def _seed_maintenance(db: Any, m: Any, machines: dict[str, Any], now: datetime) -> None:
+def _seed_maintenance(db: Any, m: Any, machines: dict[str, Any], now: datetime,
+                      lang: str) -> None:
     """Tasks whose last intervention makes one overdue, one due soon and two fine."""
     from sqlalchemy import func, select
 
@@ -178,11 +210,11 @@ def _seed_maintenance(db: Any, m: Any, machines: dict[str, Any], now: datetime) 
         machine = machines[slug]
         total = (db.scalar(select(func.coalesce(func.sum(m.UsageSession.active_s), 0.0))
                            .where(m.UsageSession.machine_id == machine.id)) or 0.0) / 3600.0
-        task = m.MaintenanceTask(machine=machine, name=name, interval_active_h=interval)
+        task = m.MaintenanceTask(machine=machine, name=text(lang, name), interval_active_h=interval)
         db.add(task)
         done_at_hours = total - (interval - left)
         if done_at_hours > 0:  # otherwise: never done since the machine's first hour
-            db.add(m.MaintenanceLog(machine_id=machine.id, task=task, note="demo",
+            db.add(m.MaintenanceLog(machine_id=machine.id, task=task, note=text(lang, "demo"),
                                     done_at=now - timedelta(days=3),
                                     active_hours_at=round(done_at_hours, 2)))
 
@@ -227,8 +259,9 @@ def _seed_usage(db: Any, m: Any, machines: dict[str, Any], users_of: dict[str, l
                                             else "7C21E4A8", "reason": reason}))
 
 
-def ensure_admin(db: Any, password: str) -> None:
-    """Create the demo's admin login, or reset its password on a reused data dir."""
+def ensure_admin(db: Any, password: str, lang: str | None = None) -> None:
+    """Create the demo's admin login, or reset its password on a reused data dir; `lang` is
+    the language of the admin's mails (kept if already set)."""
     from sqlalchemy import select
 
     from server import models as m
@@ -236,7 +269,7 @@ def ensure_admin(db: Any, password: str) -> None:
 
     user = db.scalar(select(m.User).where(m.User.email == ADMIN_EMAIL))
     if user is None:
-        user = m.User(email=ADMIN_EMAIL, role=m.UserRole.admin, password_hash="", locale=None)
+        user = m.User(email=ADMIN_EMAIL, role=m.UserRole.admin, password_hash="", locale=lang)
         db.add(user)
     user.password_hash = hash_password(password)
     user.active = True

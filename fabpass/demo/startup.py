@@ -21,7 +21,9 @@ import click
 from fabpass.demo.processes import DemoNode, DemoNodes, node_config
 from fabpass.demo.seed import (
     ADMIN_EMAIL,
+    DEFAULT_LANG,
     IDLE_END_S,
+    LANGUAGES,
     MACHINES,
     MEMBERS,
     TIMEZONE,
@@ -63,8 +65,9 @@ class Demo:
     """Everything `fabpass demo` starts, in order, and stops in reverse order."""
 
     def __init__(self, data_dir: Path | None = None, port: int | None = None,
-                 host: str = "127.0.0.1", broker: str = "auto") -> None:
+                 host: str = "127.0.0.1", broker: str = "auto", lang: str = DEFAULT_LANG) -> None:
         self.broker_kind = broker
+        self.lang = lang
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="fabpass-demo-")).resolve()
         self.host = host
@@ -117,9 +120,9 @@ class Demo:
         try:
             with make_sessionmaker(engine)() as db:
                 if db.scalar(select(m.Site.id).limit(1)) is None:
-                    seed(db)
+                    seed(db, lang=self.lang)
                     log.info("demo data seeded in %s", self.data_dir)
-                ensure_admin(db, self.password)
+                ensure_admin(db, self.password, lang=self.lang)
                 db.commit()
         finally:
             engine.dispose()
@@ -240,7 +243,10 @@ def start_server_parts(app: Any, host: str, port: int) -> list[tuple[str, Callab
 @click.option("--broker", type=click.Choice(["auto", "mosquitto", "embedded"]), default="auto",
               show_default=True,
               help="auto: Mosquitto if installed, else the embedded Python broker (MQTT 3.1.1)")
-def demo(data_dir: Path | None, port: int | None, broker: str) -> None:
+@click.option("--lang", type=click.Choice(list(LANGUAGES)), default=DEFAULT_LANG, show_default=True,
+              help="language of the seeded names (machines, group, maintenance tasks) and of "
+                   "the admin's mails")
+def demo(data_dir: Path | None, port: int | None, broker: str, lang: str) -> None:
     """Run a broker, the server and three simulated nodes with seeded data."""
     stop = threading.Event()
 
@@ -250,7 +256,7 @@ def demo(data_dir: Path | None, port: int | None, broker: str) -> None:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    the_demo = Demo(data_dir, port, broker=broker)
+    the_demo = Demo(data_dir, port, broker=broker, lang=lang)
     try:
         the_demo.start()
     except Exception as exc:

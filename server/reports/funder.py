@@ -66,9 +66,10 @@ def funder_report(db: Session, since: datetime, until: datetime,
                         "active_hours": MASKED if small else round(r["active_hours"], 1)})
     by_tag = [{"tag": tag, "members": mask(n)}
               for tag, n in _members_by_tag(db, everyone)]
-    site_slug = None
+    site_slug = site_name = None
     if site_id is not None:
-        site_slug = db.scalar(sa.select(Site.slug).where(Site.id == site_id))
+        row = db.execute(sa.select(Site.slug, Site.name).where(Site.id == site_id)).one()
+        site_slug, site_name = row.slug, row.name
     summary = {
         "members": mask(tot["members"]),
         "new_members": mask(new_members),
@@ -85,7 +86,8 @@ def funder_report(db: Session, since: datetime, until: datetime,
                  for k in ("members", "sessions", "hours", "active_hours")]
     rows += [{"section": "tag", "key": r["tag"], "metric": "members", "value": r["members"]}
              for r in by_tag]
-    return {"since": since_a, "until": until_a, "site": site_slug, "summary": summary,
+    return {"since": since_a, "until": until_a, "site": site_slug, "site_name": site_name,
+            "summary": summary,
             "by_kind": by_kind, "by_tag": by_tag, "rows": rows}
 
 

@@ -32,6 +32,10 @@
     var more = wrap.scrollWidth - wrap.clientWidth - wrap.scrollLeft > 2;
     wrap.classList.toggle("more-right", more);
     wrap.classList.toggle("more-left", wrap.scrollLeft > 2);
+    // a region that scrolls must be reachable with the keyboard (WCAG 2.1.1; axe
+    // scrollable-region-focusable)
+    if (wrap.scrollWidth > wrap.clientWidth) { wrap.setAttribute("tabindex", "0"); }
+    else { wrap.removeAttribute("tabindex"); }
   }
   document.querySelectorAll(".table-wrap").forEach(function (wrap) {
     hint(wrap);

@@ -34,6 +34,7 @@ from server.security import verify_password
 from server.services import logins, machine_state
 from server.web import labels
 from server.web.blueprint import bp, id_url
+from server.web.first_run import guide_steps
 
 
 class LoginForm(FlaskForm):
@@ -240,7 +241,7 @@ def dashboard() -> Any:
     return render_template(
         "dashboard.html", machines=machine_states(copy=False), labels=state_labels(),
         used_by=Markup(_("Used by %(name)s since %(since)s")),
-        machine_url=id_url("web.machine_detail", "machine_id"))
+        machine_url=id_url("web.machine_detail", "machine_id"), first_run=guide_steps())
 
 
 def state_labels() -> dict[str, Markup]:

@@ -244,6 +244,10 @@ def usage() -> Any:
         openable = {mid for mid, (_name, sid) in found.items() if auth.can_manage_site(me, sid)}
         for r in rows:
             r["name"] = names.get(r["member"])
+    elif group == "site":
+        site_names = _site_names()
+        for r in rows:
+            r["name"] = site_names.get(r["site"])
     if request.args.get("format") == "csv":
         return web_csv(rows, f"usage-{group}-{first}-{last}", group_by=group)
     chart = None
@@ -262,7 +266,18 @@ def usage() -> Any:
     return render_template("reports/usage.html", rows=rows, chart=chart, group=group,
                            groups=GROUPS, first=first, last=last, site=site, sites=sites,
                            consortium=_consortium_allowed(), sort=sort, direction=direction,
-                           open_count=open_count, openable=openable)
+                           open_count=open_count, openable=openable,
+                           site_name=_site_title(site))
+
+
+def _site_names() -> dict[str, str]:
+    """Site slug -> name: a person reads the name (rows grouped by site, report titles)."""
+    return {s.slug: s.name for s in services.sites_by_name(page_db())}
+
+
+def _site_title(site: str | None) -> str:
+    """What a report's title says it covers: the site's name, or every site."""
+    return _site_names().get(site, site) if site else _("all sites")
 
 
 def _open_sessions(site: str | None) -> int:
@@ -292,6 +307,8 @@ def denied() -> Any:
     rows, sort, direction = _sorted(rows, [group, "denied"])
     return render_template("reports/denied.html", rows=rows, group=group, groups=DENIED_GROUPS,
                            names=_member_names(rows) if group == "member" else {},
+                           site_names=_site_names() if group == "site" else {},
+                           site_name=_site_title(site),
                            first=first, last=last, site=site, sites=sites,
                            consortium=_consortium_allowed(), sort=sort, direction=direction)
 

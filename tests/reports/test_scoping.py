@@ -85,7 +85,7 @@ def test_manager_default_is_their_first_site(app: Flask) -> None:
     assert csv_lines(client, f"/reports/denied?{PERIOD}&group_by=site&format=csv") == [
         "site,denied", "paris,4"]
     funder = client.get(f"/reports/funder?{PERIOD}").get_data(as_text=True)
-    assert "Activity report — paris" in funder
+    assert "Activity report — Paris" in funder  # the name, not the slug
     assert "summary,sessions,sessions,5" in csv_lines(client, f"/reports/funder?{PERIOD}&format=csv")
     # a manager of two sites: both offered, the first by name (HQ) by default
     both = login(app, "both@example.org")
@@ -127,7 +127,7 @@ def test_admin_reads_any_site_and_the_consortium(app: Flask) -> None:
         "site,denied", "hq,1"]
     assert "Activity report — all sites" in admin.get(f"/reports/funder?{PERIOD}").get_data(
         as_text=True)
-    assert "Activity report — hq" in admin.get(f"/reports/funder?{PERIOD}&site=hq").get_data(
+    assert "Activity report — HQ" in admin.get(f"/reports/funder?{PERIOD}&site=hq").get_data(
         as_text=True)
     assert admin.get(f"/reports/funder?{PERIOD}&site=hq&format=csv").status_code == 200
 
