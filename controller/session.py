@@ -32,7 +32,7 @@ from controller.bookings import BookingBook
 from controller.clock import Clock
 from controller.nodetime import NodeTime
 from controller.policy import Policy
-from controller.session_record import Session, _Signoff
+from controller.session_record import Session, _Signoff, badge_tag
 from controller.session_record import rounded_s as _r
 from firmware_config.node_config import SessionConfig
 from protocol import AccessList, BadgeEntry, Command, format_ts, parse_ts
@@ -197,10 +197,12 @@ class NodeMachine(ActuatorInputs):
             so = self._signoff
             if so is not None and now < so.until:
                 if uid == so.trainer:
-                    log.info("sign-off: trainer %s tapped again; waiting for the trainee", uid)
+                    log.info("sign-off: trainer %s tapped again; waiting for the trainee",
+                             self._who(uid))
                     return acts
                 self._signoff = None
-                log.info("training signed: trainer %s, trainee %s", so.trainer, uid)
+                log.info("training signed: trainer %s, trainee %s", self._who(so.trainer),
+                         self._who(uid))
                 acts.append(self._emit("training.signed", {"trainer_uid": so.trainer,
                                                            "trainee_uid": uid}))
                 acts.append(SignalAction("signed"))
@@ -215,20 +217,20 @@ class NodeMachine(ActuatorInputs):
         if uid == s.uid:
             if (s.role == "trainer" and s.finishing is None
                     and now - s.started_mono <= DOUBLE_TAP_S):
-                log.info("trainer %s double tap: session cancelled, sign-off for %.0f s", uid,
-                         SIGNOFF_S)
+                log.info("trainer %s double tap: session cancelled, sign-off for %.0f s",
+                         self._who(uid), SIGNOFF_S)
                 self._end("badge_out", acts)
                 self._signoff = _Signoff(uid, now + SIGNOFF_S)
                 acts.append(SignalAction("signoff"))
                 return acts
             if s.grace_until is not None:  # present mode: the card is back
                 s.grace_until = None
-                log.info("badge %s back on the reader: session resumes", uid)
+                log.info("session %s: badge back on the reader: session resumes", s.id)
                 if s.warned:
                     self._extend(s, now, acts)
                 return acts
             if s.finishing is not None:  # badged again while finishing: not done after all
-                log.info("badge %s again while finishing: session resumes", uid)
+                log.info("session %s: badge again while finishing: session resumes", s.id)
                 s.finishing = None
                 self._set_relay(True, acts)
                 if s.warned or (s.deadline is not None and now >= s.deadline):
@@ -250,7 +252,7 @@ class NodeMachine(ActuatorInputs):
         if not self.policy.handover:
             self._deny(uid, "in_use", acts)
             return acts
-        log.info("handover from %s to %s", s.uid, uid)
+        log.info("handover from %s to %s", self._who(s.uid), self._who(uid))
         self._end("handover", acts, relay_off=False)
         self._start(entry, acts)
         return acts
@@ -264,7 +266,7 @@ class NodeMachine(ActuatorInputs):
         grace = self.policy.grace_s
         if grace:
             s.grace_until = self.clock.monotonic() + grace
-            log.info("badge %s removed: %.0f s grace", uid, grace)
+            log.info("session %s: badge removed: %.0f s grace", s.id, grace)
         else:
             self._request_end("badge_removed", acts)
         return acts
@@ -402,11 +404,12 @@ class NodeMachine(ActuatorInputs):
                 "reason": "power_loss",
             }
         except (KeyError, TypeError, ValueError, ProtocolError) as exc:
-            log.error("unreadable session checkpoint %r (%s): dropping it", checkpoint, exc)
+            log.debug("unreadable session checkpoint %r", checkpoint)
+            log.error("unreadable session checkpoint (%s): dropping it", exc)
             return []
         self.raise_floor(last)
-        log.warning("session %s of %s was open when the node stopped: ending it as power_loss",
-                    data["session"], data["uid"])
+        log.warning("session %s of member %s was open when the node stopped: ending it as "
+                    "power_loss", data["session"], data["member"])
         return [self._emit("session.ended", data, clear_checkpoint=True)]
 
     # ------------------------------------------------------------ status
@@ -467,12 +470,20 @@ class NodeMachine(ActuatorInputs):
             acts.append(RelayAction(on))
 
     def _deny(self, uid: str, reason: str, acts: list[Action]) -> None:
-        log.info("badge %s denied: %s", uid, reason)
+        log.debug("badge %s denied: %s", uid, reason)
+        log.info("badge %s denied: %s", self._who(uid), reason)
         data: dict[str, Any] = {"uid": uid, "reason": reason}
         if reason == "booked" and self._booked_until is not None:
             data["until"] = format_ts(self._booked_until)
         acts.append(self._emit("badge.denied", data))
         acts.append(SignalAction("denied"))
+
+    def _who(self, uid: str) -> str:
+        """How INFO logs name a badge: its member id when listed, else a keyed hash (no UID)."""
+        entry = self._entries.get(uid)
+        if entry is not None:
+            return f"{badge_tag(uid)} (member {entry.member})"
+        return badge_tag(uid)
 
     def _session_data(self, s: Session) -> dict[str, Any]:
         return {"session": s.id, "uid": s.uid, "member": s.member}
@@ -480,7 +491,8 @@ class NodeMachine(ActuatorInputs):
     def _start(self, entry: BadgeEntry, acts: list[Action]) -> None:
         if self.actuator_confirms and not self.relay:
             self._pending = entry
-            log.info("badge %s granted: waiting for the plug to confirm 'on'", entry.uid)
+            log.info("badge %s granted: waiting for the plug to confirm 'on'",
+                     self._who(entry.uid))
             self._set_relay(True, acts)
             return
         self._begin(entry, acts)
@@ -495,8 +507,9 @@ class NodeMachine(ActuatorInputs):
             s.deadline = now + self.policy.max_session_s
         self.session = s
         self.slots.started(s.member, self.time.decision_time())
-        log.info("session %s started: badge %s, member %s (%s mode)", s.id, s.uid, s.member,
-                 s.mode)
+        log.debug("session %s started: badge %s", s.id, s.uid)
+        log.info("session %s started: member %s, badge %s (%s mode)", s.id, s.member,
+                 badge_tag(s.uid), s.mode)
         self._set_relay(True, acts)
         acts.append(self._emit("session.started", self._session_data(s),
                                checkpoint=self.checkpoint()))

@@ -7,6 +7,9 @@ modules share them without importing each other.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,3 +46,14 @@ class _Signoff:
 def rounded_s(seconds: float) -> float:
     """Seconds as events carry them: never negative, to the millisecond."""
     return round(max(seconds, 0.0), 3)
+
+
+# A key drawn once per process: the short tag names one badge across the lines of one run
+# (enough to follow a tap in the log) but cannot be turned back into the UID, nor matched
+# against another node's or another run's log.
+_LOG_KEY = secrets.token_bytes(16)
+
+
+def badge_tag(uid: str) -> str:
+    """A short keyed hash of a badge UID for INFO logs (the UID itself only at DEBUG)."""
+    return "#" + hmac.new(_LOG_KEY, uid.encode(), hashlib.sha256).hexdigest()[:8]
