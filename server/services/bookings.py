@@ -32,6 +32,7 @@ from protocol.acl import BOOKING_DEFAULTS
 from server.errors import N_, Conflict, Invalid, NotFound
 from server.models import Booking, Machine, MachineGroup, Setting
 from server.services import webhooks
+from server.services.access import machine_ids_in_sites
 from server.services.audit import audit
 from server.services.common import (
     DEFAULT_PER_PAGE,
@@ -229,21 +230,28 @@ def list_bookings(db: Session, *, machine_id: int | None = None, member_id: int 
                   site_ids: Collection[int] | None = None, machine_ids: Collection[int] | None = None,
                   page: int | None = 1, per_page: int | None = DEFAULT_PER_PAGE) -> Page[Booking]:
     """Bookings (not cancelled) overlapping [since, until), by start time."""
-    stmt = select(Booking).where(Booking.cancelled_at.is_(None)).order_by(Booking.start, Booking.id)
+    stmt = live_bookings(since, until, site_ids).order_by(Booking.start, Booking.id)
     if machine_id is not None:
         stmt = stmt.where(Booking.machine_id == machine_id)
     if machine_ids is not None:
         stmt = stmt.where(Booking.machine_id.in_(sorted(machine_ids)))
     if member_id is not None:
         stmt = stmt.where(Booking.member_id == member_id)
+    return paginate(db, stmt, page, per_page)
+
+
+def live_bookings(since: datetime | None, until: datetime | None,
+                  site_ids: Collection[int] | None) -> Select[Any]:
+    """Bookings not cancelled, overlapping [since, until), on machines of `site_ids` (None:
+    every site): the one query behind the bookings list and the bookings report."""
+    stmt = select(Booking).where(Booking.cancelled_at.is_(None))
     if since is not None:
         stmt = stmt.where(Booking.end > since)
     if until is not None:
         stmt = stmt.where(Booking.start < until)
     if site_ids is not None:
-        stmt = stmt.where(Booking.machine_id.in_(
-            select(Machine.id).where(Machine.site_id.in_(sorted(site_ids)))))
-    return paginate(db, stmt, page, per_page)
+        stmt = stmt.where(Booking.machine_id.in_(machine_ids_in_sites(site_ids)))
+    return stmt
 
 
 def hit_by_lock(booking: Booking, now: datetime | None = None) -> bool:
