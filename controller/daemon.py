@@ -40,6 +40,7 @@ from controller.actuators import Actuator, Report, apply_reports, make_actuator
 from controller.clock import Clock, SystemClock
 from controller.hardware import Hardware
 from controller.inbox import RelayFault, log_failed_message
+from controller.resend import ResendSchedule
 from controller.sdnotify import notify, watchdog_interval
 from controller.session import (
     Action,
@@ -59,8 +60,6 @@ log = logging.getLogger(__name__)
 TICK_S = 0.1  # timer resolution of the decision thread
 CHECKPOINT_EVERY_S = 10.0
 STATUS_EVERY_S = 300.0
-RESEND_MIN_S = 2.0
-RESEND_MAX_S = 30.0  # contract: unacked events are resent after at most 30 s
 EXIT_FAILURE = 70  # the decision thread crashed (EX_SOFTWARE)
 
 
@@ -102,9 +101,7 @@ class NodeDaemon:
         self.reader_loop: ReaderLoop | None = None
         self.connected = False
         self._signals = 0
-        self._sent_at: dict[str, float] = {}
-        self._backoff = RESEND_MIN_S
-        self._next_resend = 0.0
+        self._resends = ResendSchedule()  # controller/resend.py
         self._last_status: dict[str, Any] | None = None
         self._last_status_at = -math.inf
         self._last_checkpoint = -math.inf
@@ -394,16 +391,13 @@ class NodeDaemon:
         elif topic == self.t_ack:
             ack = Ack.decode(payload)
             done = outbox.acknowledge(ack.ids + ack.rejected)
-            for event_id in ack.ids + ack.rejected:
-                self._sent_at.pop(event_id, None)
+            self._resends.acked(ack.ids + ack.rejected, self.clock.monotonic())
             self._backlog = outbox.count()
             if ack.rejected:
                 log.warning("server rejected %d event(s) %s%s (kept in its dead-letter "
                             "record)", len(ack.rejected), ", ".join(ack.rejected[:5]),
                             ", …" if len(ack.rejected) > 5 else "")
             log.debug("ack: %d event(s) done, %d waiting", done, self._backlog)
-            self._backoff = RESEND_MIN_S
-            self._next_resend = self.clock.monotonic() + self._backoff
         elif topic == self.t_cmd:
             if not payload:
                 return
@@ -461,10 +455,7 @@ class NodeDaemon:
             return
         info = self.client.publish(self.t_event, payload, qos=1)
         self._last_info = info
-        now = self.clock.monotonic()
-        self._sent_at[event_id] = now
-        if self._next_resend < now + self._backoff:
-            self._next_resend = now + self._backoff
+        self._resends.sent(event_id, self.clock.monotonic())
 
     def _resend(self, *, force: bool = False) -> None:
         """Publish the unacked events: all of them on (re)connect, else those unacked for a while."""
@@ -473,15 +464,12 @@ class NodeDaemon:
         now = self.clock.monotonic()
         if not self.connected:
             return
-        due = [(i, p) for i, p in outbox.pending()
-               if force or now - self._sent_at.get(i, -math.inf) >= self._backoff]
+        due = self._resends.due(outbox.pending(), now, force=force)
         if due:
             log.info("sending %d unacked event(s)", len(due))
             for event_id, payload in due:
                 self._publish_event(event_id, payload)
-            if not force:
-                self._backoff = min(self._backoff * 2, RESEND_MAX_S)
-        self._next_resend = now + self._backoff
+        self._resends.round_done(now, resent=bool(due), force=force)
 
     def _publish_status(self) -> None:
         machine, client = self.machine, self.client
@@ -515,7 +503,7 @@ class NodeDaemon:
     def _housekeeping(self, now: float) -> None:
         machine, outbox = self.machine, self.outbox
         assert machine and outbox
-        if self.connected and now >= self._next_resend:
+        if self.connected and self._resends.is_due(now):
             self._resend()
         if machine.session is not None and now - self._last_checkpoint >= CHECKPOINT_EVERY_S:
             checkpoint = machine.checkpoint()

@@ -11,23 +11,36 @@ Only `badge_placed` ever switches the relay on: no list, command or retained
 message can start a session by itself. With a smart plug (`actuator_confirms`)
 the session starts only once the plug confirmed "on" (`actuator_confirmed`);
 otherwise the badge is refused (`actuator_failed`, docs/actuators.md).
+
+Split by concern: the action types (controller/actions.py), the merged policy
+(controller/policy.py), the session record (controller/session_record.py), the plug's
+inputs (controller/actuator_inputs.py) and the bookings (controller/bookings.py) live
+beside this module; the badge and timer rules stay here.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from controller.actions import Action, EmitAction, RelayAction, ResyncAction, SignalAction
+from controller.actuator_inputs import ActuatorInputs
 from controller.bookings import BookingBook
 from controller.clock import Clock
 from controller.nodetime import NodeTime
+from controller.policy import Policy
+from controller.session_record import Session, _Signoff, badge_tag
+from controller.session_record import rounded_s as _r
+from controller.session_status import StatusAndRecovery
 from firmware_config.node_config import SessionConfig
-from protocol import AccessList, BadgeEntry, Command, format_ts, parse_ts
-from protocol.errors import ProtocolError
+from protocol import AccessList, BadgeEntry, Command, format_ts
+
+# Re-exported: the daemon, the actuator drivers and the tests import these from here.
+__all__ = ["Action", "EmitAction", "NodeMachine", "Policy", "RelayAction", "ResyncAction",
+           "Session", "SignalAction", "credit_refusal"]
 
 log = logging.getLogger(__name__)
 
@@ -40,136 +53,8 @@ COMMAND_MAX_AGE_S = 30.0  # older commands are ignored (node wall clock)
 _SOFT_END = ("badge_out", "badge_removed", "timeout", "idle", "shutdown")
 
 
-# ---------------------------------------------------------------- actions
-
-
-@dataclass(frozen=True)
-class RelayAction:
-    on: bool
-
-
-@dataclass(frozen=True)
-class EmitAction:
-    """An event to store in the outbox and publish.
-
-    `checkpoint`: the open session's checkpoint to store in the same
-    transaction; `clear_checkpoint`: the session ended, drop it atomically.
-    """
-
-    type: str
-    data: dict[str, Any]
-    ts: datetime
-    checkpoint: dict[str, Any] | None = None
-    clear_checkpoint: bool = False
-
-
-@dataclass(frozen=True)
-class SignalAction:
-    """LED/buzzer feedback: granted, denied, warning, signoff, signed, identify, extended."""
-
-    pattern: str
-
-
-@dataclass(frozen=True)
-class ResyncAction:
-    """Republish the status and resend the whole outbox now."""
-
-
-Action = RelayAction | EmitAction | SignalAction | ResyncAction
-
-
-# ---------------------------------------------------------------- policy
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The effective session policy: the list's `policy` over the config's defaults."""
-
-    mode: str = "tap"
-    max_session_s: float | None = None
-    warn_before_s: float | None = 300
-    grace_s: float | None = 10
-    idle_end_s: float | None = None
-    power_off: str = "immediate"
-    handover: bool = False
-    end_on_revoke: bool = False
-    on_stale: str = "deny"
-    heartbeat_s: float = 60
-
-    @classmethod
-    def merge(cls, defaults: SessionConfig, policy: dict[str, Any] | None) -> Policy:
-        """Absent key → config default; `null` → off (numbers None, booleans False,
-        choices fall back to the default because they have no "off")."""
-        policy = policy or {}
-
-        def pick(key: str, default: Any) -> Any:
-            return policy[key] if key in policy else default
-
-        def choice(key: str, default: str) -> str:
-            value = policy.get(key, default)
-            return default if value is None else str(value)
-
-        hb = _num(policy.get("heartbeat_s"))
-        heartbeat = hb if hb is not None else float(defaults.heartbeat_s)
-        return cls(
-            mode=choice("mode", defaults.mode),
-            max_session_s=_num(pick("max_session_s", defaults.max_session_s)),
-            warn_before_s=_num(pick("warn_before_s", defaults.warn_before_s)),
-            grace_s=_num(pick("grace_s", defaults.grace_s)),
-            idle_end_s=_num(pick("idle_end_s", defaults.idle_end_s)),
-            power_off=choice("power_off", defaults.power_off),
-            handover=bool(pick("handover", defaults.handover)),
-            end_on_revoke=bool(pick("end_on_revoke", defaults.end_on_revoke)),
-            on_stale=choice("on_stale", defaults.on_stale),
-            heartbeat_s=max(heartbeat, 1.0),
-        )
-
-
-def _num(value: Any) -> float | None:
-    """A positive finite number of seconds, else None (off): NaN and infinities are not times."""
-    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        seconds = float(value)
-    except OverflowError:  # an integer beyond any float
-        return None
-    return seconds if math.isfinite(seconds) and seconds > 0 else None
-
-
-# ---------------------------------------------------------------- session
-
-
 @dataclass
-class Session:
-    id: str
-    uid: str
-    member: int | None
-    role: str
-    mode: str
-    started_wall: datetime
-    started_mono: float
-    last_heartbeat: float
-    deadline: float | None = None  # max_session_s end (monotonic)
-    warned: bool = False
-    grace_until: float | None = None  # present mode: card off the reader until then
-    finishing: str | None = None  # pending end reason while waiting for the machine to idle
-    active_acc: float = 0.0
-    busy_since: float | None = None
-    energy_wh: float | None = None  # measured by a plug during the session
-
-
-    def active_s(self, now: float) -> float:
-        return self.active_acc + (now - self.busy_since if self.busy_since is not None else 0.0)
-
-
-@dataclass
-class _Signoff:
-    trainer: str
-    until: float
-
-
-@dataclass
-class NodeMachine:
+class NodeMachine(ActuatorInputs, StatusAndRecovery):
     """Badge → decision → relay, per contract section 2 (see docs/node.md for the rules)."""
 
     node_id: str
@@ -312,10 +197,12 @@ class NodeMachine:
             so = self._signoff
             if so is not None and now < so.until:
                 if uid == so.trainer:
-                    log.info("sign-off: trainer %s tapped again; waiting for the trainee", uid)
+                    log.info("sign-off: trainer %s tapped again; waiting for the trainee",
+                             self._who(uid))
                     return acts
                 self._signoff = None
-                log.info("training signed: trainer %s, trainee %s", so.trainer, uid)
+                log.info("training signed: trainer %s, trainee %s", self._who(so.trainer),
+                         self._who(uid))
                 acts.append(self._emit("training.signed", {"trainer_uid": so.trainer,
                                                            "trainee_uid": uid}))
                 acts.append(SignalAction("signed"))
@@ -330,20 +217,20 @@ class NodeMachine:
         if uid == s.uid:
             if (s.role == "trainer" and s.finishing is None
                     and now - s.started_mono <= DOUBLE_TAP_S):
-                log.info("trainer %s double tap: session cancelled, sign-off for %.0f s", uid,
-                         SIGNOFF_S)
+                log.info("trainer %s double tap: session cancelled, sign-off for %.0f s",
+                         self._who(uid), SIGNOFF_S)
                 self._end("badge_out", acts)
                 self._signoff = _Signoff(uid, now + SIGNOFF_S)
                 acts.append(SignalAction("signoff"))
                 return acts
             if s.grace_until is not None:  # present mode: the card is back
                 s.grace_until = None
-                log.info("badge %s back on the reader: session resumes", uid)
+                log.info("session %s: badge back on the reader: session resumes", s.id)
                 if s.warned:
                     self._extend(s, now, acts)
                 return acts
             if s.finishing is not None:  # badged again while finishing: not done after all
-                log.info("badge %s again while finishing: session resumes", uid)
+                log.info("session %s: badge again while finishing: session resumes", s.id)
                 s.finishing = None
                 self._set_relay(True, acts)
                 if s.warned or (s.deadline is not None and now >= s.deadline):
@@ -365,7 +252,7 @@ class NodeMachine:
         if not self.policy.handover:
             self._deny(uid, "in_use", acts)
             return acts
-        log.info("handover from %s to %s", s.uid, uid)
+        log.info("handover from %s to %s", self._who(s.uid), self._who(uid))
         self._end("handover", acts, relay_off=False)
         self._start(entry, acts)
         return acts
@@ -379,7 +266,7 @@ class NodeMachine:
         grace = self.policy.grace_s
         if grace:
             s.grace_until = self.clock.monotonic() + grace
-            log.info("badge %s removed: %.0f s grace", uid, grace)
+            log.info("session %s: badge removed: %.0f s grace", s.id, grace)
         else:
             self._request_end("badge_removed", acts)
         return acts
@@ -425,63 +312,6 @@ class NodeMachine:
         elif cmd.cmd == "resync":
             acts.append(ResyncAction())
         return acts
-
-    # ------------------------------------------------------------ actuator (smart plug)
-
-    def actuator_confirmed(self) -> list[Action]:
-        """The plug reported "on": the waiting badge's session starts now."""
-        acts: list[Action] = []
-        entry, self._pending = self._pending, None
-        if entry is not None and self.session is None:
-            self._begin(entry, acts)
-        return acts
-
-    def actuator_failed(self, reason: str) -> list[Action]:
-        """The plug did not confirm (or is offline): the waiting badge is refused."""
-        acts: list[Action] = []
-        entry, self._pending = self._pending, None
-        if entry is None:
-            return acts
-        self._set_relay(False, acts)
-        self._deny(entry.uid, reason, acts)
-        return acts
-
-    def actuator_available(self, online: bool) -> list[Action]:
-        if online != self.actuator_ready:
-            log.info("plug %s: new sessions %s", "online" if online else "offline",
-                     "allowed" if online else "refused (actuator_offline)")
-        self.actuator_ready = online
-        return []
-
-    def actuator_unexpected_on(self, action: str, device: str | None,
-                               power_w: float | None) -> list[Action]:
-        """The plug was on with no session (pressed by hand, power restored): report it."""
-        data: dict[str, Any] = {"action": action}
-        if device is not None:
-            data["device"] = device
-        if power_w is not None:
-            data["power_w"] = round(power_w, 1)
-        return [self._emit("actuator.unexpected_on", data)]
-
-    def actuator_meter(self, power_w: float | None, energy_wh: float | None) -> None:
-        """A plug's reading: power for heartbeats/status, the counter for `energy_wh`."""
-        if power_w is not None:
-            self.power_w = power_w
-            old = self.status_power_w
-            if old is None or abs(power_w - old) >= max(5.0, 0.1 * old) or (
-                    power_w < 1.0) != (old < 1.0):
-                self.status_power_w = round(power_w)
-        if energy_wh is None:
-            return
-        s = self.session
-        last, self._energy_total = self._energy_total, energy_wh
-        if s is None:
-            return
-        if s.energy_wh is None:
-            s.energy_wh = 0.0  # first reading of this session: the counter's base
-        elif last is not None and energy_wh >= last:
-            s.energy_wh += energy_wh - last
-        # a counter that went down (plug reset): the new value is the new base
 
     def tick(self) -> list[Action]:
         """Timers: heartbeat, grace, warning, max session, idle end, finishing, sign-off."""
@@ -560,73 +390,6 @@ class NodeMachine:
         self.done = True
         return acts
 
-    def recover(self, checkpoint: dict[str, Any]) -> list[Action]:
-        """A session was open when the process died: close it as `power_loss` at its last known time."""
-        try:
-            started = parse_ts(checkpoint["started"])
-            last = parse_ts(checkpoint["last_ts"])
-            data = {
-                "session": str(uuid.UUID(checkpoint["session"])),
-                "uid": checkpoint["uid"], "member": checkpoint.get("member"),
-                "started": format_ts(started), "ended": format_ts(last),
-                "duration_s": _r(float(checkpoint.get("elapsed_s", 0.0))),
-                "active_s": _r(float(checkpoint.get("active_s", 0.0))),
-                "reason": "power_loss",
-            }
-        except (KeyError, TypeError, ValueError, ProtocolError) as exc:
-            log.error("unreadable session checkpoint %r (%s): dropping it", checkpoint, exc)
-            return []
-        self.raise_floor(last)
-        log.warning("session %s of %s was open when the node stopped: ending it as power_loss",
-                    data["session"], data["uid"])
-        return [self._emit("session.ended", data, clear_checkpoint=True)]
-
-    # ------------------------------------------------------------ status
-
-    @property
-    def state(self) -> str:
-        s = self.session
-        if s is not None:
-            if s.finishing is not None:
-                return "finishing"
-            if s.grace_until is not None:
-                return "grace"
-            return "in_use"
-        if self._signoff is not None and self.clock.monotonic() < self._signoff.until:
-            return "signoff"
-        if self.locked or self.draining:
-            return "locked"
-        if self.acl_problem():
-            return "no_acl"
-        return "idle"
-
-    def status_fields(self) -> dict[str, Any]:
-        """The status fields the machine owns (the daemon adds node, online, software, ts)."""
-        s = self.session
-        return {
-            "state": self.state,
-            "relay": self.relay,
-            "warning": bool(s is not None and s.warned),
-            "session": None if s is None else {
-                "id": s.id, "uid": s.uid, "member": s.member,
-                "started": format_ts(s.started_wall)},
-            "acl_version": self.acl.version if self.acl else None,
-            "clock_ok": self.time.clock_ok(),
-            "last_cmd": self.last_cmd,
-            **({} if self.status_power_w is None else {"power_w": self.status_power_w}),
-            **({"actuator_online": self.actuator_ready} if self.actuator_confirms else {}),
-        }
-
-    def checkpoint(self) -> dict[str, Any] | None:
-        """What a restart needs to close the open session as `power_loss`."""
-        s = self.session
-        if s is None:
-            return None
-        now = self.clock.monotonic()
-        return {"session": s.id, "uid": s.uid, "member": s.member,
-                "started": format_ts(s.started_wall), "elapsed_s": _r(now - s.started_mono),
-                "active_s": _r(s.active_s(now)), "last_ts": format_ts(self.now_wall())}
-
     # ------------------------------------------------------------ internals
 
     def _emit(self, etype: str, data: dict[str, Any], *, checkpoint: dict[str, Any] | None = None,
@@ -639,12 +402,20 @@ class NodeMachine:
             acts.append(RelayAction(on))
 
     def _deny(self, uid: str, reason: str, acts: list[Action]) -> None:
-        log.info("badge %s denied: %s", uid, reason)
+        log.debug("badge %s denied: %s", uid, reason)
+        log.info("badge %s denied: %s", self._who(uid), reason)
         data: dict[str, Any] = {"uid": uid, "reason": reason}
         if reason == "booked" and self._booked_until is not None:
             data["until"] = format_ts(self._booked_until)
         acts.append(self._emit("badge.denied", data))
         acts.append(SignalAction("denied"))
+
+    def _who(self, uid: str) -> str:
+        """How INFO logs name a badge: its member id when listed, else a keyed hash (no UID)."""
+        entry = self._entries.get(uid)
+        if entry is not None:
+            return f"{badge_tag(uid)} (member {entry.member})"
+        return badge_tag(uid)
 
     def _session_data(self, s: Session) -> dict[str, Any]:
         return {"session": s.id, "uid": s.uid, "member": s.member}
@@ -652,7 +423,8 @@ class NodeMachine:
     def _start(self, entry: BadgeEntry, acts: list[Action]) -> None:
         if self.actuator_confirms and not self.relay:
             self._pending = entry
-            log.info("badge %s granted: waiting for the plug to confirm 'on'", entry.uid)
+            log.info("badge %s granted: waiting for the plug to confirm 'on'",
+                     self._who(entry.uid))
             self._set_relay(True, acts)
             return
         self._begin(entry, acts)
@@ -667,8 +439,9 @@ class NodeMachine:
             s.deadline = now + self.policy.max_session_s
         self.session = s
         self.slots.started(s.member, self.time.decision_time())
-        log.info("session %s started: badge %s, member %s (%s mode)", s.id, s.uid, s.member,
-                 s.mode)
+        log.debug("session %s started: badge %s", s.id, s.uid)
+        log.info("session %s started: member %s, badge %s (%s mode)", s.id, s.member,
+                 badge_tag(s.uid), s.mode)
         self._set_relay(True, acts)
         acts.append(self._emit("session.started", self._session_data(s),
                                checkpoint=self.checkpoint()))
@@ -734,10 +507,6 @@ class NodeMachine:
         if relay_off:
             self._set_relay(False, acts)
         acts.append(self._emit("session.ended", data, clear_checkpoint=True))
-
-
-def _r(seconds: float) -> float:
-    return round(max(seconds, 0.0), 3)
 
 
 def credit_refusal(entry: BadgeEntry) -> str | None:

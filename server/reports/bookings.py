@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.models import Booking, Machine, UsageSession
-from server.services.bookings import policy_seconds
+from server.models import Booking, UsageSession
+from server.services.bookings import live_bookings, policy_seconds
 from server.services.common import now_utc
 
 
@@ -30,15 +30,7 @@ def booking_usage(db: Session, *, since: datetime | None = None, until: datetime
     """One row per machine with bookings in [since, until): `machine` (slug), `bookings`,
     `booked_hours`, `used_hours`, `no_shows`, and `no_shows_by_member` {member id: count}."""
     now = now or now_utc()
-    stmt = (select(Booking).where(Booking.cancelled_at.is_(None))
-            .order_by(Booking.machine_id, Booking.start))
-    if since is not None:
-        stmt = stmt.where(Booking.end > since)
-    if until is not None:
-        stmt = stmt.where(Booking.start < until)
-    if site_ids is not None:
-        stmt = stmt.where(Booking.machine_id.in_(
-            select(Machine.id).where(Machine.site_id.in_(sorted(site_ids)))))
+    stmt = live_bookings(since, until, site_ids).order_by(Booking.machine_id, Booking.start)
     rows: dict[int, dict[str, Any]] = {}
     for b in db.scalars(stmt):
         m = b.machine

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, String, and_, cast, false, or_, select, true
@@ -179,6 +180,26 @@ def member_in_sites(site_ids: Collection[int]) -> ColumnElement[bool]:
 def machine_ids_in_sites(site_ids: Collection[int]) -> Select[Any]:
     """Machines of these sites."""
     return select(Machine.id).where(Machine.site_id.in_(sorted(site_ids)))
+
+
+def machine_record_filters(stmt: Select[Any], *, machine_col: Any, member_col: Any, time_col: Any,
+                           site_ids: Collection[int] | None, member_id: int | None,
+                           machine_id: int | None, since: datetime | None,
+                           until: datetime | None) -> Select[Any]:
+    """The filters every list of per-machine records shares (refusals, charges): scoped to
+    the machines of `site_ids` (None: every site), by member, by machine, and `time_col` in
+    [since, until). One place, so that the lists cannot drift apart on the scope rule."""
+    if site_ids is not None:
+        stmt = stmt.where(machine_col.in_(machine_ids_in_sites(site_ids)))
+    if member_id is not None:
+        stmt = stmt.where(member_col == member_id)
+    if machine_id is not None:
+        stmt = stmt.where(machine_col == machine_id)
+    if since is not None:
+        stmt = stmt.where(time_col >= since)
+    if until is not None:
+        stmt = stmt.where(time_col < until)
+    return stmt
 
 
 def group_ids_in_sites(site_ids: Collection[int]) -> Select[Any]:

@@ -30,6 +30,7 @@ from server.models import (
     user_sites,
 )
 from server.services import mail, mail_templates, webhooks
+from server.services.common import replace_kind_rows
 
 log = logging.getLogger(__name__)
 
@@ -216,12 +217,5 @@ def optouts(db: Session, user_id: int) -> set[str]:
 
 def set_optouts(db: Session, user_id: int, disabled: Iterable[str]) -> None:
     """The kinds this login does not want (every other kind is on); the caller commits."""
-    wanted_off = {k for k in disabled if k in KINDS}
-    current = optouts(db, user_id)
-    for kind in current - wanted_off:
-        row = db.get(AlertOptOut, (user_id, kind))
-        if row is not None:
-            db.delete(row)
-    for kind in wanted_off - current:
-        db.add(AlertOptOut(user_id=user_id, kind=kind))
+    replace_kind_rows(db, AlertOptOut, "user_id", user_id, {k for k in disabled if k in KINDS})
 

@@ -39,7 +39,7 @@ from server.models import (
     UsageSession,
     machine_group_members,
 )
-from server.services.access import machine_ids_in_sites
+from server.services.access import machine_record_filters
 from server.services.audit import audit
 from server.services.common import DEFAULT_PER_PAGE, Page, get_machine, paginate
 from server.services.credit import (
@@ -310,17 +310,10 @@ def list_charges(db: Session, member_id: int | None = None, machine_id: int | No
                  page: int | None = 1, per_page: int | None = DEFAULT_PER_PAGE,
                  site_ids: Collection[int] | None = None) -> Page[Charge]:
     """Charges of sessions started in [since, until), newest first, scoped like sessions."""
-    stmt = select(Charge).order_by(Charge.started_at.desc(), Charge.id.desc())
-    if site_ids is not None:
-        stmt = stmt.where(Charge.machine_id.in_(machine_ids_in_sites(site_ids)))
-    if member_id is not None:
-        stmt = stmt.where(Charge.member_id == member_id)
-    if machine_id is not None:
-        stmt = stmt.where(Charge.machine_id == machine_id)
-    if since is not None:
-        stmt = stmt.where(Charge.started_at >= since)
-    if until is not None:
-        stmt = stmt.where(Charge.started_at < until)
+    stmt = machine_record_filters(
+        select(Charge).order_by(Charge.started_at.desc(), Charge.id.desc()),
+        machine_col=Charge.machine_id, member_col=Charge.member_id, time_col=Charge.started_at,
+        site_ids=site_ids, member_id=member_id, machine_id=machine_id, since=since, until=until)
     return paginate(db, stmt, page, per_page)
 
 

@@ -150,3 +150,16 @@ def get_node_by_slug(db: Session, slug: str) -> Node:
     if node is None:
         raise NotFound(N_("node %(slug)r not found"), {"slug": slug})
     return node
+
+
+def replace_kind_rows(db: Session, model: Any, owner_col: str, owner_id: int,
+                      wanted: set[str]) -> None:
+    """Make the (owner, kind) preference rows of `model` exactly `wanted`: rows no longer
+    wanted go, new ones are added, the others stay (alert opt-outs, notice opt-ins)."""
+    current = set(db.scalars(select(model.kind).where(getattr(model, owner_col) == owner_id)))
+    for kind in current - wanted:
+        row = db.get(model, (owner_id, kind))
+        if row is not None:
+            db.delete(row)
+    for kind in wanted - current:
+        db.add(model(**{owner_col: owner_id, "kind": kind}))

@@ -24,6 +24,7 @@ from server.models import (
 )
 from server.services import mail, mail_templates
 from server.services.audit import audit
+from server.services.common import replace_kind_rows
 
 WATCH_TTL = timedelta(hours=12)
 
@@ -90,13 +91,7 @@ EXPIRY_NOTICE = timedelta(days=14)
 def set_optins(db: Session, member_id: int, kinds: list[str], *, actor: str) -> None:
     """The notices this member wants (others are off); the caller commits."""
     wanted = {k for k in kinds if k in NOTICE_KINDS}
-    current = set(db.scalars(select(NoticeOptIn.kind).where(NoticeOptIn.member_id == member_id)))
-    for kind in current - wanted:
-        row = db.get(NoticeOptIn, (member_id, kind))
-        if row is not None:
-            db.delete(row)
-    for kind in wanted - current:
-        db.add(NoticeOptIn(member_id=member_id, kind=kind))
+    replace_kind_rows(db, NoticeOptIn, "member_id", member_id, wanted)
     audit(db, actor, "notice.optins", "member", member_id, {"kinds": sorted(wanted)})
 
 

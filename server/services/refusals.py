@@ -36,7 +36,7 @@ from server.models import (
     User,
     machine_group_members,
 )
-from server.services.access import machine_ids_in_sites
+from server.services.access import machine_record_filters
 from server.services.common import DEFAULT_PER_PAGE, Page, now_utc, paginate
 
 log = logging.getLogger(__name__)
@@ -115,18 +115,11 @@ def list_refusals(db: Session, member_id: int | None = None, machine_id: int | N
                   site_ids: Collection[int] | None = None) -> Page[Refusal]:
     """Refusals in [since, until) by the node's time, newest first; `site_ids` scopes them to
     machines of those sites, as sessions are scoped (None: every site)."""
-    stmt = (select(Refusal).options(selectinload(Refusal.machine))
-            .order_by(Refusal.at.desc(), Refusal.id.desc()))
-    if site_ids is not None:
-        stmt = stmt.where(Refusal.machine_id.in_(machine_ids_in_sites(site_ids)))
-    if member_id is not None:
-        stmt = stmt.where(Refusal.member_id == member_id)
-    if machine_id is not None:
-        stmt = stmt.where(Refusal.machine_id == machine_id)
-    if since is not None:
-        stmt = stmt.where(Refusal.at >= since)
-    if until is not None:
-        stmt = stmt.where(Refusal.at < until)
+    stmt = machine_record_filters(
+        select(Refusal).options(selectinload(Refusal.machine))
+        .order_by(Refusal.at.desc(), Refusal.id.desc()),
+        machine_col=Refusal.machine_id, member_col=Refusal.member_id, time_col=Refusal.at,
+        site_ids=site_ids, member_id=member_id, machine_id=machine_id, since=since, until=until)
     return paginate(db, stmt, page, per_page)
 
 
