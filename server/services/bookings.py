@@ -30,8 +30,7 @@ from sqlalchemy.orm import Session
 from protocol import Booking as WireBooking
 from protocol.acl import BOOKING_DEFAULTS
 from server.errors import N_, Conflict, Invalid, NotFound
-from server.models import Booking, Machine, MachineGroup, Setting
-from server.services import webhooks
+from server.models import Booking, Machine, Setting
 from server.services.audit import audit
 from server.services.common import (
     DEFAULT_PER_PAGE,
@@ -151,31 +150,7 @@ def create_booking(db: Session, *, machine_id: int, member_id: int, start: Any, 
            "external_id": external_id})
     _changed(db, machine, start_, end_, now, "booking.create")
     db.flush()
-    _notify(db, "booking.created", booking, machine)
     return booking
-
-
-def create_group_booking(db: Session, *, group_id: int, member_id: int, start: Any, end: Any,
-                         actor: str, training: bool = False,
-                         now: datetime | None = None) -> list[Booking]:
-    """Book every machine of a group for the same slot: one booking per machine, all or none.
-
-    The simplest honest rule (docs/bookings.md): a group booking holds each of the group's
-    machines, so the member finds whichever one free; it is refused as a whole (nothing
-    stored) when any machine refuses it (overlap, lock, training), with that machine's error.
-    """
-    now = now or now_utc()
-    group = db.get(MachineGroup, group_id)
-    if group is None:
-        raise NotFound(N_("group %(id)s not found"), {"id": group_id})
-    machines = sorted((m for m in group.machines if m.active), key=lambda m: m.id)
-    if not machines:
-        raise Invalid(N_("this group has no active machine"), {"group_id": N_("no machine")})
-    start_, end_ = _time(start, "start"), _time(end, "end")
-    for machine in machines:  # every check first, so a refusal stores nothing
-        check_slot(db, machine, member_id, start_, end_, training=bool(training), now=now)
-    return [create_booking(db, machine_id=m.id, member_id=member_id, start=start_, end=end_,
-                           actor=actor, training=training, now=now) for m in machines]
 
 
 def get_booking(db: Session, booking_id: int) -> Booking:
@@ -202,18 +177,8 @@ def cancel_booking(db: Session, booking_id: int, *, actor: str,
         audit(db, actor, "booking.cancel", "booking", booking.id,
               {"machine_id": booking.machine_id, "member_id": booking.member_id})
         _changed(db, booking.machine, booking.start, booking.end, now, "booking.cancel")
-        _notify(db, "booking.cancelled", booking, booking.machine)
     db.flush()
     return booking
-
-
-def _notify(db: Session, event: str, booking: Booking, machine: Machine) -> None:
-    """The `booking.created` / `booking.cancelled` webhook (contract section 6)."""
-    webhooks.emit(db, event, machine.site_id, {
-        "booking": booking.id, "machine": machine.slug, "machine_id": machine.id,
-        "member": booking.member_id, "start": booking.start.isoformat(),
-        "end": booking.end.isoformat(), "training": bool(booking.training),
-        "source": booking.source})
 
 
 def _changed(db: Session, machine: Machine, start: datetime, end: datetime, now: datetime,
