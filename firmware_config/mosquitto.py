@@ -15,6 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from firmware_config.broker_users import BrokerUser, BrokerUsers, PlugUser
+from protocol.wire import MAX_ACL_BYTES
+
+MAX_PACKET_BYTES = MAX_ACL_BYTES + 64 * 1024
+"""The broker's `max_packet_size`: the largest message fabpass sends is an access list (at most
+`protocol.MAX_ACL_BYTES`), plus headroom for the topic and MQTT 5 properties. Anything bigger is
+refused by the broker before it reaches a node or the server's ingest (issue 13)."""
 
 ITERATIONS = 101  # mosquitto_passwd's default
 SALT_BYTES = 12
@@ -175,4 +181,8 @@ max_queued_messages 10000
 # ingest at a few hundred events a second. 1000 lets one server batch properly.
 max_inflight_messages 1000
 set_tcp_nodelay true
+
+# The largest message fabpass sends is an access list (at most {MAX_ACL_BYTES} bytes); the broker
+# refuses anything bigger than that plus headroom, before a node or the server has to read it.
+max_packet_size {MAX_PACKET_BYTES}
 """

@@ -38,8 +38,8 @@ def usage_report() -> Any:
         report_site = token_report_site(site, scope)
     try:
         rows = reports.usage_report(get_db(), dims, since, until, site=report_site)
-    except reports.ReportError as e:
-        raise ApiError(400, str(e)) from None
+    except reports.ReportError as e:  # the fields at fault are named (issue 13)
+        raise ApiError(400, str(e), e.fields or {"group_by": str(e)}) from None
     get_db().commit()  # keep the roll-up refresh the report did
     if fmt == "csv":
         return Response(reports.rows_to_csv(rows, dims), mimetype="text/csv",

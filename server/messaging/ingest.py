@@ -60,6 +60,7 @@ from server.models import (
     UsageSession,
 )
 from server.services import usage
+from server.services.personal import redact_uids
 
 log = logging.getLogger(__name__)
 
@@ -459,8 +460,11 @@ class Ingest(EventHandlers):
         except Exception as exc:  # any other failure of this one message: it alone is dropped
             if _is_retryable(exc):
                 raise
-            log.warning("ingest: unexpected error on %s; dead-lettered", item.topic[:200],
-                        exc_info=not isinstance(exc, RecursionError))
+            # the exception's text may quote the payload: no UID at WARNING, the traceback at
+            # DEBUG only (issue 13)
+            log.warning("ingest: unexpected error on %s; dead-lettered: %s",
+                        redact_uids(item.topic[:200]), redact_uids(describe(exc)))
+            log.debug("ingest: the unexpected error", exc_info=not isinstance(exc, RecursionError))
             internal = _Rejected(f"internal error: {describe(exc)}", *self._identity(item))
             return self._dead_letter(db, item, internal)
 
@@ -471,7 +475,8 @@ class Ingest(EventHandlers):
     def _dead_letter(self, db: Session, item: Incoming, rej: _Rejected) -> Outcome:
         self.stats.dead_letters += 1
         self.stats.by_reason[rej.reason.split(":")[0]] += 1
-        log.warning("ingest: dead letter on %s: %s", item.topic, rej.reason)
+        log.warning("ingest: dead letter on %s: %s", redact_uids(item.topic[:200]),
+                    redact_uids(rej.reason))
         exists = rej.event_id is not None and db.scalar(
             select(DeadLetter.id).where(DeadLetter.event_id == rej.event_id).limit(1))
         if not exists:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from protocol import Ack, ProtocolError, Topics, peek_id
 from server.models import DeadLetter
+from server.services.personal import redact_uids
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class Resilience:
                     self.db_errors += 1
                     self.on_db_error()
                 log.warning("ingest: %s of %d message(s) failed (%s); %s", "batch" if
-                            len(batch) > 1 else "message", len(batch), describe(exc),
+                            len(batch) > 1 else "message", len(batch), redact_uids(describe(exc)),
                             "database down, retrying" if not up else f"try {failures}/{tries}")
                 if failures >= tries:
                     return False
@@ -148,8 +149,8 @@ class Resilience:
         self.quarantined += 1
         site, node, eid = identity(self.topics, item)
         reason = f"poison: {describe(exc) if exc is not None else 'failed'}"
-        log.error("ingest: message on %s quarantined after %d tries: %s", item.topic[:200],
-                  ALONE_TRIES, reason)
+        log.error("ingest: message on %s quarantined after %d tries: %s",
+                  redact_uids(item.topic[:200]), ALONE_TRIES, redact_uids(reason))
         try:
             with self.sessions() as db:
                 db.add(DeadLetter(topic=item.topic[:500].replace("\x00", ""),

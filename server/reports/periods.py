@@ -7,6 +7,7 @@ path computes a report.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -106,12 +107,32 @@ def sort_rows(rows: list[dict[str, Any]], dims: Sequence[str]) -> None:
 
 
 class ReportError(ServerError, ValueError):
-    """A report was asked with a bad parameter (unknown dimension, site, inverted range)."""
+    """A report was asked with a bad parameter (unknown dimension, site, inverted range), or
+    one that would make the server build too much (too many periods or cells).
+
+    `fields` names the request parameters at fault, so that the API's 400 names them: given,
+    or read from the message's `name: ` (or `a/b: `) prefix; "until must be after since" is
+    about `until`."""
 
     code = "invalid"  # the API answers 400
 
+    def __init__(self, message: str, params: dict[str, object] | None = None, *,
+                 fields: dict[str, str] | None = None) -> None:
+        super().__init__(message, params, fields=fields)
+        if not self.fields:
+            head, sep, rest = self.message.partition(": ")
+            if sep and re.fullmatch(r"[a-z_]+(/[a-z_]+)*", head):
+                self.fields = {name: rest for name in head.split("/")}
+            elif self.message.startswith("until must be after since"):
+                self.fields = {"until": "must be after since"}
+
 
 MAX_PERIODS = 50_000  # calendar rows per report: 20 years of days at 6 sites
+MAX_CELLS = 100_000
+"""Rows one report may answer (machines × days, members × months…): more is refused with a
+400 naming `group_by`, rather than built and sent (issue 13)."""
+TOO_MANY_FIELDS = {"group_by": "a longer period, or fewer dimensions",
+                   "since": "a shorter range", "until": "a shorter range"}
 DURATION_CAP_S = 366 * 86400.0
 """No stored duration counts beyond this (nor a negative or non-finite one): such a row predates
 the ingest's plausibility bounds (issue 13); it counts its wall-clock span instead, so that no
@@ -144,7 +165,7 @@ def calendar(tz: str, kind: str, since: datetime, until: datetime) -> list[tuple
     for _ in range(MAX_PERIODS + 1):
         if len(out) >= MAX_PERIODS:
             raise ReportError(N_("too many %(kind)ss in the range: narrow it or group by a longer "
-                                 "period"), {"kind": kind})
+                                 "period"), {"kind": kind}, fields=TOO_MANY_FIELDS)
         start = datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(UTC)
         if start >= until:
             break

@@ -34,7 +34,9 @@ from server.models import (
 )
 from server.reports.periods import (
     DURATION_CAP_S,
+    MAX_CELLS,
     TIME_DIMENSIONS,
+    TOO_MANY_FIELDS,
     ReportError,
     period_key,
     sort_rows,
@@ -56,6 +58,16 @@ from server.reports.sql import (
     shift,
     site_id_of,
 )
+
+
+def bounded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows`, unless there are more than `MAX_CELLS` of them: a report that large is refused
+    (400 on the API, a message on the page) rather than rendered and sent."""
+    if len(rows) > MAX_CELLS:
+        raise ReportError(N_("the report would have more than %(max)d rows: narrow the range, "
+                             "filter or group by fewer dimensions"), {"max": MAX_CELLS},
+                          fields=TOO_MANY_FIELDS)
+    return rows
 
 
 def usage_report(
@@ -86,10 +98,10 @@ def usage_report(
         raise ReportError(N_("until must be after since"))
     site_id = site_id_of(db, site)
     if use_rollups and member_id is None and all(d in ROLLUP_DIMENSIONS for d in dims):
-        return usage_rows(db, dims, since, until, site_id, machine_id)
+        return bounded(usage_rows(db, dims, since, until, site_id, machine_id))
     time_dim = next((d for d in dims if d in TIME_DIMENSIONS), None)
     if time_dim is None:
-        return _run(db, dims, since, until, site_id, None, filters)
+        return bounded(_run(db, dims, since, until, site_id, None, filters))
     if since is None or until is None:
         rng = data_range(db, site_id)
         if rng is None:
@@ -99,7 +111,7 @@ def usage_report(
         if until <= since:
             return []
     with CalendarTable(db, time_dim, since, until, site_id) as cal:
-        return _run(db, dims, since, until, site_id, cal, filters)
+        return bounded(_run(db, dims, since, until, site_id, cal, filters))
 
 
 def _run(db: Session, dims: list[str], since: datetime | None, until: datetime | None,
@@ -226,7 +238,7 @@ def visits_report(db: Session, group_by: str | Sequence[str] = (), since: dateti
         raise ReportError(N_("until must be after since"))
     site_id = site_id_of(db, site)
     if use_rollups and all(d in ROLLUP_DIMENSIONS for d in dims):
-        return visits_rows(db, dims, since, until, site_id)
+        return bounded(visits_rows(db, dims, since, until, site_id))
     if since is None or until is None:
         rng = data_range(db, site_id)
         if rng is None:
@@ -265,7 +277,7 @@ def visits_report(db: Session, group_by: str | Sequence[str] = (), since: dateti
         outer_keys = [inner.c[d] for d in dims]
         q = (sa.select(*outer_keys, sa.func.count().label("visits")).select_from(inner)
              .group_by(*outer_keys).order_by(*outer_keys))
-        return [dict(r) for r in db.execute(q).mappings()]
+        return bounded([dict(r) for r in db.execute(q).mappings()])
 
 
 DENIED_DIMENSIONS = ("reason", "machine", "site", "member", *TIME_DIMENSIONS)

@@ -25,6 +25,7 @@ from server.models import (
 from server.reports.periods import (
     MAX_PERIODS,
     TIME_DIMENSIONS,
+    TOO_MANY_FIELDS,
     ReportError,
     calendar,
     week_of,
@@ -174,7 +175,7 @@ class CalendarTable:
         ]
         if len(self.rows) > MAX_PERIODS:
             raise ReportError(N_("too many %(kind)ss in the range: narrow it or group by a longer "
-                                 "period"), {"kind": kind})
+                                 "period"), {"kind": kind}, fields=TOO_MANY_FIELDS)
         # the same period has the same number at every site (its label may start at different
         # instants): grouping by it merges sites, as grouping by the label would
         numbers = {k: i for i, k in enumerate(sorted({str(r["pkey"]) for r in self.rows}))}

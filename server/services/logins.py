@@ -44,9 +44,15 @@ def close_login(db: Session, token: str | None) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
-def close_all_logins(db: Session, user_id: int) -> None:
-    """End every login session of a user (deactivated, erased). The caller commits."""
-    db.execute(delete(WebLogin).where(WebLogin.user_id == user_id))
+def close_all_logins(db: Session, user_id: int, keep: str | None = None) -> None:
+    """End every login session of a user (password changed, deactivated, erased), but `keep`
+    (the cookie's login id of the request that changed the password: its author stays logged
+    in). A browser that knew the old password, or a copied cookie, is logged out. The caller
+    commits."""
+    stmt = delete(WebLogin).where(WebLogin.user_id == user_id)
+    if keep:
+        stmt = stmt.where(WebLogin.id != login_key(keep))
+    db.execute(stmt)
 
 
 __all__ = ["MAX_AGE", "close_all_logins", "close_login", "login_key", "open_login"]

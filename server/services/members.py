@@ -66,7 +66,7 @@ def update_member(db: Session, member_id: int, *, actor: str, **fields: Any) -> 
     if unknown:
         raise Invalid(N_("unknown fields"), {k: "unknown field" for k in sorted(unknown)})
     member = get_member(db, member_id)
-    _refuse_if_erased(member)
+    refuse_if_erased(member)
     changes: dict[str, Any] = {}
     for key, value in fields.items():
         if key == "name":
@@ -99,7 +99,7 @@ def update_member(db: Session, member_id: int, *, actor: str, **fields: Any) -> 
     return member
 
 
-def _refuse_if_erased(member: Member) -> None:
+def refuse_if_erased(member: Member) -> None:
     """Erasure is final: an erased member (and so its badges) is never edited, re-activated or
     given a badge again, whichever path asks (web, API, CLI)."""
     if member.erased_at is not None:
@@ -150,7 +150,7 @@ def list_members(db: Session, q: str | None = None, active: bool | None = None,
 def enrol_badge(db: Session, member_id: int, uid: str, *, actor: str) -> Badge:
     """Give a badge to a member (idempotent for the same member; reactivates it)."""
     member = get_member(db, member_id)
-    _refuse_if_erased(member)
+    refuse_if_erased(member)
     uid = uid_field(uid)
     badge = db.scalar(select(Badge).where(Badge.uid == uid))
     if badge is not None and badge.member_id != member.id:
@@ -174,7 +174,7 @@ def set_badge_status(db: Session, uid: str, status: str, *, actor: str) -> Badge
     badge = get_badge(db, uid)
     new = enum_field(BadgeStatus, status, "status")
     if badge.member is not None and badge.status != new:
-        _refuse_if_erased(badge.member)
+        refuse_if_erased(badge.member)
     if badge.status != new:
         old = badge.status
         badge.status = new

@@ -20,6 +20,7 @@ from server.models import PasswordToken, User, utcnow
 from server.security import hash_password, hash_token
 from server.services import mail, mail_templates
 from server.services.audit import audit
+from server.services.logins import close_all_logins
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ def complete_reset(db: Session, token: str, password: str, *, actor: str = "web"
     user = db.get(User, row.user_id)
     assert user is not None
     user.password_hash = hash_password(password)
+    close_all_logins(db, user.id)  # whoever held a session with the old password is out
     audit(db, actor, "password.reset_done", "user", user.id, {"purpose": row.purpose})
     db.commit()
     return True

@@ -42,6 +42,26 @@ def log_ref(value: object, kind: str = "uid") -> str:
     return f"{kind}#{digest[:8]}"
 
 
+_H = r"[0-9A-Fa-f]"
+_LOGGED_UID = re.compile(
+    rf"(?P<uuid>{_H}{{8}}-{_H}{{4}}-{_H}{{4}}-{_H}{{4}}-{_H}{{12}})"  # event ids stay readable
+    rf"|(?<![0-9A-Fa-f])(?P<uid>{_H}{{8,20}}"  # a plain run of hex digits
+    rf"|{_H}{{2}}(?P<sep>[\s:\-._]){_H}{{2}}(?:(?P=sep){_H}{{2}}){{2,8}})(?![0-9A-Fa-f])")
+
+
+def redact_uids(text: str) -> str:
+    """`text` (a rejection reason, an exception message) with everything that could be a
+    badge UID — 8 to 20 hex digits, or 4 to 10 hex bytes with one separator — replaced by its
+    `log_ref`, for log lines (issue 13: no UID in server logs), also inside a malformed value
+    (`04A1B2C3ZZ`). Over-redacts rather than misses: a long number becomes a `uid#…` too;
+    UUIDs (event ids) are kept."""
+
+    def sub(m: re.Match[str]) -> str:
+        return m.group("uuid") or log_ref(m.group("uid"))
+
+    return _LOGGED_UID.sub(sub, text)
+
+
 class IdentityMatcher:
     """Finds and replaces a member's UIDs (any spelling) and identifying texts (any case)."""
 

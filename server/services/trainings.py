@@ -33,7 +33,7 @@ from server.services.common import (
     paginate,
 )
 from server.services.dirty import authorization_node_ids, group_machine_ids, mark_nodes_dirty
-from server.services.members import record_unknown_badge
+from server.services.members import record_unknown_badge, refuse_if_erased
 from server.services.personal import log_ref
 from server.services.validation import datetime_field, enum_field, text_field
 
@@ -51,6 +51,7 @@ def grant(db: Session, member_id: int, machine_id: int | None = None, group_id: 
           granted_by_user_id: int | None = None, via: str = "web", *, actor: str,
           granted_by_member_id: int | None = None) -> Authorization:
     member = get_member(db, member_id)
+    refuse_if_erased(member)  # erasure is final: no path trains an erased member again
     if (machine_id is None) == (group_id is None):
         raise Invalid(N_("give either a machine or a group"),
                       {"machine_id": "give either machine_id or group_id"})

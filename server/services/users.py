@@ -17,6 +17,7 @@ from server.models import (
 from server.security import hash_password, hash_token, new_token
 from server.services.audit import audit
 from server.services.common import get_member, get_site_by_slug
+from server.services.logins import close_all_logins
 from server.services.validation import email_field, enum_field, text_field
 
 
@@ -52,7 +53,7 @@ def create_user(db: Session, email: str, password: str, role: str, member_id: in
 
 def update_user(db: Session, user_id: int, *, email: str, role: str, member_id: int | None,
                 active: bool, site_ids: Sequence[int], password: str | None = None,
-                actor: str) -> User:
+                actor: str, keep_login: str | None = None) -> User:
     """Change a login; an e-mail another login uses is a Conflict on the `email` field (the
     database's unique index would otherwise answer with an error page)."""
     user = get_user(db, user_id)
@@ -74,6 +75,10 @@ def update_user(db: Session, user_id: int, *, email: str, role: str, member_id: 
                           {"password": N_("at least 8 characters")})
         user.password_hash = hash_password(password)
     user.email, user.role, user.member_id, user.active = email_, role_, member_id, bool(active)
+    if password or not user.active:
+        # a new password (or a disabled login) ends the login's other sessions: whoever knew
+        # the old one is out; `keep_login` is the session that made the change
+        close_all_logins(db, user.id, keep=keep_login if user.active else None)
     user.sites = sites
     audit(db, actor, "user.update", "user", user.id, {
         "email": user.email, "role": role_.value, "sites": [s.slug for s in sites],

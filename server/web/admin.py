@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -108,7 +108,8 @@ def user_edit(user_id: int | None) -> Any:
                         db, user.id, email=form.email.data or "", role=form.role.data or "",
                         member_id=member_id, active=bool(form.active.data),
                         site_ids=list(form.sites.data or []),
-                        password=form.password.data or None, actor=me.actor)
+                        password=form.password.data or None, actor=me.actor,
+                        keep_login=session.get(auth.LOGIN_KEY) if user.id == me.id else None)
                 db.commit()
             except _FormError:
                 db.rollback()

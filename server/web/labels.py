@@ -144,6 +144,8 @@ COLUMNS: Mapping[str, Any] = {
     "note": _l("Note"), "state": _l("State"), "interval_h": _l("Every (hours)"),
     "hours_since": _l("Hours since"), "remaining_h": _l("Hours left"),
     "new_members": _l("New members"), "machine_name": _l("Machine"),
+    "started_at": _l("Started"), "ended_at": _l("Ended"), "end_reason": _l("Ended because"),
+    "clock_untrusted": _l("Node clock off"),
 }
 
 FAMILIES: Mapping[str, Mapping[str, Any]] = {

@@ -41,15 +41,53 @@ def sessions() -> Any:
     machine_id = arg_id(request.args, "machine_id")
     member_id = arg_id(request.args, "member_id")
     page = arg_page(request.args)
-    pg = services.list_sessions(
-        db, site_ids=scope, machine_id=machine_id, member_id=member_id,
-        since=_date_arg("since"), until=_date_arg("until", end=True),
-        open_only=request.args.get("open") == "1", page=page, per_page=PER_PAGE)
+    filters: dict[str, Any] = {
+        "site_ids": scope, "machine_id": machine_id, "member_id": member_id,
+        "since": _date_arg("since"), "until": _date_arg("until", end=True),
+        "open_only": request.args.get("open") == "1"}
+    if request.args.get("format") == "csv":
+        return _sessions_csv(filters)
+    pg = services.list_sessions(db, page=page, per_page=PER_PAGE, **filters)
     machines = services.all_machines(db, site_ids=scope)
     member = services.get_member(db, member_id) if member_id else None
     return render_template("logs/sessions.html", rows=pg.items, total=pg.total, page=page,
                            per_page=PER_PAGE, machines=machines, machine_id=machine_id,
-                           member=member, args=request.args)
+                           member=member, args=request.args,
+                           csv_args={**{k: v for k, v in request.args.items()
+                                        if k not in ("format", "page")}, "format": "csv"})
+
+
+EXPORT_PAGES = 40  # a session CSV holds at most 40 pages of 500 rows: a bound on one request
+
+
+def _sessions_csv(filters: dict[str, Any]) -> Any:
+    """The filtered sessions as CSV, newest first; `clock_untrusted` (1) marks a session the
+    server placed from the receive time because the node's clock was far off (issue 13)."""
+    from server.services.common import MAX_PER_PAGE
+    from server.web.reports import web_csv
+
+    rows: list[dict[str, Any]] = []
+    for n in range(1, EXPORT_PAGES + 1):
+        pg = services.list_sessions(get_db(), page=n, per_page=MAX_PER_PAGE, **filters)
+        rows.extend(_session_row(s) for s in pg.items)
+        if n * MAX_PER_PAGE >= pg.total:
+            break
+    return web_csv(rows, "sessions", columns=SESSION_COLUMNS)
+
+
+SESSION_COLUMNS = ["machine", "member", "started_at", "ended_at", "hours", "active_hours",
+                   "end_reason", "clock_untrusted"]
+
+
+def _session_row(s: Any) -> dict[str, Any]:
+    def hours(v: float | None) -> float | None:
+        return None if v is None else round(v / 3600.0, 4)
+
+    return {"machine": s.machine.slug if s.machine else None, "member": s.member_id,
+            "started_at": s.started_at.isoformat() if s.started_at else None,
+            "ended_at": s.ended_at.isoformat() if s.ended_at else None,
+            "hours": hours(s.duration_s), "active_hours": hours(s.active_s),
+            "end_reason": s.end_reason, "clock_untrusted": int(bool(s.clock_untrusted))}
 
 
 @bp.get("/audit")

@@ -183,7 +183,7 @@ def csv_response(body: str, name: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 
 
-LABELLED_VALUES = {"reason": "deny_reason", "kind": "kind"}  # code columns a person reads
+LABELLED_VALUES = {"reason": "deny_reason", "kind": "kind", "end_reason": "end_reason"}  # code columns a person reads
 
 
 def web_csv(rows: Sequence[dict[str, Any]], name: str, group_by: str | None = None,

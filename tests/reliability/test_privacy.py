@@ -23,6 +23,7 @@ from server.models import (
     Base,
     DeadLetter,
     Event,
+    Machine,
     Member,
     Node,
     TrainingSignoff,
@@ -350,13 +351,15 @@ def test_erasure_is_final(db: Session, people: dict[str, Any]) -> None:
 
     alice = people["alice"]
     badge_uid = ALICE_UIDS[0]
+    laser_id = db.scalar(select(Machine.id).where(Machine.slug == "laser-1"))
     erase_member(db, alice.id, actor="cli")
     db.commit()
     erased = [b.uid for b in db.scalars(select(Badge).where(Badge.member_id == alice.id))]
     for attempt in (lambda: s.update_member(db, alice.id, active=True, actor="cli"),
                     lambda: s.update_member(db, alice.id, name="Alice Dupont", actor="cli"),
                     lambda: s.set_badge_status(db, erased[0], "active", actor="cli"),
-                    lambda: s.enrol_badge(db, alice.id, badge_uid, actor="cli")):
+                    lambda: s.enrol_badge(db, alice.id, badge_uid, actor="cli"),
+                    lambda: s.grant(db, alice.id, machine_id=laser_id, actor="cli")):
         with pytest.raises(Conflict, match="erased"):
             attempt()
         db.rollback()

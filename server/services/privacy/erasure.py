@@ -24,6 +24,7 @@ from server.models import (
 from server.services.audit import audit
 from server.services.common import get_member, now_utc
 from server.services.dirty import mark_nodes_dirty, member_node_ids
+from server.services.logins import close_all_logins
 from server.services.privacy.common import (
     _AUDIT_KEEP,
     _UID_LEN,
@@ -153,6 +154,7 @@ def erase_member(db: Session, member_id: int, *, actor: str) -> ErasureResult:
         user.password_hash = "!erased"
         user.active = False
         user.member_id = None
+        close_all_logins(db, user.id)
         result.web_users += 1
 
     member.name = ERASED_NAME
