@@ -51,6 +51,7 @@ class UsageSession(Base):
     pseudonymised_at: Mapped[datetime | None] = mapped_column()
     # placed from the receive time: the node's wall clock was not believed (services/usage.py)
     clock_untrusted: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    energy_wh: Mapped[float | None] = mapped_column(Float)  # measured by a smart plug (issue 16)
 
     machine: Mapped[Machine | None] = relationship()
     node: Mapped[Node | None] = relationship()
