@@ -31,7 +31,7 @@ from server.models import (
     UserRole,
     user_sites,
 )
-from server.services import mail, mail_templates, webhooks
+from server.services import energy, mail, mail_templates, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ KINDS = ("node_offline", "node_clock", "node_backlog", "plug_offline", "plug_une
 NODE_KINDS = ("node_offline", "node_clock", "node_backlog", "plug_offline", "plug_unexpected_on")
 DEAD_LETTER_WINDOW = timedelta(hours=1)
 BACKLOG_ALERT = 100  # events waiting in a node's outbox
-UNEXPECTED_WINDOW = timedelta(hours=1)  # a plug found on alone keeps its alert open this long
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ def _conditions(node: NodeView, now: datetime, offline_after: timedelta) -> dict
         "node_backlog": node.online and (node.backlog or 0) >= BACKLOG_ALERT,
         "plug_offline": node.online and node.plug_online is False,
         "plug_unexpected_on": (node.unexpected_at is not None
-                               and now - node.unexpected_at < UNEXPECTED_WINDOW),
+                               and energy.unexpected_recent(node.unexpected_at, now)),
     }
 
 

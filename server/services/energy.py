@@ -14,7 +14,7 @@ rejected with a reason, like an impossible duration.
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -25,6 +25,12 @@ from server.services.usage import EventRefused
 
 MAX_POWER_W = 4000.0
 ENERGY_SLACK_WH = 5.0
+UNEXPECTED_WINDOW = timedelta(hours=1)  # "found on without a session" stays shown/alerted this long
+
+
+def unexpected_recent(at: datetime, now: datetime | None = None) -> bool:
+    """Whether a plug found on alone at `at` is still news (dashboard, alert)."""
+    return (now or datetime.now(UTC)) - at < UNEXPECTED_WINDOW
 
 
 def check_energy(msg: Event) -> None:
