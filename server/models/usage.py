@@ -77,6 +77,7 @@ class UsageRollup(Base):
     sessions: Mapped[int] = mapped_column(Integer)
     seconds: Mapped[float] = mapped_column(Float)
     active_seconds: Mapped[float] = mapped_column(Float)
+    energy_wh: Mapped[float] = mapped_column(Float, server_default="0")  # issue 16
     members: Mapped[int] = mapped_column(Integer)
     member_ids: Mapped[bytes] = mapped_column(LargeBinary)
     starter_ids: Mapped[bytes] = mapped_column(LargeBinary)

@@ -51,9 +51,14 @@ def upgrade() -> None:
     )
     # a plain ADD COLUMN: a batch copy of `sessions` would drop its roll-up triggers on SQLite
     op.add_column("sessions", sa.Column("energy_wh", sa.Float(), nullable=True))
+    # roll-up cells carry energy too; energy existed nowhere before this revision, so 0 is
+    # exact for every cell already written
+    op.add_column("usage_rollup", sa.Column("energy_wh", sa.Float(), nullable=False,
+                                            server_default="0"))
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE usage_rollup DROP COLUMN energy_wh")
     op.execute("ALTER TABLE sessions DROP COLUMN energy_wh")
     op.drop_table("node_plugs")
     op.drop_table("node_actuators")
