@@ -32,6 +32,8 @@ class NodeActuator(Base):
     device: Mapped[str | None] = mapped_column(String(64))  # Shelly prefix / Tasmota %topic%
     channel: Mapped[int] = mapped_column(Integer, default=0)
     lease_s: Mapped[int] = mapped_column(Integer, default=60)
+    # the plug's own broker user is `device`; only the hash of its password is kept
+    mqtt_password_hash: Mapped[str | None] = mapped_column(String(255))
 
     node: Mapped[Node] = relationship()
 

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("device", sa.String(length=64), nullable=True),
         sa.Column("channel", sa.Integer(), nullable=False),
         sa.Column("lease_s", sa.Integer(), nullable=False),
+        sa.Column("mqtt_password_hash", sa.String(length=255), nullable=True),
         sa.ForeignKeyConstraint(["node_id"], ["nodes.id"], ondelete="CASCADE",
                                 name=op.f("fk_node_actuators_node_id_nodes")),
         sa.PrimaryKeyConstraint("node_id", name=op.f("pk_node_actuators")),
