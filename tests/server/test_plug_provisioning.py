@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import test_broker_security as _tbs
 from click.testing import CliRunner
 from sqlalchemy import select
-from test_broker_security import Setup, migrated_db  # noqa: F401 - a fixture
-from test_broker_security import setup as _broker_setup  # noqa: F401 - the `setup` fixture
+from test_broker_security import Setup
 
 from firmware_config import validate_text
 from firmware_config.provisioning import ProvisioningError
@@ -21,6 +21,8 @@ from server.models import NodeActuator
 from server.services.provisioning import broker_files, provision, render_node_config
 
 pytestmark = pytest.mark.broker
+migrated_db = _tbs.migrated_db  # the broker-security fixtures: a real Mosquitto, two nodes
+setup = _tbs.setup
 DEVICE = "shellyplugsg3-a1b2c3"
 
 
