@@ -120,3 +120,12 @@ def add_plugs(db: Session, users: BrokerUsers) -> None:
         plug_type = next((t for t in PLUG_TYPES if t == kind), None)
         if slug in node_users and device and plug_type is not None and pw_hash:
             users.add_plug(slug, type=plug_type, device=device, password_hash=pw_hash)
+
+
+def plug_specs(db: Session, node_ids: list[int]) -> dict[int, str]:
+    """`type:device` of the nodes that drive a plug (the nodes page shows them)."""
+    if not node_ids:
+        return {}
+    rows = db.execute(select(NodeActuator.node_id, NodeActuator.type, NodeActuator.device)
+                      .where(NodeActuator.node_id.in_(node_ids))).all()
+    return {r.node_id: f"{r.type}:{r.device}" for r in rows if r.type != "gpio"}

@@ -194,6 +194,21 @@ def rotate_credentials(db: Session, node_slug: str, *, actor: str = ACTOR) -> Pr
     return provision(db, node_slug, machine.slug, rotate=True, actor=actor)
 
 
+def set_plug(db: Session, node_slug: str, plug: str, *, actor: str = ACTOR) -> Provisioned:
+    """The web's "set the plug": `provision` of the node's own machine with `plug`; the
+    result's `plug_password` is shown once. The caller commits, then regenerates the broker
+    files."""
+
+    node = db.scalar(select(Node).where(Node.slug == node_slug))
+    if node is None:
+        raise ProvisioningError(f"node {node_slug!r} does not exist")
+    machine = db.scalar(select(Machine).where(Machine.node_id == node.id))
+    if machine is None:
+        raise ProvisioningError(f"node {node_slug!r} drives no machine: provision it with "
+                                "--machine first")
+    return provision(db, node_slug, machine.slug, plug=plug, actor=actor)
+
+
 def render_node_config(db: Session, node_slug: str, *, password: str | None = None,
                        preset: str = DEFAULT_PRESET, broker_url: str | None = None) -> str:
     """The node's config file for download (no password: it is only stored hashed)."""

@@ -61,3 +61,40 @@ def test_node_offline_hides_stale_power(app: Any, seed: Any, actions: Any) -> No
     state = actions.client.get("/dashboard/state.json").get_json()
     laser = next(m for m in state["machines"] if m["id"] == seed.laser)
     assert laser["power_w"] is None and laser["plug"] == ""
+
+
+def test_admin_sets_a_plug_on_the_nodes_page(app: Any, seed: Any, actions: Any,
+                                             monkeypatch: Any) -> None:
+    import io
+    import zipfile
+
+    from firmware_config.mosquitto import verify_password
+    from server.app import get_db
+    from server.models import NodeActuator
+
+    actions.login("admin@example.org")
+    page = actions.client.get("/nodes").get_data(as_text=True)
+    assert 'action="/nodes/laser-1/plug"' in page
+    r = actions.post("/nodes/laser-1/plug", {"plug": "shelly:shellyplug-web1"}, page="/nodes")
+    assert r.status_code == 200 and "no-store" in r.headers["Cache-Control"]
+    html = r.get_data(as_text=True)
+    password = html.split('id="plug-password">', 1)[1].split("<", 1)[0]
+    assert len(password) >= 16 and "[actuator]" in html
+    with app.app_context():
+        row = get_db().scalar(select(NodeActuator))
+        assert row is not None and row.device == "shellyplug-web1"
+        assert row.mqtt_password_hash and verify_password(row.mqtt_password_hash, password)
+    assert 'value="shelly:shellyplug-web1"' in actions.client.get("/nodes").get_data(as_text=True)
+    monkeypatch.setenv("FABPASS_MQTT_URL", "mqtt://fabpass-server:pw-for-tests@127.0.0.1:1883")
+    z = actions.post("/nodes/broker-files", page="/nodes")
+    files = zipfile.ZipFile(io.BytesIO(z.data))
+    assert "user shellyplug-web1" in files.read("acl").decode()
+    bad = actions.post("/nodes/laser-1/plug", {"plug": "shelly:a/b"}, page="/nodes")
+    assert bad.status_code == 302
+    assert "plain topic level" in actions.client.get("/nodes").get_data(as_text=True)
+
+
+def test_manager_cannot_set_a_plug(actions: Any) -> None:
+    actions.login("manager@example.org")
+    r = actions.post("/nodes/laser-1/plug", {"plug": "shelly:x1"}, page="/")
+    assert r.status_code == 403
