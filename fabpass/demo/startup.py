@@ -253,7 +253,7 @@ def start_server_parts(app: Any, host: str, port: int) -> list[tuple[str, Callab
               show_default=True,
               help="auto: Mosquitto if installed, else the embedded Python broker (MQTT 3.1.1)")
 def demo(data_dir: Path | None, port: int | None, broker: str) -> None:
-    """Run a broker, the server and three simulated nodes with seeded data."""
+    """Run a broker, the server and four simulated nodes (one on a smart plug) with seed data."""
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: Any) -> None:

@@ -98,3 +98,42 @@ def test_manager_cannot_set_a_plug(actions: Any) -> None:
     actions.login("manager@example.org")
     r = actions.post("/nodes/laser-1/plug", {"plug": "shelly:x1"}, page="/")
     assert r.status_code == 403
+
+
+def _denied(db: Any, node: Any, reason: str) -> None:
+    """A `badge.denied` as the ingest stores it: the event and the server's explanation."""
+    import uuid
+
+    from server.models import Event
+    from server.services import refusals
+
+    now, eid = datetime.now(UTC), str(uuid.uuid4())
+    data = {"uid": "04A1B2C3", "reason": reason}
+    db.add(Event(event_id=eid, node_id=node.id, node_slug=node.slug, type="badge.denied",
+                 ts=now, received_at=now, boot=str(uuid.uuid4()), seq=1, data=data))
+    refusals.record(db, eid, node, data, now)
+    db.commit()
+
+
+def test_plug_refusals_in_french_on_dashboard_and_report(app: Any, seed: Any,
+                                                         actions: Any) -> None:
+    from server.app import get_db
+    from server.models import Node
+
+    with app.app_context():
+        db = get_db()
+        node = db.scalar(select(Node).where(Node.slug == "laser-1"))
+        assert node is not None
+        _denied(db, node, "actuator_failed")
+    actions.login("admin@example.org")
+    actions.post("/lang", {"lang": "fr"}, page="/")
+    assert "la prise ne s’est pas allumée" in actions.client.get("/").get_data(as_text=True)
+    with app.app_context():
+        db = get_db()
+        node = db.scalar(select(Node).where(Node.slug == "laser-1"))
+        assert node is not None
+        _denied(db, node, "actuator_offline")
+    day = datetime.now(UTC).date()
+    report = actions.client.get(f"/reports/denied?group_by=reason&from={day}&to={day}"
+                                ).get_data(as_text=True)
+    assert "la prise est hors ligne" in report and "la prise ne s’est pas allumée" in report
