@@ -270,12 +270,16 @@ _EVENT_FIELDS: dict[str, dict[str, str]] = {
                       "ended": "ts", "duration_s": "num", "active_s": "num",
                       "reason": "end_reason"},
     "training.signed": {"trainer_uid": "uid", "trainee_uid": "uid"},
+    # a smart plug found on with no session (contract 6, "Actuators"; docs/actuators.md)
+    "actuator.unexpected_on": {"action": "unexpected_action"},
 }
+UNEXPECTED_ACTIONS = ("switched_off", "off_when_idle")
 EVENT_TYPES = tuple(_EVENT_FIELDS)
 # Optional data fields (contract section 6): checked only when present.
 _OPTIONAL_NUM: dict[str, tuple[str, ...]] = {
     "session.heartbeat": ("power_w",),
     "session.ended": ("energy_wh",),
+    "actuator.unexpected_on": ("power_w",),
 }
 
 
@@ -296,6 +300,8 @@ def _check_data(etype: str, data: dict[str, Any]) -> None:
             _choice(data, key, DENY_REASONS, what)
         elif kind == "end_reason":
             _choice(data, key, END_REASONS, what)
+        elif kind == "unexpected_action":
+            _choice(data, key, UNEXPECTED_ACTIONS, what)
     for key in _OPTIONAL_NUM.get(etype, ()):
         if data.get(key) is not None:
             _num(data, key, what)
@@ -321,6 +327,8 @@ def _check_rules(etype: str, data: dict[str, Any], what: str) -> None:
         if part > total:
             raise ProtocolError(f"{what}: field {pair[1]!r} ({part:g}) must not exceed "
                                 f"{pair[0]!r} ({total:g})")
+    if etype == "actuator.unexpected_on":
+        _get(data, "device", str, what, required=False)
     if etype == "badge.denied":
         # `booked` names the end of the other member's slot; strict whenever it is present.
         _ts(data, "until", what, required=data.get("reason") == "booked")

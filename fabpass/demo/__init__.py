@@ -2,9 +2,9 @@
 
 A private broker (Mosquitto if installed, else the embedded amqtt broker), the
 server on SQLite running in this process (so the virtual-badges panel can write
-to the nodes' stdin), and three simulated node processes. Seed data gives a
-visitor something to click through: members with and without trainings,
-expired ones, a trainer, a week of past usage.
+to the nodes' stdin), and four simulated node processes (one on a simulated
+Shelly plug, `fabpass.plugsim`). Seed data gives a visitor something to click
+through: members with and without trainings, expired ones, a trainer, a week of past usage.
 
 - `seed`: the seed data; `processes`: the node processes and their supervision;
 - `startup`: the broker, the database, the server thread, the `demo` command.

@@ -39,16 +39,21 @@ class DemoMachine:
     kind: str
     policy: dict[str, Any]
     hourly_rate: float
+    plug: str | None = None  # a simulated Shelly plug's device name instead of the relay
 
 
 MACHINES = [
     DemoMachine("laser-1", "Laser Trotec Speedy 300", "centre", "laser_cutter", {"mode": "tap"}, 12.0),
     DemoMachine("printer-1", "Prusa MK4 · centre", "centre", "3d_printer", PRINTER_POLICY, 2.0),
     DemoMachine("printer-2", "Prusa MK4 · nord", "nord", "3d_printer", PRINTER_POLICY, 2.0),
+    # on a smart plug: its power (driven from the panel) is the busy signal and the kWh
+    DemoMachine("printer-3", "Prusa MK4 · smart plug", "centre", "3d_printer", PRINTER_POLICY,
+                2.0, plug="shellyplug-demo"),
 ]
 
 
 PRINTERS_GROUP = ("printers", "All 3D printers")
+PLUG_LEASE_S = 30
 
 LANGUAGES = ("fr", "en")
 DEFAULT_LANG = "fr"
@@ -61,6 +66,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "Laser Trotec Speedy 300": "Découpe laser Trotec Speedy 300",
         "Prusa MK4 · centre": "Imprimante Prusa MK4 · Centre",
         "Prusa MK4 · nord": "Imprimante Prusa MK4 · Nord",
+        "Prusa MK4 · smart plug": "Imprimante Prusa MK4 · prise connectée",
         "All 3D printers": "Toutes les imprimantes 3D",
         "Clean the lens and mirrors": "Nettoyer la lentille et les miroirs",
         "Check the tube and the water cooling": "Contrôler le tube et le refroidissement à eau",
@@ -156,9 +162,13 @@ def seed(db: Any, rng: random.Random | None = None, now: datetime | None = None,
                             kind=m.MachineKind(spec.kind), node=node, policy=dict(spec.policy),
                             requires_authorization=True, hourly_rate=spec.hourly_rate)
         db.add_all([node, machine])
+        if spec.plug:
+            db.add(m.NodeActuator(node=node, type="shelly", device=spec.plug, channel=0,
+                                  lease_s=PLUG_LEASE_S))
         machines[spec.slug] = machine
     group = m.MachineGroup(slug=PRINTERS_GROUP[0], name=text(lang, PRINTERS_GROUP[1]),
-                           machines=[machines["printer-1"], machines["printer-2"]])
+                           machines=[machines[s.slug] for s in MACHINES
+                                     if s.kind == "3d_printer"])
     db.add(group)
     db.flush()
 

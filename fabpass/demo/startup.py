@@ -74,6 +74,7 @@ class Demo:
         self.port = port
         self.password = secrets.token_urlsafe(9)
         self.nodes = DemoNodes()
+        self.plugs: dict[str, Any] = {}  # node slug -> fabpass.plugsim.ShellySim
         self.broker: _Broker | None = None
         self.broker_label = ""
         self.protocol = "5"
@@ -138,6 +139,7 @@ class Demo:
             "TIMEZONE": TIMEZONE,
             "DEMO": True,
             "DEMO_NODES": self.nodes,
+            "DEMO_PLUGS": self.plugs,
             "DEMO_INFO": {"admin_email": ADMIN_EMAIL, "broker": self.broker_label,
                           "idle_end_s": IDLE_END_S, "unknown_uid": UNKNOWN_UID,
                           "members": {b[0]: s.note for s in MEMBERS for b in s.badges}},
@@ -163,7 +165,12 @@ class Demo:
     def _start_nodes(self) -> None:
         assert self.broker is not None
         pins = {"relay": 17, "green": 22, "red": 23, "buzzer": 24, "activity": 27}
+        from fabpass.plugsim import ShellySim
+
         for spec in MACHINES:
+            if spec.plug:  # the plug first: the node waits for it to say it is online
+                self.plugs[spec.slug] = ShellySim(self.broker.url, spec.plug,
+                                                  tele_period_s=2.0)
             storage = self.data_dir / "nodes" / spec.slug
             storage.mkdir(parents=True, exist_ok=True)
             config = self.data_dir / "nodes" / f"{spec.slug}.toml"
@@ -172,6 +179,11 @@ class Demo:
             node.start()
             self.nodes.add(node)
         self._stoppers.append(("nodes", self.nodes.stop_all))
+        self._stoppers.insert(0, ("plugs", self._stop_plugs))  # stopped after the nodes
+
+    def _stop_plugs(self) -> None:
+        for plug in self.plugs.values():
+            plug.close()
 
     def check_children(self) -> list[str]:
         """Slugs of nodes that exited on their own (logged once by the caller)."""
@@ -247,7 +259,7 @@ def start_server_parts(app: Any, host: str, port: int) -> list[tuple[str, Callab
               help="language of the seeded names (machines, group, maintenance tasks) and of "
                    "the admin's mails")
 def demo(data_dir: Path | None, port: int | None, broker: str, lang: str) -> None:
-    """Run a broker, the server and three simulated nodes with seeded data."""
+    """Run a broker, the server and four simulated nodes (one on a smart plug) with seed data."""
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: Any) -> None:

@@ -134,7 +134,8 @@ SCHEMAS: dict[str, Any] = {
     "UsageReport": {"type": "object", "required": ["rows"], "properties": {"rows": {
         "type": "array", "items": {"type": "object", "properties": {
             "sessions": {"type": "integer"}, "hours": {"type": "number"},
-            "active_hours": {"type": "number"}, "members": {"type": "integer"}}}}}},
+            "active_hours": {"type": "number"}, "members": {"type": "integer"},
+            "kwh": {"type": "number", "description": "energy measured by smart plugs"}}}}}},
 }
 
 PATHS: dict[str, Any] = {

@@ -85,8 +85,12 @@ def broker_config(out_dir: str, install_dir: str, mqtt_url: str | None) -> None:
 @click.option("--broker-url", default=None,
               help="the URL nodes use to reach the broker (default FABPASS_NODE_MQTT_URL, "
                    "else FABPASS_MQTT_URL without its credentials)")
+@click.option("--plug", default=None, metavar="shelly:DEVICE|tasmota:DEVICE|gpio",
+              help="a smart plug switches the machine (its own broker user and password); "
+                   "gpio: back to the relay; default: keep what the node has")
 def provision(node_slug: str, machine: str, site_slug: str | None, out_file: str | None,
-              rotate: bool, preset: str | None, broker_url: str | None) -> None:
+              rotate: bool, preset: str | None, broker_url: str | None,
+              plug: str | None) -> None:
     """Create a node, its credentials and a ready config file.
 
     Running it again changes nothing (no new password) unless --rotate. Afterwards run
@@ -98,7 +102,8 @@ def provision(node_slug: str, machine: str, site_slug: str | None, out_file: str
     try:
         with _database() as db:
             result = do_provision(db, node_slug, machine, site_slug=site_slug, rotate=rotate,
-                                  broker_url=broker_url, preset=preset or DEFAULT_PRESET)
+                                  broker_url=broker_url, preset=preset or DEFAULT_PRESET,
+                                  plug=plug)
     except ProvisioningError as exc:
         raise click.ClickException(exc.message) from exc
     if out_file:
@@ -113,6 +118,10 @@ def provision(node_slug: str, machine: str, site_slug: str | None, out_file: str
     else:
         click.echo(f"{result.node}: credentials unchanged (use --rotate for a new password).",
                    err=True)
+    if result.plug_password is not None:
+        click.echo(f"Plug {result.plug_device}: MQTT user {result.plug_device}, password "
+                   f"{result.plug_password} (shown once): enter them in the plug's MQTT "
+                   "settings, then run `fabpass broker config --out DIR`.", err=True)
 
 
 @click.command("revoke")

@@ -20,7 +20,15 @@ from sqlalchemy.orm import Session
 
 from protocol import Event as EventMsg
 from server.models import Badge, Member, Node, UsageSession
-from server.services import enrolment, members, notifications, refusals, trainings, usage
+from server.services import (
+    energy,
+    enrolment,
+    members,
+    notifications,
+    refusals,
+    trainings,
+    usage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +133,8 @@ class EventHandlers:
             row.elapsed_s = elapsed
             row.active_s = max(active, row.active_s or 0.0)
             row.last_heartbeat_at = msg.ts if not place.untrusted else self._received(msg)
+        if msg.data.get("power_w") is not None:
+            energy.record_power(db, node, msg.data["power_w"], self._received(msg))
         if row.end_reason == "lost":  # still lost, but with the better duration
             row.duration_s = row.elapsed_s
             row.ended_at = row.started_at + timedelta(seconds=row.elapsed_s or 0.0)
@@ -140,6 +150,7 @@ class EventHandlers:
         row.elapsed_s = row.duration_s
         row.end_reason = msg.data["reason"]
         row.has_ended_event = True
+        row.energy_wh = energy.energy_of(msg)
         if row.member_id is None:
             row.member_id = self._member_id(db, msg.data)
         notifications.on_event(db, node, msg)
@@ -154,6 +165,9 @@ class EventHandlers:
                 members.record_unknown_badge(db, msg.data["uid"], node.id, msg.ts)
         notifications.on_event(db, node, msg)
 
+    def _on_unexpected_on(self, db: Session, node: Node, msg: EventMsg) -> None:
+        energy.record_unexpected_on(db, node, msg.data, self._received(msg))
+
     def _on_signed(self, db: Session, node: Node, msg: EventMsg) -> None:
         trainings.sign_off(db, msg.id, node, msg.data["trainer_uid"], msg.data["trainee_uid"],
                            at=msg.ts)
@@ -165,5 +179,6 @@ HANDLERS: dict[str, Callable[[Any, Session, Node, EventMsg], None]] = {
     "session.ended": EventHandlers._on_ended,
     "badge.denied": EventHandlers._on_denied,
     "training.signed": EventHandlers._on_signed,
+    "actuator.unexpected_on": EventHandlers._on_unexpected_on,
 }
 

@@ -59,7 +59,7 @@ from server.models import (
     Site,
     UsageSession,
 )
-from server.services import usage
+from server.services import energy, usage
 from server.services.personal import redact_uids
 
 log = logging.getLogger(__name__)
@@ -563,6 +563,7 @@ class Ingest(EventHandlers):
         node.acl_version = status.acl_version
         node.software = status.software
         node.clock_ok = status.clock_ok
+        energy.record_status(db, node, raw, item.received_at)
         self._close_lost_sessions(db, node, status)
         if self._acl_outdated(node, item.received_at):
             services.mark_nodes_dirty(db, [node.id], "status.acl_version")
@@ -624,6 +625,7 @@ class Ingest(EventHandlers):
                 usage.place_ended(msg, item.received_at, self.max_session_s)
             else:
                 usage.check_durations(msg, self.max_session_s)
+            energy.check_energy(msg)
         except usage.EventRefused as refused:
             raise _Rejected(refused.reason, site, node_slug, msg.id) from None
         return self._registered_node(db, site, node_slug, msg.id), msg

@@ -35,6 +35,7 @@ from server.models.core import (
     Site,
     machine_group_members,
 )
+from server.models.energy import ACTUATOR_TYPES, NodeActuator, NodePlug
 from server.models.enums import (
     AuthRole,
     BadgeStatus,
@@ -92,6 +93,9 @@ from server.models.users import (
 __all__ = [
     "FabmanagerConfig", "FabmanagerLink", "FabmanagerRun",
     "UniqueConstraint",
+    "ACTUATOR_TYPES",
+    "NodeActuator",
+    "NodePlug",
     "AclDirty",
     "AlertOptOut",
     "AlertState",

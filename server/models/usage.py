@@ -51,6 +51,7 @@ class UsageSession(Base):
     pseudonymised_at: Mapped[datetime | None] = mapped_column()
     # placed from the receive time: the node's wall clock was not believed (services/usage.py)
     clock_untrusted: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    energy_wh: Mapped[float | None] = mapped_column(Float)  # measured by a smart plug (issue 16)
 
     machine: Mapped[Machine | None] = relationship()
     node: Mapped[Node | None] = relationship()
@@ -76,6 +77,7 @@ class UsageRollup(Base):
     sessions: Mapped[int] = mapped_column(Integer)
     seconds: Mapped[float] = mapped_column(Float)
     active_seconds: Mapped[float] = mapped_column(Float)
+    energy_wh: Mapped[float] = mapped_column(Float, server_default="0")  # issue 16
     members: Mapped[int] = mapped_column(Integer)
     member_ids: Mapped[bytes] = mapped_column(LargeBinary)
     starter_ids: Mapped[bytes] = mapped_column(LargeBinary)

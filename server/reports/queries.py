@@ -172,6 +172,8 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
                         s.c.duration_s), (wall > 0, wall), else_=0.0)
     active = sa.case((sa.and_(s.c.active_s >= 0, s.c.active_s <= DURATION_CAP_S), s.c.active_s),
                      else_=0.0)
+    energy = sa.case((sa.and_(s.c.energy_wh >= 0, s.c.energy_wh < 1e12), s.c.energy_wh),
+                     else_=0.0)  # as rollups.session_energy
 
     # group by integer ids where a label is only a name (cheaper to sort than text), and map
     # them to slugs / period labels afterwards: a few thousand rows at most
@@ -202,6 +204,7 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
             session_count.label("sessions"),
             (sa.func.sum(duration * frac) / 3600.0).label("hours"),
             (sa.func.sum(active * frac) / 3600.0).label("active_hours"),
+            (sa.func.sum(energy * frac) / 1000.0).label("kwh"),
             sa.func.count(sa.distinct(s.c.member_id)).label("members"),
         )
         .select_from(frm)
@@ -219,6 +222,7 @@ def _run(db: Session, dims: list[str], since: datetime | None, until: datetime |
         row["sessions"] = int(row["sessions"] or 0)
         row["hours"] = round(float(row["hours"] or 0.0), 4)
         row["active_hours"] = round(float(row["active_hours"] or 0.0), 4)
+        row["kwh"] = round(float(row["kwh"] or 0.0), 4)
         row["members"] = int(row["members"] or 0)
         if "kind" in row and row["kind"] is not None:
             row["kind"] = str(getattr(row["kind"], "value", row["kind"]))

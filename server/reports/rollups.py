@@ -100,11 +100,12 @@ class Cell:
     sessions: int = 0
     seconds: float = 0.0
     active_seconds: float = 0.0
+    energy_wh: float = 0.0  # smart plugs' energy (issue 16), split like the active time
     members: set[int] = field(default_factory=set)
     starters: set[int] = field(default_factory=set)  # members, or member-days in a month cell
 
     def add(self, starts: bool, frac: float, duration: float, active: float,
-            member: int | None, month_day: date | None = None) -> None:
+            member: int | None, month_day: date | None = None, *, energy: float = 0.0) -> None:
         """Add a share of a session; `month_day`: this is a month cell, and the session starts on
         that local day (its visit is kept as a member-day)."""
         if starts:
@@ -113,6 +114,7 @@ class Cell:
                 self.starters.add(member if month_day is None else member_day(member, month_day))
         self.seconds += duration * frac
         self.active_seconds += active * frac
+        self.energy_wh += energy * frac
         if member is not None:
             self.members.add(member)
 
@@ -127,6 +129,11 @@ def session_amounts(s: datetime, e: datetime, duration_s: float | None,
     if active_s is None or not 0 <= active_s <= DURATION_CAP_S:
         active_s = 0.0
     return float(duration_s), float(active_s)
+
+
+def session_energy(energy_wh: float | None) -> float:
+    """A session's energy as the reports split it: none, negative or not finite counts 0."""
+    return float(energy_wh) if energy_wh is not None and 0 <= energy_wh < 1e12 else 0.0
 
 
 @dataclass
@@ -273,17 +280,19 @@ def _add(db: Session, adds: dict[int, list[int]], calendars: dict[int, LocalDays
     wall_max = 0.0
     for i in range(0, len(ids), 500):
         q = sa.select(s.c.machine_id, s.c.started_at, s.c.ended_at, s.c.duration_s,
-                      s.c.active_s, s.c.member_id).where(s.c.id.in_(ids[i:i + 500]),
-                                                         s.c.ended_at.is_not(None))
-        for mid, st, en, dur, act, member in db.execute(q):
+                      s.c.active_s, s.c.member_id, s.c.energy_wh).where(
+            s.c.id.in_(ids[i:i + 500]), s.c.ended_at.is_not(None))
+        for mid, st, en, dur, act, member, wh in db.execute(q):
             days = calendars.get(mid)
             if days is None:  # moved since its mark: that machine's "chg" marks rebuild it
                 continue
             wall_max = max(wall_max, (en - st).total_seconds())
             duration, active = session_amounts(st, en, dur, act)
+            energy = session_energy(wh)
             for d, starts, frac in split(days, st, en):
-                day_add[(mid, d)].add(starts, frac, duration, active, member)
-                month_add[(mid, month_of(d))].add(starts, frac, duration, active, member, d)
+                day_add[(mid, d)].add(starts, frac, duration, active, member, energy=energy)
+                month_add[(mid, month_of(d))].add(starts, frac, duration, active, member, d,
+                                                  energy=energy)
     if not day_add:
         return 0, 0, wall_max
     for grain, cells in (("day", day_add), ("month", month_add)):
@@ -291,16 +300,18 @@ def _add(db: Session, adds: dict[int, list[int]], calendars: dict[int, LocalDays
         lo = min(p for _, p in cells)
         hi = max(p for _, p in cells)
         old = db.execute(sa.select(r.c.machine_id, r.c.period, r.c.sessions, r.c.seconds,
-                                   r.c.active_seconds, r.c.member_ids, r.c.starter_ids).where(
+                                   r.c.active_seconds, r.c.member_ids, r.c.starter_ids,
+                                   r.c.energy_wh).where(
             r.c.grain == grain, r.c.machine_id.in_(mids), r.c.period >= lo, r.c.period <= hi))
         stale: list[tuple[int, date]] = []  # stored cells now merged into `cells`
-        for mid, period, n, secs, act, member_ids, starter_ids in old:
+        for mid, period, n, secs, act, member_ids, starter_ids, wh in old:
             if (mid, period) not in cells:
                 continue
             c = cells[(mid, period)]
             c.sessions += n
             c.seconds += secs
             c.active_seconds += act
+            c.energy_wh += wh or 0.0
             c.members.update(unpack(member_ids))
             c.starters.update(unpack(starter_ids))
             stale.append((mid, period))
@@ -321,7 +332,8 @@ def _rebuild(db: Session, mids: list[int], days: LocalDays, d_lo: date | None,
     s = UsageSession.__table__
     in_r = r.c.machine_id.in_(mids)
     q = sa.select(s.c.machine_id, s.c.started_at, s.c.ended_at, s.c.duration_s, s.c.active_s,
-                  s.c.member_id).where(s.c.machine_id.in_(mids), s.c.ended_at.is_not(None))
+                  s.c.member_id, s.c.energy_wh).where(s.c.machine_id.in_(mids),
+                                                      s.c.ended_at.is_not(None))
     one = timedelta(days=1)
     if d_lo is None or d_hi is None:
         db.execute(r.delete().where(in_r))
@@ -333,7 +345,7 @@ def _rebuild(db: Session, mids: list[int], days: LocalDays, d_lo: date | None,
                     s.c.started_at < days.start(d_hi + one))
     cells: dict[tuple[int, date], Cell] = defaultdict(Cell)
     wall_max = 0.0
-    for mid, st, en, dur, act, member in db.execute(q):
+    for mid, st, en, dur, act, member, wh in db.execute(q):
         wall = (en - st).total_seconds()
         if wall > wall_max:
             wall_max = wall
@@ -341,7 +353,7 @@ def _rebuild(db: Session, mids: list[int], days: LocalDays, d_lo: date | None,
         for d, starts, frac in split(days, st, en):
             if d_lo is not None and d_hi is not None and not d_lo <= d <= d_hi:
                 continue  # a day outside the rebuilt range: its cell is not being replaced
-            cells[(mid, d)].add(starts, frac, duration, active, member)
+            cells[(mid, d)].add(starts, frac, duration, active, member, energy=session_energy(wh))
     if cells:
         db.execute(r.insert(), [_cell_row("day", mid, days.name, d, c)
                                 for (mid, d), c in cells.items()])
@@ -358,13 +370,14 @@ def _rebuild(db: Session, mids: list[int], days: LocalDays, d_lo: date | None,
     month_cells: dict[tuple[int, date], Cell] = defaultdict(Cell)
     day_rows = db.execute(
         sa.select(r.c.machine_id, r.c.period, r.c.sessions, r.c.seconds, r.c.active_seconds,
-                  r.c.member_ids, r.c.starter_ids)
+                  r.c.member_ids, r.c.starter_ids, r.c.energy_wh)
         .where(r.c.grain == "day", in_r, r.c.period >= m_lo, r.c.period < m_hi))
-    for mid, period, n, secs, act, ids, starters in day_rows:
+    for mid, period, n, secs, act, ids, starters, wh in day_rows:
         c = month_cells[(mid, month_of(period))]
         c.sessions += n
         c.seconds += secs
         c.active_seconds += act
+        c.energy_wh += wh or 0.0
         c.members.update(unpack(ids))
         c.starters.update(member_day(m, period) for m in unpack(starters))
     if month_cells:
@@ -376,7 +389,7 @@ def _rebuild(db: Session, mids: list[int], days: LocalDays, d_lo: date | None,
 def _cell_row(grain: str, mid: int, tz: str, period: date, c: Cell) -> dict[str, Any]:
     return {"grain": grain, "machine_id": mid, "period": period, "tz": tz,
             "sessions": c.sessions, "seconds": c.seconds, "active_seconds": c.active_seconds,
-            "members": len(c.members), "member_ids": pack(c.members),
+            "energy_wh": c.energy_wh, "members": len(c.members), "member_ids": pack(c.members),
             # visits are distinct member-days: a day keeps who started there, a month keeps
             # (member << 5 | day of month - 1) for each of its member-days
             "starter_ids": pack(c.starters)}

@@ -30,7 +30,15 @@ from server.reports.periods import (
     split,
     zone_name,
 )
-from server.reports.rollups import ROLLUP, Cell, member_day, refresh, session_amounts, unpack
+from server.reports.rollups import (
+    ROLLUP,
+    Cell,
+    member_day,
+    refresh,
+    session_amounts,
+    session_energy,
+    unpack,
+)
 
 
 @dataclass
@@ -46,6 +54,7 @@ class Part:
     members: int
     ids: Any = None  # member ids (set or array), loaded when a group needs a union
     starters: Any = None
+    energy_wh: float = 0.0
 
 
 @dataclass
@@ -162,15 +171,16 @@ class _Reader:
             days = self.site_zone[sid]
             plan = _plan(days, since, until, use_months)
             cols = [r.c.machine_id, r.c.period, r.c.grain, r.c.sessions, r.c.seconds,
-                    r.c.active_seconds, r.c.members]
+                    r.c.active_seconds, r.c.members, r.c.energy_wh]
             if visits:
                 cols.append(r.c.starter_ids)
             q = self._cell_query(cols, plan, mids)
             if q is not None:
                 for row in self.db.execute(q):
-                    p = Part(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
+                    p = Part(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
+                             energy_wh=row[7] or 0.0)
                     if visits:
-                        p.starters = unpack(row[7])
+                        p.starters = unpack(row[8])
                     out.append(p)
             for a, b in plan.slices:
                 out += self._slice(days, mids, a, b)
@@ -180,16 +190,18 @@ class _Reader:
         """Parts of [a, b) (less than a day) computed from the sessions themselves."""
         s = UsageSession.__table__
         q = sa.select(s.c.machine_id, s.c.started_at, s.c.ended_at, s.c.duration_s, s.c.active_s,
-                      s.c.member_id).where(
+                      s.c.member_id, s.c.energy_wh).where(
             s.c.machine_id.in_(mids), s.c.ended_at.is_not(None),
             s.c.started_at >= a - timedelta(seconds=self.max_wall + 1), s.c.started_at < b)
         cells: dict[tuple[int, date], Cell] = defaultdict(Cell)
-        for mid, st, en, dur, act, member in self.db.execute(q):
+        for mid, st, en, dur, act, member, wh in self.db.execute(q):
             duration, active = session_amounts(st, en, dur, act)
             for d, starts, frac in split(days, st, en, a, b):
-                cells[(mid, d)].add(starts, frac, duration, active, member)
+                cells[(mid, d)].add(starts, frac, duration, active, member,
+                                    energy=session_energy(wh))
         return [Part(mid, d, "slice", c.sessions, c.seconds, c.active_seconds, len(c.members),
-                     c.members, c.starters) for (mid, d), c in cells.items()]
+                     c.members, c.starters, energy_wh=c.energy_wh)
+                for (mid, d), c in cells.items()]
 
     def load_ids(self, parts: list[Part]) -> None:
         """Fetch the member sets of the cell parts that lack them (one query per grain)."""
@@ -257,6 +269,7 @@ def usage_rows(db: Session, dims: Sequence[str], since: datetime | None, until: 
         row["sessions"] = sum(p.sessions for p in ps)
         row["hours"] = round(sum(p.seconds for p in ps) / 3600.0, 4)
         row["active_hours"] = round(sum(p.active_seconds for p in ps) / 3600.0, 4)
+        row["kwh"] = round(sum(p.energy_wh for p in ps) / 1000.0, 4)
         if len(ps) == 1 and not with_member_sets:
             row["members"] = ps[0].members
         else:

@@ -1,4 +1,5 @@
-"""Alerts for managers: node offline, node clock unsynced, node outbox growing (issue 20).
+"""Alerts for managers: node offline, node clock unsynced, node outbox growing (issue 20), a
+smart plug offline or found on without a session (issue 16).
 
 The rule (`evaluate`) is pure: it takes what the nodes look like, the conditions already open
 and the time, and returns what opened and what cleared. `run_alerts` applies it to the
@@ -25,18 +26,20 @@ from server.models import (
     DeadLetter,
     Machine,
     Node,
+    NodePlug,
     User,
     UserRole,
     user_sites,
 )
-from server.services import mail, mail_templates, webhooks
+from server.services import energy, mail, mail_templates, webhooks
 from server.services.common import replace_kind_rows
 
 log = logging.getLogger(__name__)
 
-KINDS = ("node_offline", "node_clock", "node_backlog", "maintenance_due", "maintenance_overdue",
+KINDS = ("node_offline", "node_clock", "node_backlog", "plug_offline", "plug_unexpected_on",
+         "maintenance_due", "maintenance_overdue",
          "dead_letters", "weekly_summary")
-NODE_KINDS = ("node_offline", "node_clock", "node_backlog")
+NODE_KINDS = ("node_offline", "node_clock", "node_backlog", "plug_offline", "plug_unexpected_on")
 DEAD_LETTER_WINDOW = timedelta(hours=1)
 BACKLOG_ALERT = 100  # events waiting in a node's outbox
 
@@ -50,6 +53,8 @@ class NodeView:
     last_seen: datetime | None
     clock_ok: bool | None
     backlog: int | None
+    plug_online: bool | None = None  # status `actuator_online` (None: a relay, or not said)
+    unexpected_at: datetime | None = None  # last `actuator.unexpected_on`
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,8 @@ class Transition:
 
 def _node_values(node: NodeView) -> dict[str, Any]:
     return {"node": node.slug, "backlog": node.backlog or 0,
-            "since": node.last_seen.strftime("%Y-%m-%d %H:%M") if node.last_seen else "?"}
+            "since": node.last_seen.strftime("%Y-%m-%d %H:%M") if node.last_seen else "?",
+            "at": node.unexpected_at.strftime("%Y-%m-%d %H:%M") if node.unexpected_at else "?"}
 
 
 def _conditions(node: NodeView, now: datetime, offline_after: timedelta) -> dict[str, bool]:
@@ -73,6 +79,9 @@ def _conditions(node: NodeView, now: datetime, offline_after: timedelta) -> dict
         "node_offline": offline,
         "node_clock": node.online and node.clock_ok is False,
         "node_backlog": node.online and (node.backlog or 0) >= BACKLOG_ALERT,
+        "plug_offline": node.online and node.plug_online is False,
+        "plug_unexpected_on": (node.unexpected_at is not None
+                               and energy.unexpected_recent(node.unexpected_at, now)),
     }
 
 
@@ -124,13 +133,16 @@ def _other_conditions(db: Session, now: datetime) -> dict[str, tuple[str, int | 
 
 def _views(db: Session) -> list[NodeView]:
     rows = db.execute(select(Node.id, Node.slug, Node.site_id, Node.online, Node.last_seen,
-                             Node.clock_ok, Node.last_status)
+                             Node.clock_ok, Node.last_status, NodePlug.online.label("plug"),
+                             NodePlug.unexpected_at)
+                      .outerjoin(NodePlug, NodePlug.node_id == Node.id)
                       .where(Node.revoked_at.is_(None))).all()
     views = []
     for r in rows:
         backlog = r.last_status.get("backlog") if isinstance(r.last_status, dict) else None
         views.append(NodeView(r.id, r.slug, r.site_id, bool(r.online), r.last_seen, r.clock_ok,
-                              backlog if isinstance(backlog, int) else None))
+                              backlog if isinstance(backlog, int) else None,
+                              r.plug, r.unexpected_at))
     return views
 
 
@@ -156,6 +168,10 @@ TITLES = {
     ("node_clock", "fr"): "nœud {node} : horloge non synchronisée",
     ("node_backlog", "en"): "node {node}: {backlog} events waiting",
     ("node_backlog", "fr"): "nœud {node} : {backlog} événements en attente",
+    ("plug_offline", "en"): "node {node}: its smart plug is offline",
+    ("plug_offline", "fr"): "nœud {node} : sa prise connectée est hors ligne",
+    ("plug_unexpected_on", "en"): "node {node}: its smart plug was on without a session",
+    ("plug_unexpected_on", "fr"): "nœud {node} : sa prise connectée était allumée sans session",
     ("maintenance_due", "en"): "{machine}: maintenance \"{task}\" is due soon",
     ("maintenance_due", "fr"): "{machine} : entretien « {task} » bientôt dû",
     ("maintenance_overdue", "en"): "{machine}: maintenance \"{task}\" is overdue",
@@ -168,6 +184,13 @@ BODIES = {
     ("node_offline", True, "fr"): "Hors ligne depuis {since} (UTC).",
     ("node_offline", False, "en"): "The node is back online.",
     ("node_offline", False, "fr"): "Le nœud est de nouveau en ligne.",
+    ("plug_offline", True, "en"): "New sessions are refused (actuator_offline) until it is back.",
+    ("plug_offline", True, "fr"): "Les nouvelles sessions sont refusées (actuator_offline) "
+                                  "jusqu'à son retour.",
+    ("plug_unexpected_on", True, "en"): "Pressed by hand or power restored at {at} (UTC); "
+                                        "the node switches it off.",
+    ("plug_unexpected_on", True, "fr"): "Bouton pressé ou courant rétabli à {at} (UTC) ; "
+                                        "le nœud l'éteint.",
 }
 
 

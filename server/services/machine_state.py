@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from protocol import BUSY_STATES
-from server.models import Machine, Member, Node, Site, UsageSession
+from server.models import Machine, Member, Node, NodePlug, Site, UsageSession
+from server.services import energy
 
 
 def machine_state(*, locked: bool, online: bool, node_state: str | None, in_session: bool) -> str:
@@ -43,9 +44,11 @@ def live_machine_states(db: Session, due: dict[int, list[dict[str, Any]]] | None
     machines = db.execute(
         select(Machine.id, Machine.slug, Machine.name, Machine.locked, Machine.lock_reason,
                Site.slug.label("site"), Site.name.label("site_name"),
-               Node.online, Node.state)
+               Node.online, Node.state, NodePlug.power_w, NodePlug.online.label("plug_online"),
+               NodePlug.unexpected_at)
         .select_from(Machine)
         .outerjoin(Node, Node.id == Machine.node_id)
+        .outerjoin(NodePlug, NodePlug.node_id == Machine.node_id)
         .outerjoin(Site, Site.id == Machine.site_id)
         .where(Machine.active.is_(True))
         .order_by(Machine.site_id, Machine.name)
@@ -81,5 +84,10 @@ def live_machine_states(db: Session, due: dict[int, list[dict[str, Any]]] | None
             "member_id": sess.member_id if sess else None,
             "since": _iso(sess.started_at) if sess else None,
             "maintenance": due.get(m.id, []),
+            # smart plug (issue 16): live power, offline, found on alone lately
+            "power_w": m.power_w if online else None,
+            "plug_online": m.plug_online if online else None,
+            "plug_unexpected_at": (_iso(m.unexpected_at) if m.unexpected_at is not None
+                                   and energy.unexpected_recent(m.unexpected_at) else None),
         })
     return out

@@ -24,9 +24,8 @@ from firmware_config.mosquitto import (
     NodeAccount,
     hash_password,
     new_password,
-    render_acl,
-    render_conf,
-    render_passwd,
+    registry_for,
+    render_files,
     verify_password,
 )
 from firmware_config.provisioning import (
@@ -38,11 +37,12 @@ from firmware_config.provisioning import (
 )
 from protocol.topics import is_slug
 from server.errors import ServerError
-from server.models import Machine, Node, Setting, Site, utcnow
+from server.models import Machine, Node, NodeActuator, Setting, Site, utcnow
 from server.services.audit import audit
 from server.services.dirty import mark_nodes_dirty
 from server.services.identities import SERVER_USER_KEY, create_node, identity_slug
 from server.services.machines import create_machine
+from server.services.plugs import actuator_section, add_plugs, parse_plug, set_actuator
 from server.settings import settings_from_env
 
 SERVER_HASH_KEY = "mqtt.server_password_hash"
@@ -63,6 +63,8 @@ class Provisioned:
     password: str | None  # set only when created or rotated: show it once
     config: str
     created: bool
+    plug_device: str | None = None  # the plug's broker user, when it drives one
+    plug_password: str | None = None  # set only when the plug is new, changed or rotated
 
 
 def _settings(env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -78,15 +80,18 @@ def _node_broker_url(settings: dict[str, Any], env: dict[str, str] | None = None
 
 def provision(db: Session, node_slug: str, machine_slug: str, *, site_slug: str | None = None,
               rotate: bool = False, broker_url: str | None = None, topic_root: str | None = None,
-              preset: str = DEFAULT_PRESET, actor: str = ACTOR) -> Provisioned:
+              preset: str = DEFAULT_PRESET, actor: str = ACTOR,
+              plug: str | None = None) -> Provisioned:
     """Create or bind `node_slug` to `machine_slug` and make sure it has credentials.
 
     Idempotent: a second run changes nothing and returns no password, unless `rotate`.
-    A revoked node gets fresh credentials. The caller commits.
+    A revoked node gets fresh credentials. The caller commits. `plug` (`shelly:DEVICE`,
+    `tasmota:DEVICE`, `gpio`) sets the node's actuator; None keeps the one it has.
     """
 
     if not is_slug(node_slug):
         raise ProvisioningError(f"node {node_slug!r} is not a slug (lowercase letters, digits, '-')")
+    plug_spec = parse_plug(plug) if plug is not None else None  # fail early, like the preset
     preset_text(preset)  # fail early on a bad preset name
     try:  # before anything is created: a reserved slug leaves no machine behind
         identity_slug(db, node_slug, kind="node", field="node")
@@ -143,13 +148,20 @@ def provision(db: Session, node_slug: str, machine_slug: str, *, site_slug: str 
     db.flush()
     settings = _settings()
     root = topic_root or settings["TOPIC_ROOT"]
+    plug_password = None
+    if plug_spec is not None:
+        plug_password = set_actuator(db, node, plug_spec, topic_root=root, rotate=rotate,
+                                     actor=actor)
     config = node_config_text(node=node_slug, site=site.slug, machine=machine.slug,
                               broker_url=broker_url or _node_broker_url(settings),
                               username=node.mqtt_username or node_slug, password=password,
-                              topic_root=root, preset=preset)
+                              topic_root=root, preset=preset) + actuator_section(db, node)
+    act = db.get(NodeActuator, node.id)
     return Provisioned(node=node_slug, site=site.slug, machine=machine.slug,
                        username=node.mqtt_username or node_slug, password=password,
-                       config=config, created=created)
+                       config=config, created=created,
+                       plug_device=act.device if act is not None else None,
+                       plug_password=plug_password)
 
 
 def revoke_node(db: Session, node_slug: str) -> bool:
@@ -182,6 +194,21 @@ def rotate_credentials(db: Session, node_slug: str, *, actor: str = ACTOR) -> Pr
     return provision(db, node_slug, machine.slug, rotate=True, actor=actor)
 
 
+def set_plug(db: Session, node_slug: str, plug: str, *, actor: str = ACTOR) -> Provisioned:
+    """The web's "set the plug": `provision` of the node's own machine with `plug`; the
+    result's `plug_password` is shown once. The caller commits, then regenerates the broker
+    files."""
+
+    node = db.scalar(select(Node).where(Node.slug == node_slug))
+    if node is None:
+        raise ProvisioningError(f"node {node_slug!r} does not exist")
+    machine = db.scalar(select(Machine).where(Machine.node_id == node.id))
+    if machine is None:
+        raise ProvisioningError(f"node {node_slug!r} drives no machine: provision it with "
+                                "--machine first")
+    return provision(db, node_slug, machine.slug, plug=plug, actor=actor)
+
+
 def render_node_config(db: Session, node_slug: str, *, password: str | None = None,
                        preset: str = DEFAULT_PRESET, broker_url: str | None = None) -> str:
     """The node's config file for download (no password: it is only stored hashed)."""
@@ -197,7 +224,8 @@ def render_node_config(db: Session, node_slug: str, *, password: str | None = No
                             machine=machine.slug if machine else node.slug,
                             broker_url=broker_url or _node_broker_url(settings),
                             username=node.mqtt_username or node.slug, password=password,
-                            topic_root=settings["TOPIC_ROOT"], preset=preset)
+                            topic_root=settings["TOPIC_ROOT"], preset=preset
+                            ) + actuator_section(db, node)
 
 
 def server_credentials(db: Session, mqtt_url: str, *,
@@ -266,12 +294,9 @@ def broker_files(db: Session, *, mqtt_url: str | None = None, topic_root: str | 
                                                 generate=generate)
     nodes = node_accounts(db)
     root = topic_root or settings["TOPIC_ROOT"]
-    files = {
-        "passwd": render_passwd(user, server_hash, nodes),
-        "acl": render_acl(user, nodes, root),
-        "mosquitto.conf": render_conf(install_dir),
-    }
-    return files, new
+    users = registry_for(user, server_hash, nodes, root)
+    add_plugs(db, users)  # each smart plug its own user and ACL (issue 16)
+    return render_files(users, install_dir), new
 
 
 def render_broker_files(db: Session, **kwargs: Any) -> dict[str, str]:

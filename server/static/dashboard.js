@@ -26,6 +26,8 @@
       who.appendChild(t);
       window.fabpassLocalTime(t);
     }
+    var plug = li.querySelector(".plug");
+    if (plug) { plug.textContent = m.plug || ""; }
     var maint = li.querySelector(".maint");
     if (maint) {
       maint.textContent = "";

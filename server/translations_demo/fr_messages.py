@@ -111,6 +111,17 @@ FR = {
     "no training yet (7-byte badge)": "pas encore de formation (badge de 7 octets)",
     "laser; his first badge is declared lost": "laser ; son premier badge est déclaré perdu",
     "printer-2 only, expires in 3 days": "printer-2 seulement, expire dans 3 jours",
+    # the machine on a simulated smart plug (issue 16)
+    "Smart plug %(device)s: %(state)s, %(watts)s W": "Prise connectée %(device)s : %(state)s, %(watts)s W",
+    "Idle": "Au repos",
+    "Heating": "Chauffe",
+    "Printing": "Impression",
+    "Done": "Terminé",
+    "idle": "au repos",
+    "heating": "en chauffe",
+    "printing": "en impression",
+    "done": "terminée",
+    "%(node)s: the machine is now %(phase)s.": "%(node)s : la machine est maintenant %(phase)s.",
 }
 
 

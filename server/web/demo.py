@@ -86,6 +86,7 @@ def _short(line: str) -> str:
 def _state(db: Any) -> dict[str, Any]:
     """Machines with their node's live status, recent events, node output."""
     registry = _nodes()
+    plugs = current_app.config.get("DEMO_PLUGS") or {}
     names = services.all_member_names(db)
     machines = []
     for machine in sorted(services.all_machines(db), key=lambda mc: mc.slug):
@@ -106,6 +107,7 @@ def _state(db: Any) -> dict[str, Any]:
             "running": bool(getattr(registry, "alive", lambda _s: True)(slug)),
             "output": [_short(line) for line in
                        getattr(registry, "output", lambda _s, _n: [])(slug, 8)],
+            "plug": _plug_state(plugs.get(slug)),
         })
     zone = ZoneInfo(current_app.config.get("TIMEZONE") or "UTC")
     recent = services.recent_events(db, 12)
@@ -120,6 +122,38 @@ def _state(db: Any) -> dict[str, Any]:
             "reason": data.get("reason") or "",
         })
     return {"machines": machines, "events": events, "now": datetime.now(UTC)}
+
+
+PLUG_PHASES = ("idle", "heating", "printing", "done")
+
+
+def _plug_state(plug: Any) -> dict[str, Any] | None:
+    """A simulated plug's switch, phase and power for its card (None: the machine has a relay)."""
+    if plug is None:
+        return None
+    return {"device": plug.device, "on": bool(plug.output), "phase": plug.phase,
+            "power_w": round(float(plug.power_w))}
+
+
+@bp.post("/plug")
+@_login_required
+def plug_phase() -> ResponseReturnValue:
+    """What the machine on a simulated plug is doing: its power follows (the node's busy signal
+    and the session's kWh come from that power)."""
+    plugs = current_app.config.get("DEMO_PLUGS") or {}
+    machine = request.form.get("machine", "")
+    phase = request.form.get("phase", "")
+    if machine not in plugs or phase not in PLUG_PHASES:
+        flash(gettext("Choose a machine and an action."), "error")
+        return redirect(url_for("demo.panel"))
+    plugs[machine].set_phase(phase)
+    flash(gettext("%(node)s: the machine is now %(phase)s.", node=machine,
+                  phase=str(PHASE_LABELS[phase])), "success")
+    return redirect(url_for("demo.panel", machine=machine))
+
+
+PHASE_LABELS = {"idle": lazy_gettext("idle"), "heating": lazy_gettext("heating"),
+                "printing": lazy_gettext("printing"), "done": lazy_gettext("done")}
 
 
 @bp.get("/")

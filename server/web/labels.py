@@ -138,7 +138,7 @@ COLUMNS: Mapping[str, Any] = {
     "machine_group": _l("Machine group"), "kind": _l("Machine family"), "member": _l("Member"),
     "member_tag": _l("Member category"), "site": _l("Site"), "reason": _l("Reason"),
     "sessions": _l("Sessions"), "hours": _l("Session hours"), "active_hours": _l("Active hours"),
-    "members": _l("Members"), "visits": _l("Visits"), "name": _l("Name"), "denied": _l("Refusals"),
+    "members": _l("Members"), "kwh": _l("Energy (kWh)"), "visits": _l("Visits"), "name": _l("Name"), "denied": _l("Refusals"),
     "rate": _l("Rate"), "amount": _l("Amount"), "done_at": _l("Done on"), "task": _l("Task"),
     "active_hours_at": _l("Active hours then"), "done_by_user_id": _l("Done by (login)"),
     "note": _l("Note"), "state": _l("State"), "interval_h": _l("Every (hours)"),

@@ -120,7 +120,10 @@ def audit() -> Any:
 @auth.roles_required(*MANAGERS)
 def nodes() -> Any:
     rows = services.all_nodes(get_db(), site_ids=auth.read_sites(auth.me()))
-    return render_template("logs/nodes.html", rows=rows)
+    from server.services.plugs import plug_specs
+
+    return render_template("logs/nodes.html", rows=rows,
+                           plugs=plug_specs(get_db(), [n.id for n in rows]))
 
 
 @bp.get("/me")

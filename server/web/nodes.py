@@ -12,14 +12,19 @@ import logging
 import zipfile
 from typing import TYPE_CHECKING, Any
 
-from flask import Response, flash, redirect, render_template, url_for
+from flask import Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from firmware_config.broker_users import BrokerIdentityError
 from firmware_config.provisioning import ProvisioningError
 from server import auth, services
 from server.app import get_db
-from server.services.provisioning import render_broker_files, render_node_config, rotate_credentials
+from server.services.provisioning import (
+    render_broker_files,
+    render_node_config,
+    rotate_credentials,
+    set_plug,
+)
 from server.web.blueprint import bp
 
 if TYPE_CHECKING:
@@ -71,6 +76,27 @@ def node_credentials(slug: str) -> Any:
     db.commit()
     log.info("node %s: new MQTT credentials by %s", node.slug, p.actor)
     body = render_template("logs/node_credentials.html", node=node, result=result)
+    return Response(body, headers=NO_STORE)
+
+
+@bp.post("/nodes/<slug>/plug")
+@auth.roles_required(auth.ADMIN)
+def node_plug(slug: str) -> Any:
+    """Set the smart plug a node drives (`shelly:DEVICE`, `tasmota:DEVICE`, `gpio`): the
+    answer shows the plug's new broker password once, and the config with `[actuator]`."""
+    db = get_db()
+    node = _node_or_404(slug)
+    p = auth.me()
+    try:
+        result = set_plug(db, node.slug, (request.form.get("plug") or "").strip() or "gpio",
+                          actor=p.actor)
+    except ProvisioningError as exc:
+        db.rollback()
+        flash(_("The plug was not set: %(why)s", why=exc.message), "error")
+        return redirect(url_for("web.nodes"))
+    db.commit()
+    log.info("node %s: plug %s set by %s", node.slug, result.plug_device or "none", p.actor)
+    body = render_template("logs/node_plug.html", node=node, result=result)
     return Response(body, headers=NO_STORE)
 
 

@@ -23,6 +23,8 @@ KIND_LABELS = {
     "node_offline": _l("A node is offline"),
     "node_clock": _l("A node's clock is not synchronised"),
     "node_backlog": _l("Events pile up on a node"),
+    "plug_offline": _l("A node's smart plug is offline"),
+    "plug_unexpected_on": _l("A smart plug was on without a session"),
     "maintenance_due": _l("A maintenance is due soon"),
     "maintenance_overdue": _l("A maintenance is overdue"),
     "dead_letters": _l("Messages from nodes were rejected"),

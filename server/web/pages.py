@@ -20,6 +20,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_user, logout_user
@@ -189,7 +190,22 @@ def _compute_machine_states() -> list[dict[str, Any]]:
     """Every active machine's live state (`server.services.machine_state`), with due maintenance
     worded for the cards."""
     db = get_db()
-    return machine_state.live_machine_states(db, _due_maintenance(db))
+    states = machine_state.live_machine_states(db, _due_maintenance(db))
+    for it in states:
+        it["plug"] = plug_note(it)
+    return states
+
+
+def plug_note(state: dict[str, Any]) -> str:
+    """The card's smart-plug line: offline, found on alone, or the live power ('' for a relay)."""
+    parts = []
+    if state.get("plug_online") is False:
+        parts.append(_("Plug offline: new sessions refused"))
+    if state.get("plug_unexpected_at"):
+        parts.append(_("Plug found on without a session (switched off)"))
+    if state.get("power_w") is not None:
+        parts.append(_("%(watts)s W now", watts=format_decimal(round(state["power_w"]))))
+    return " · ".join(parts)
 
 
 MAINTENANCE_TTL_S = 30.0

@@ -261,7 +261,7 @@ def usage() -> Any:
              (_("Active hours"), [r["active_hours"] for r in chart_rows], "s2")],
             title=_("Hours by %(group)s", group=str(dict(GROUPS)[group]).lower()))
     rows, sort, direction = _sorted(rows, [group, "sessions", "hours", "active_hours", "members",
-                                           "visits"])
+                                           "kwh", "visits"])
     open_count = _open_sessions(site)
     return render_template("reports/usage.html", rows=rows, chart=chart, group=group,
                            groups=GROUPS, first=first, last=last, site=site, sites=sites,
@@ -333,9 +333,9 @@ def statement(member_id: int) -> Any:
     basis = "active_hours" if request.args.get("basis") == "active_hours" else "hours"
     st = rep.member_statement(db, member_id, since, until, basis)
     if request.args.get("format") == "csv":
-        cols = ["machine", "name", "sessions", "hours", "active_hours", "rate", "amount"]
+        cols = ["machine", "name", "sessions", "hours", "active_hours", "kwh", "rate", "amount"]
         return web_csv(st["rows"], f"statement-{member_id}-{first}-{last}", columns=cols,
-                       footer=[_("total"), "", "", "", "", "", st["total"]])
+                       footer=[_("total"), "", "", "", "", "", "", st["total"]])
     return render_template("reports/statement.html", member=member, st=st, first=first, last=last,
                            basis=basis, site=site, sites=[])
 

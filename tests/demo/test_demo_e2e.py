@@ -124,9 +124,9 @@ def test_demo_starts_taps_a_badge_and_stops_cleanly(demo_proc: Any) -> None:
     assert password is not None, f"no credentials printed; output so far: {banner!r}"
     assert f"http://127.0.0.1:{port}" in banner
 
-    # Three nodes online, as the server saw them (retained status over MQTT → ingest → DB).
-    _wait_for("three nodes online",
-              lambda: _query(db, "SELECT COUNT(*) FROM nodes WHERE online")[0][0] == 3
+    # Four nodes online, as the server saw them (retained status over MQTT → ingest → DB).
+    _wait_for("four nodes online",
+              lambda: _query(db, "SELECT COUNT(*) FROM nodes WHERE online")[0][0] == 4
               if _query(db, "SELECT COUNT(*) FROM nodes WHERE online") else False,
               timeout=30, proc=proc)
 
@@ -168,6 +168,26 @@ def test_demo_starts_taps_a_badge_and_stops_cleanly(demo_proc: Any) -> None:
     post("/demo/badge", {"machine": "printer-1", "uid": "6D1F3B5E", "action": "tap"})
     _wait_for("printer-1 finishing with the relay on",
               lambda: printer_state() == ("finishing", 1), timeout=10, proc=proc)
+
+    # printer-3 is on a simulated Shelly plug: a tap switches the plug on (confirmed), and the
+    # power the panel sets reaches the server (status power_w → node_plugs → dashboard).
+    def plug_row() -> tuple[Any, ...] | None:
+        rows = _query(db, "SELECT p.online, p.power_w, n.state FROM node_plugs p JOIN nodes n "
+                          "ON n.id = p.node_id WHERE n.slug = 'printer-3'")
+        return tuple(rows[0]) if rows else None
+
+    _wait_for("printer-3's plug online", lambda: (plug_row() or (None,))[0] == 1, timeout=15,
+              proc=proc)
+    post("/demo/badge", {"machine": "printer-3", "uid": "0B5E2D71", "action": "tap"})
+    _wait_for("printer-3 in use on its plug", lambda: (plug_row() or (0, 0, ""))[2] == "in_use",
+              timeout=15, proc=proc)
+    post("/demo/plug", {"machine": "printer-3", "phase": "printing"})
+    _wait_for("printer-3 drawing printing power",
+              lambda: ((plug_row() or (0, None, ""))[1] or 0) >= 1000, timeout=15, proc=proc)
+    dash = web.get(f"{base}/dashboard/state.json", timeout=5).json()
+    card = next(m for m in dash["machines"] if m["slug"] == "printer-3")
+    assert card["power_w"] >= 1000 and "W now" in card["plug"]
+    assert "W" in web.get(f"{base}/demo/state", timeout=5).text
 
     # SIGTERM: everything the demo started exits within a few seconds.
     children = _pids_using(str(data_dir))

@@ -35,7 +35,12 @@ def test_node_configs_are_valid(tmp_path: Path, spec: object) -> None:
     cfg = load_node_config(path)
     assert cfg.node_id == spec.slug  # type: ignore[attr-defined]
     assert cfg.mqtt.protocol == "3.1.1"
-    assert cfg.gpio.activity is not None
+    if spec.plug:  # type: ignore[attr-defined]
+        # a simulated Shelly switches it; its power is the busy signal (no relay, no input)
+        assert (cfg.actuator.type, cfg.actuator.device) == ("shelly", spec.plug)  # type: ignore[attr-defined]
+        assert cfg.gpio.relay is None and cfg.gpio.activity is None
+    else:
+        assert cfg.gpio.activity is not None
     if spec.kind == "3d_printer":  # type: ignore[attr-defined]
         assert cfg.session.power_off == "when_idle"
         assert cfg.session.idle_end_s == 60
@@ -51,7 +56,8 @@ def test_seed_covers_what_the_tour_needs(tmp_path: Path) -> None:
         db.commit()
         assert db.scalar(select(func.count()).select_from(m.Site)) == 2
         sites = {mach.slug: mach.site.slug for mach in db.scalars(select(m.Machine))}
-        assert sites == {"laser-1": "centre", "printer-1": "centre", "printer-2": "nord"}
+        assert sites == {"laser-1": "centre", "printer-1": "centre", "printer-2": "nord",
+                         "printer-3": "centre"}
         assert all(mach.node is not None for mach in db.scalars(select(m.Machine)))
         auths = db.scalars(select(m.Authorization)).all()
         assert any(a.role == m.AuthRole.trainer for a in auths)

@@ -135,8 +135,8 @@ def test_cli_usage_and_funder(module_db_url: str, data: dict[str, Any],
                                "--since", "2026-10-01", "--until", "2026-11-01T00:00:00Z"])
     assert res.exit_code == 0, res.output
     # until midnight UTC is 01:00 in Paris: the first Paris hour of November is in the range
-    assert res.output.splitlines() == ["month,sessions,hours,active_hours,members",
-                                       "2026-10,2,1.5,0.5833,2", "2026-11,0,1.0,0.5,1"]
+    assert res.output.splitlines() == ["month,sessions,hours,active_hours,members,kwh",
+                                       "2026-10,2,1.5,0.5833,2,0.0", "2026-11,0,1.0,0.5,1,0.0"]
     res = runner.invoke(main, ["report", "usage", "--group-by", "machine", "--format", "json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)["rows"]

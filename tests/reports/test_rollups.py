@@ -66,7 +66,9 @@ def _session(rng: random.Random, machines: list[int], members: list[int]) -> Usa
     # the node's monotonic duration: positive even when the wall clock went backwards
     dur = None if rng.random() < 0.1 else abs(wall) * rng.uniform(0.8, 1.1)
     active = None if rng.random() < 0.1 else (dur or 0.0) * rng.uniform(0, 1)
-    return UsageSession(
+    # a smart plug's energy on some machines (issue 16): split like the active time
+    energy = None if rng.random() < 0.5 else (dur or 0.0) / 3600 * rng.uniform(0, 2000)
+    return UsageSession(energy_wh=energy,
         session_uuid=uuid.uuid4().hex, machine_id=rng.choice(machines),
         member_id=None if rng.random() < 0.05 else rng.choice(members), badge_uid="04AABBCC",
         started_at=start, ended_at=end, duration_s=dur, active_s=active, end_reason="badge_out")
@@ -163,6 +165,8 @@ def _assert_rebuild_changes_nothing(db: Session) -> None:
 
     assert exact(before) == exact(after)
     assert [x.seconds for x in before] == pytest.approx([x.seconds for x in after], abs=1e-3)
+    assert [x.energy_wh for x in before] == pytest.approx([x.energy_wh for x in after], abs=1e-3)
+    assert sum(x.energy_wh for x in after) > 0
 
 
 def test_rollups_follow_every_write(rdb: Session) -> None:

@@ -80,8 +80,8 @@ def test_manager_default_is_their_first_site(app: Flask) -> None:
     client = login(app, "paris@example.org")
     # no `site`: paris only (cnc-1 is at hq), pages and CSV alike
     assert csv_lines(client, f"/reports/?{PERIOD}&group_by=machine&format=csv") == [
-        "machine,sessions,hours,active_hours,members",
-        "laser-1,3,4.0,1.8333,3", "printer-1,2,2.9444,2.6667,2"]
+        "machine,sessions,hours,active_hours,members,kwh",
+        "laser-1,3,4.0,1.8333,3,0.0", "printer-1,2,2.9444,2.6667,2,0.0"]
     assert csv_lines(client, f"/reports/denied?{PERIOD}&group_by=site&format=csv") == [
         "site,denied", "paris,4"]
     funder = client.get(f"/reports/funder?{PERIOD}").get_data(as_text=True)
@@ -92,7 +92,7 @@ def test_manager_default_is_their_first_site(app: Flask) -> None:
     assert picker(both.get(f"/reports/?{PERIOD}").get_data(as_text=True)) == [
         ("hq", "HQ", True), ("paris", "Paris", False)]
     assert csv_lines(both, f"/reports/?{PERIOD}&group_by=machine&format=csv")[1:] == [
-        "cnc-1,1,1.0,0.0,1"]
+        "cnc-1,1,1.0,0.0,1,0.0"]
     assert csv_lines(both, f"/reports/denied?{PERIOD}&site=paris&group_by=site&format=csv") == [
         "site,denied", "paris,4"]
     assert both.get(f"/reports/funder?{PERIOD}&site=").status_code == 403
@@ -115,12 +115,12 @@ def test_picker_lists_only_the_managers_sites(app: Flask) -> None:
 
 def test_admin_reads_any_site_and_the_consortium(app: Flask) -> None:
     admin = login(app, "admin@example.org")
-    everything = ["machine,sessions,hours,active_hours,members", "cnc-1,1,1.0,0.0,1",
-                  "laser-1,3,4.0,1.8333,3", "printer-1,2,2.9444,2.6667,2"]
+    everything = ["machine,sessions,hours,active_hours,members,kwh", "cnc-1,1,1.0,0.0,1,0.0",
+                  "laser-1,3,4.0,1.8333,3,0.0", "printer-1,2,2.9444,2.6667,2,0.0"]
     assert csv_lines(admin, f"/reports/?{PERIOD}&group_by=machine&format=csv") == everything
     assert csv_lines(admin, f"/reports/?{PERIOD}&site=&group_by=machine&format=csv") == everything
     assert csv_lines(admin, f"/reports/?{PERIOD}&site=hq&group_by=machine&format=csv")[1:] == [
-        "cnc-1,1,1.0,0.0,1"]
+        "cnc-1,1,1.0,0.0,1,0.0"]
     assert csv_lines(admin, f"/reports/denied?{PERIOD}&group_by=site&format=csv") == [
         "site,denied", "hq,1", "paris,4"]
     assert csv_lines(admin, f"/reports/denied?{PERIOD}&site=hq&group_by=site&format=csv") == [

@@ -70,8 +70,8 @@ def test_usage_page_chart_table_and_csv(app: Flask, data: dict[str, Any]) -> Non
     res = client.get(f"/reports/?{PERIOD}&group_by=machine&format=csv")
     assert res.mimetype == "text/csv"
     assert res.get_data(as_text=True).splitlines() == [
-        "machine,sessions,hours,active_hours,members",
-        "cnc-1,1,1.0,0.0,1", "laser-1,3,4.0,1.8333,3", "printer-1,2,2.9444,2.6667,2"]
+        "machine,sessions,hours,active_hours,members,kwh",
+        "cnc-1,1,1.0,0.0,1,0.0", "laser-1,3,4.0,1.8333,3,0.0", "printer-1,2,2.9444,2.6667,2,0.0"]
     # server-side sort: most hours first
     html = client.get(f"/reports/?{PERIOD}&group_by=machine&sort=hours&dir=desc").get_data(
         as_text=True)
@@ -87,7 +87,7 @@ def test_denied_and_statement_pages(app: Flask, data: dict[str, Any]) -> None:
     html = client.get(f"/reports/members/{data['alice']}/statement?{PERIOD}").get_data(as_text=True)
     assert 'id="statement-total">22.00<' in html
     csv = client.get(f"/reports/members/{data['alice']}/statement?{PERIOD}&format=csv")
-    assert csv.get_data(as_text=True).splitlines()[-1] == "total,,,,,,22.0"
+    assert csv.get_data(as_text=True).splitlines()[-1] == "total,,,,,,,22.0"
 
 
 def test_funder_page_is_masked_and_printable(app: Flask, data: dict[str, Any]) -> None:

@@ -97,6 +97,7 @@ POSTS: list[tuple[str, dict[str, Any], dict[str, int]]] = [
     ("/users/{manager_user}", {"email": "manager@example.org", "role": "manager",
                                "sites": "{other}", "member": "", "active": "y"}, ok(A, code=302)),
     ("/nodes/laser-1/credentials", {}, ok(A)),  # admin: the page with the new config
+    ("/nodes/laser-1/plug", {"plug": "shelly:shellyplug-acc1"}, ok(A)),  # the plug's password
     ("/nodes/broker-files", {}, ok(A, code=302)),  # no server MQTT password yet: back to /nodes
     ("/notifications/alerts", {"kind": "node_offline"}, ok(A, M, T, code=302)),
     ("/notifications/watch", {"machine_id": "{laser}"}, {A: 400, M: 400, T: 302}),

@@ -1,7 +1,7 @@
 """fabmanager: connector settings, linked users and sync runs
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-03 13:30:00
 
 Issue 18: the Fab-manager connector. The coordinator re-chains down_revision when merging.
@@ -16,7 +16,7 @@ from alembic import op
 import server.models
 
 revision: str = '0012'
-down_revision: str | None = '0010'
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
