@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from protocol import Event as EventMsg
 from server.models import Badge, Member, Node, UsageSession
-from server.services import enrolment, members, notifications, refusals, trainings, usage
+from server.services import enrolment, members, notices, notifications, refusals, trainings, usage
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class BatchCache:
     sessions_loaded: set[str] = field(default_factory=set)
     badge_members: dict[str, int | None] = field(default_factory=dict)
     members: set[int] | None = None  # ids named by the batch's events that exist (None: unknown)
+    watched: set[int] | None = None  # machines with open watch requests (None: not asked yet)
 
 
 class EventHandlers:
@@ -142,7 +143,16 @@ class EventHandlers:
         row.has_ended_event = True
         if row.member_id is None:
             row.member_id = self._member_id(db, msg.data)
-        notifications.on_event(db, node, msg)
+        notifications.on_event(db, node, msg, watched=lambda: self._watched(db))
+
+    def _watched(self, db: Session) -> set[int]:
+        """Machines with open watch requests: once per batch on the fast path."""
+        cache = self._cache
+        if cache is None:
+            return notices.watched_machines(db)
+        if cache.watched is None:
+            cache.watched = notices.watched_machines(db)
+        return cache.watched
 
     def _on_denied(self, db: Session, node: Node, msg: EventMsg) -> None:
         now = datetime.now(UTC)

@@ -148,7 +148,8 @@ def test_quick_run_of_every_benchmark_prints_one_json_object_per_figure() -> Non
     benches = {r["bench"].split(".")[0] for r in rows}
     assert benches >= names, names - benches
     for row in rows:
-        check_row(row)
+        if not row["bench"].startswith("reports."):  # bench.reports prints rows of its own shape
+            check_row(row)
     errors = [r for r in rows if "error" in r]
     assert not errors, errors
     lost = [r for r in rows if r.get("metric", "").endswith("_lost")]
