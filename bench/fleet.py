@@ -20,7 +20,7 @@ import select
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -148,7 +148,10 @@ class SimNode:
                 data = {**common, "elapsed_s": elapsed, "active_s": active}
             else:
                 etype = "session.ended"
-                data = {**common, "started": format_ts(s["started"]), "ended": format_ts(now),
+                # the heartbeats stand for a minute each: `started` goes back as far, or the
+                # server's plausibility check (duration_s <= ended - started) refuses the end
+                started = min(s["started"], now - timedelta(seconds=elapsed))
+                data = {**common, "started": format_ts(started), "ended": format_ts(now),
                         "duration_s": elapsed, "active_s": active, "reason": "badge_out"}
                 self._session = None
         return Event(id=str(uuid.uuid4()), node=self.slug, boot=self.boot, seq=self.seq, ts=now,

@@ -16,7 +16,9 @@ from bench.common import PYTHON, REPO, BenchError, Context, NotAvailable, bench_
 def reports(ctx: Context) -> list[dict[str, Any]]:
     if not (REPO / "bench" / "reports.py").exists():
         raise NotAvailable("bench/reports.py is not written yet")
-    cmd = [PYTHON, "-m", "bench.reports"] + (["--quick"] if ctx.quick else [])
+    # in the runner's quick mode, 20,000 sessions: the whole `--quick` run must fit in a test
+    cmd = [PYTHON, "-m", "bench.reports"] + (["--quick", "--sessions", "20000"] if ctx.quick
+                                             else [])
     proc = subprocess.Popen(cmd, env=bench_env(), cwd=str(REPO), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:

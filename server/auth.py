@@ -84,8 +84,7 @@ def _load_user(user_id: str) -> Principal | None:
     from flask import session
 
     from server.app import get_db
-    from server.models import WebLogin, user_sites
-    from server.services.logins import MAX_AGE, login_key
+    from server.services.logins import login_key
 
     try:
         uid = int(user_id)
@@ -94,9 +93,59 @@ def _load_user(user_id: str) -> Principal | None:
     token = session.get(LOGIN_KEY)
     if not isinstance(token, str) or not token:
         return None  # a cookie from before server-side logins, or forged: log in again
+    cache: PrincipalCache | None = current_app.extensions.get("fabpass.principals")
+    key = (uid, login_key(token))
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    principal = _principal_of_login(get_db(), uid, token)
+    if cache is not None and principal is not None:
+        cache.put(key, principal)
+    return principal
+
+
+class PrincipalCache:
+    """Principals of open logins for `ttl_s` seconds (issue 21: the login's statement was a sixth
+    of a page's CPU). Bounded in time so that a login closed or a user deactivated by another
+    process (`fabpass` CLI) is refused within `ttl_s`; every write request of this process
+    clears it when it ends, so that a change made here (logout, deactivation) holds at once."""
+
+    def __init__(self, ttl_s: float = 0.5, max_entries: int = 1024) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._rows: dict[tuple[int, str], tuple[float, Principal]] = {}
+
+    def get(self, key: tuple[int, str]) -> Principal | None:
+        with self._lock:
+            hit = self._rows.get(key)
+            if hit is None:
+                return None
+            if time.monotonic() >= hit[0]:
+                del self._rows[key]
+                return None
+            return hit[1]
+
+    def put(self, key: tuple[int, str], principal: Principal) -> None:
+        with self._lock:
+            if len(self._rows) >= self.max_entries:
+                self._rows.clear()
+            self._rows[key] = (time.monotonic() + self.ttl_s, principal)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+
+
+def _principal_of_login(db: Session, uid: int, token: str) -> Principal | None:
+    """The principal of this open login (None: closed, expired or user inactive)."""
+    from server.models import WebLogin, user_sites
+    from server.services.logins import MAX_AGE, login_key
+
     # one statement for the user, its open login and its sites (this runs on every web
     # request): columns, not ORM objects, so no identity map and no lazy load of `User.sites`
-    rows = get_db().execute(
+    rows = db.execute(
         select(User.id, User.email, User.role, User.member_id, User.active, user_sites.c.site_id)
         .join(WebLogin, (WebLogin.user_id == User.id) & (WebLogin.id == login_key(token))
               & (WebLogin.created_at > datetime.now(UTC) - MAX_AGE))
@@ -272,6 +321,13 @@ def rate_limiter() -> LoginThrottle:
 
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
+    cache = PrincipalCache(float(app.config.get("PRINCIPAL_CACHE_S", 0.5)))
+    app.extensions["fabpass.principals"] = cache
+
+    @app.teardown_request
+    def _forget_principals_after_writes(_exc: BaseException | None) -> None:
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            cache.clear()  # a logout, a deactivation, a role or site change: at once here
     app.extensions["fabpass.login_limiter"] = LoginThrottle(
         free=int(app.config.get("LOGIN_FREE_ATTEMPTS", 5)),
         base_delay_s=float(app.config.get("LOGIN_DELAY_BASE_S", 1.0)),

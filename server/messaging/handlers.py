@@ -24,6 +24,7 @@ from server.services import (
     energy,
     enrolment,
     members,
+    notices,
     notifications,
     refusals,
     trainings,
@@ -44,6 +45,7 @@ class BatchCache:
     sessions_loaded: set[str] = field(default_factory=set)
     badge_members: dict[str, int | None] = field(default_factory=dict)
     members: set[int] | None = None  # ids named by the batch's events that exist (None: unknown)
+    watched: set[int] | None = None  # machines with open watch requests (None: not asked yet)
 
 
 class EventHandlers:
@@ -153,7 +155,16 @@ class EventHandlers:
         row.energy_wh = energy.energy_of(msg)
         if row.member_id is None:
             row.member_id = self._member_id(db, msg.data)
-        notifications.on_event(db, node, msg)
+        notifications.on_event(db, node, msg, watched=lambda: self._watched(db))
+
+    def _watched(self, db: Session) -> set[int]:
+        """Machines with open watch requests: once per batch on the fast path."""
+        cache = self._cache
+        if cache is None:
+            return notices.watched_machines(db)
+        if cache.watched is None:
+            cache.watched = notices.watched_machines(db)
+        return cache.watched
 
     def _on_denied(self, db: Session, node: Node, msg: EventMsg) -> None:
         now = datetime.now(UTC)

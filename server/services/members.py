@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -23,6 +23,7 @@ from server.services.audit import audit
 from server.services.common import (
     DEFAULT_PER_PAGE,
     Page,
+    check_page,
     get_badge,
     get_member,
     get_site_by_slug,
@@ -116,16 +117,11 @@ def deactivate_member(db: Session, member_id: int, *, actor: str) -> Member:
     return member
 
 
-def list_members(db: Session, q: str | None = None, active: bool | None = None,
-                 site: str | None = None, page: int | None = 1,
-                 per_page: int | None = DEFAULT_PER_PAGE,
-                 site_ids: Collection[int] | None = None,
-                 contact_site_ids: Collection[int] | None = None) -> Page[Member]:
-    """Members by name. `site_ids`: homed at these sites (or shared) only. `contact_site_ids`:
-    the sites whose members' contact details the reader sees (None: all); `q` matches an
-    e-mail only there, so a search cannot reveal a hidden address."""
-    stmt = (select(Member).options(selectinload(Member.badges), selectinload(Member.site))
-            .order_by(Member.name, Member.id))
+def _member_query(db: Session, stmt: Select[Any], q: str | None, active: bool | None,
+                  site: str | None, site_ids: Collection[int] | None,
+                  contact_site_ids: Collection[int] | None) -> Select[Any]:
+    """The filters of the members list, on `stmt` (ORM objects or columns)."""
+    stmt = stmt.order_by(Member.name, Member.id)
     if site_ids is not None:
         stmt = stmt.where(member_in_sites(site_ids))
     if q:
@@ -144,7 +140,39 @@ def list_members(db: Session, q: str | None = None, active: bool | None = None,
         stmt = stmt.where(Member.active.is_(active))
     if site:
         stmt = stmt.where(Member.site_id == get_site_by_slug(db, site, "site").id)
-    return paginate(db, stmt, page, per_page)
+    return stmt
+
+
+def list_members(db: Session, q: str | None = None, active: bool | None = None,
+                 site: str | None = None, page: int | None = 1,
+                 per_page: int | None = DEFAULT_PER_PAGE,
+                 site_ids: Collection[int] | None = None,
+                 contact_site_ids: Collection[int] | None = None) -> Page[Member]:
+    """Members by name. `site_ids`: homed at these sites (or shared) only. `contact_site_ids`:
+    the sites whose members' contact details the reader sees (None: all); `q` matches an
+    e-mail only there, so a search cannot reveal a hidden address."""
+    stmt = select(Member).options(selectinload(Member.badges), selectinload(Member.site))
+    return paginate(db, _member_query(db, stmt, q, active, site, site_ids, contact_site_ids),
+                    page, per_page)
+
+
+MEMBER_ROW_COLUMNS = (Member.id, Member.name, Member.member_no, Member.email, Member.active,
+                      Member.site_id, Member.erased_at)
+
+
+def list_member_rows(db: Session, q: str | None = None, active: bool | None = None,
+                     site: str | None = None, page: int | None = 1,
+                     per_page: int | None = DEFAULT_PER_PAGE,
+                     site_ids: Collection[int] | None = None,
+                     contact_site_ids: Collection[int] | None = None) -> Page[Row[Any]]:
+    """`list_members` as rows of `MEMBER_ROW_COLUMNS`, for the members page: no ORM objects
+    and no badges or sites loaded (the ORM loading was a third of that page's CPU)."""
+    page, per_page = check_page(page, per_page)
+    stmt = _member_query(db, cast(Select[Any], select(*MEMBER_ROW_COLUMNS)), q, active, site, site_ids,
+                         contact_site_ids)
+    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    rows = list(db.execute(stmt.limit(per_page).offset((page - 1) * per_page)).all())
+    return Page(items=rows, total=int(total), page=page, per_page=per_page)
 
 
 def enrol_badge(db: Session, member_id: int, uid: str, *, actor: str) -> Badge:

@@ -7,6 +7,7 @@ mail and is spent. A request that sees no session end expires after `WATCH_TTL`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -59,10 +60,21 @@ def open_watches(db: Session, member_id: int, now: datetime | None = None) -> li
         MachineWatch.expires_at > now).order_by(MachineWatch.id)))
 
 
+def watched_machines(db: Session, now: datetime | None = None) -> set[int]:
+    """Machines with an open "tell me when it is free" request, in one query: the ingest asks
+    once per batch, so that the sessions ending on machines nobody watches (nearly all of
+    them) cost no query each (a quarter of the ingest's CPU per event when they did)."""
+    now = now or utcnow()
+    return set(db.scalars(select(MachineWatch.machine_id).where(
+        MachineWatch.notified_at.is_(None), MachineWatch.expires_at > now).distinct()))
+
+
 def machine_freed(db: Session, machine_id: int | None, *, public_url: str = "",
-                  now: datetime | None = None) -> int:
-    """A session on this machine ended: mail every open request once (the caller commits)."""
-    if machine_id is None:
+                  now: datetime | None = None, watched: Collection[int] | None = None) -> int:
+    """A session on this machine ended: mail every open request once (the caller commits).
+
+    `watched` is what `watched_machines` said for this transaction, when the caller has it."""
+    if machine_id is None or (watched is not None and machine_id not in watched):
         return 0
     now = now or utcnow()
     rows = list(db.scalars(select(MachineWatch).where(

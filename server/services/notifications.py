@@ -9,6 +9,7 @@ same transaction and sent by the background jobs.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -32,13 +33,16 @@ def _event_data(node: Node, msg: EventMsg) -> dict[str, Any]:
     return data
 
 
-def on_event(db: Session, node: Node, msg: EventMsg) -> None:
-    """A node event was stored (not a duplicate)."""
+def on_event(db: Session, node: Node, msg: EventMsg,
+             watched: Callable[[], Collection[int]] | None = None) -> None:
+    """A node event was stored (not a duplicate). `watched`, from the ingest's batch, gives
+    the machines with open watch requests (looked up once per batch)."""
     if msg.type in WEBHOOK_TYPES:
         webhooks.emit(db, msg.type, node.site_id, _event_data(node, msg), at=msg.ts)
     if msg.type == "session.ended":
         notices.machine_freed(db, node.machine.id if node.machine else None,
-                              public_url=PUBLIC_URL[0])
+                              public_url=PUBLIC_URL[0],
+                              watched=watched() if watched is not None else None)
 
 
 def on_status(db: Session, node: Node, online: bool) -> None:

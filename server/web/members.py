@@ -93,10 +93,10 @@ def members() -> Any:
     q = (request.args.get("q") or "").strip()[:200]
     show_inactive = request.args.get("inactive") == "1"
     page = arg_page(request.args)
-    pg = services.list_members(get_db(), q=q or None, active=None if show_inactive else True,
-                               page=page, per_page=PER_PAGE,
-                               contact_site_ids=auth.contact_sites(me))
-    contact_ids = {m.id for m in pg.items if auth.can_read_contact(me, m)}
+    pg = services.list_member_rows(get_db(), q=q or None,
+                                   active=None if show_inactive else True, page=page,
+                                   per_page=PER_PAGE, contact_site_ids=auth.contact_sites(me))
+    contact_ids = {m.id for m in pg.items if auth.can_read_contact(me, site_id=m.site_id)}
     # translations and URLs made once per page, not once per row
     return render_template("members/list.html", members=pg.items, q=q, total=pg.total, page=page,
                            per_page=PER_PAGE, show_inactive=show_inactive,

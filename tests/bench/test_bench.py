@@ -131,16 +131,28 @@ def test_raw_broker_limit_counts_every_message(mosquitto: MosquittoProcess,
 
 
 @pytest.mark.broker
-def test_quick_run_prints_one_json_object_per_figure() -> None:
-    names = ["badge_decision", "reader_cpu", "node_memory", "web"]
+@pytest.mark.postgres
+def test_quick_run_of_every_benchmark_prints_one_json_object_per_figure() -> None:
+    """`python -m bench --quick` runs every benchmark on what the test extra installs (issue 21:
+    psutil was missing on a fresh venv) and none of them errors: an ingest whose simulated
+    events the server refuses, for one, shows here."""
+    from bench.__main__ import _registry
+
+    names = set(_registry())
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "bench", *names, "--quick"],
-                          cwd=str(REPO), env=bench_env(), capture_output=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick"],
+                          cwd=str(REPO), env=bench_env(), capture_output=True, timeout=115)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     lines = proc.stdout.decode().splitlines()
     rows = [json.loads(ln) for ln in lines if ln.startswith("{")]
-    assert {r["bench"] for r in rows} >= set(names)
+    benches = {r["bench"].split(".")[0] for r in rows}
+    assert benches >= names, names - benches
     for row in rows:
-        check_row(row)
+        if not row["bench"].startswith("reports."):  # bench.reports prints rows of its own shape
+            check_row(row)
+    errors = [r for r in rows if "error" in r]
+    assert not errors, errors
+    lost = [r for r in rows if r.get("metric", "").endswith("_lost")]
+    assert len(lost) == 2 and all(r["value"] == 0 for r in lost), lost
     assert any("benchmark" in ln and "measured" in ln for ln in lines)  # the human table
-    assert time.monotonic() - started < 120
+    assert time.monotonic() - started < 115
