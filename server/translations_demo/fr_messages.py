@@ -116,7 +116,7 @@ FR = {
     "Idle": "Au repos",
     "Heating": "Chauffe",
     "Printing": "Impression",
-    "Done": "Terminé",
+    "Print done": "Impression terminée",
     "idle": "au repos",
     "heating": "en chauffe",
     "printing": "en impression",
