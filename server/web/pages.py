@@ -22,7 +22,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from wtforms import EmailField, PasswordField
@@ -93,6 +93,7 @@ def login() -> Any:
                 session.clear()  # a fresh session on login (no fixation)
                 if lang:
                     session["lang"] = lang
+                    services.remember_language(db, user.id, lang)
                 user.last_login = datetime.now(UTC)
                 session[auth.LOGIN_KEY] = logins.open_login(db, user.id)
                 db.commit()
@@ -128,6 +129,10 @@ def set_language() -> Any:
     if lang not in LANGUAGES:
         abort(400)
     session["lang"] = lang
+    if current_user.is_authenticated:  # a web login (session), never an API token
+        db = get_db()
+        services.remember_language(db, int(current_user.id), lang)
+        db.commit()
     return redirect(_safe_next(request.form.get("next")) or url_for("web.dashboard"))
 
 
