@@ -4,6 +4,7 @@
   var list = document.getElementById("machines");
   if (!list) { return; }
   var url = list.getAttribute("data-state-url");
+  var busy = (list.getAttribute("data-busy-states") || "").split(" ");
   var usedBy = (document.getElementById("used-by") || {}).innerHTML || "{name}";
   function card(m) {
     var li = list.querySelector('[data-machine="' + m.id + '"]');
@@ -26,6 +27,8 @@
       who.appendChild(t);
       window.fabpassLocalTime(t);
     }
+    var watch = li.querySelector(".watch");  // "tell me when it is free" while busy
+    if (watch) { watch.hidden = busy.indexOf(m.state) < 0; }
     var maint = li.querySelector(".maint");
     if (maint) {
       maint.textContent = "";

@@ -35,6 +35,7 @@ from server.services import logins, machine_state
 from server.web import labels
 from server.web.blueprint import bp, id_url
 from server.web.first_run import guide_steps
+from server.web.notify import BUSY_STATES
 
 
 class LoginForm(FlaskForm):
@@ -246,7 +247,8 @@ def dashboard() -> Any:
     return render_template(
         "dashboard.html", machines=machine_states(copy=False), labels=state_labels(),
         used_by=Markup(_("Used by %(name)s since %(since)s")),
-        machine_url=id_url("web.machine_detail", "machine_id"), first_run=guide_steps())
+        machine_url=id_url("web.machine_detail", "machine_id"), first_run=guide_steps(),
+        busy_states=BUSY_STATES)
 
 
 def state_labels() -> dict[str, Markup]:
