@@ -134,6 +134,7 @@ from server.services.users import (
     find_login,
     get_user,
     list_users,
+    remember_language,
     update_user,
 )
 from server.services.validation import (
@@ -225,6 +226,7 @@ __all__ = [
     "list_trainings",
     "list_unknown_badges",
     "list_users",
+    "remember_language",
     "machine_ids_in_sites",
     "machine_node_ids",
     "machine_sessions",

@@ -26,6 +26,7 @@ from server.models import (
 from server.services import mail, mail_templates
 from server.services.audit import audit
 from server.services.common import replace_kind_rows
+from server.services.languages import member_language
 
 WATCH_TTL = timedelta(hours=12)
 
@@ -89,7 +90,7 @@ def machine_freed(db: Session, machine_id: int | None, *, public_url: str = "",
         if member is None or not member.email or machine is None:
             continue
         subject, text, html = mail_templates.render(
-            "machine_free", None,
+            "machine_free", member_language(db, member.id),
             name=member.name, machine=machine.name,
             link=f"{public_url.rstrip('/')}/machines/{machine.id}" if public_url else "")
         mail.enqueue(db, member.email, subject, text, html, kind="machine_free")
@@ -130,7 +131,7 @@ def training_expiry_notices(db: Session, now: datetime, *, public_url: str = "")
         target = auth_row.machine.name if auth_row.machine else (
             auth_row.group.name if auth_row.group else "?")
         subject, text, html = mail_templates.render(
-            "training_expiring", None, name=member.name, machine=target,
+            "training_expiring", member_language(db, member.id), name=member.name, machine=target,
             date=auth_row.expires_at.date().isoformat(), link=public_url or "")
         mail.enqueue(db, member.email, subject, text, html, kind="training_expiring")
         db.add(NoticeSent(key=key, sent_at=now))

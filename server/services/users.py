@@ -129,3 +129,11 @@ def create_token(db: Session, name: str, role: str = "admin", sites: Sequence[st
           {"name": name_, "role": role_.value, "sites": slugs})
     db.flush()
     return token, plain
+
+
+def remember_language(db: Session, user_id: int, lang: str) -> None:
+    """A login chose its language (FR/EN switch): kept on the login, so that mails written
+    outside any request (notices to its member) use it too (the caller commits)."""
+    user = db.get(User, user_id)
+    if user is not None and user.locale != lang:
+        user.locale = lang

@@ -4,6 +4,7 @@
   var list = document.getElementById("machines");
   if (!list) { return; }
   var url = list.getAttribute("data-state-url");
+  var busy = (list.getAttribute("data-busy-states") || "").split(" ");
   var usedBy = (document.getElementById("used-by") || {}).innerHTML || "{name}";
   function card(m) {
     var li = list.querySelector('[data-machine="' + m.id + '"]');
@@ -28,6 +29,8 @@
     }
     var plug = li.querySelector(".plug");
     if (plug) { plug.textContent = m.plug || ""; }
+    var watch = li.querySelector(".watch");  // "tell me when it is free" while busy
+    if (watch) { watch.hidden = busy.indexOf(m.state) < 0; }
     var maint = li.querySelector(".maint");
     if (maint) {
       maint.textContent = "";

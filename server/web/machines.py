@@ -17,6 +17,7 @@ from server.errors import Conflict, ServerError
 from server.web import ops
 from server.web.blueprint import bp
 from server.web.members import flash_error
+from server.web.notify import BUSY_STATES
 
 if TYPE_CHECKING:
     from server.models import Machine
@@ -155,7 +156,8 @@ def machine_detail(machine_id: int) -> Any:
     sessions = services.machine_sessions(db, m.id)
     return render_template("machines/detail.html", m=m, form=form, lock_form=LockForm(),
                            state=state, labels=STATE_LABELS, can_manage=can_manage,
-                           help=POLICY_HELP, auths=auths, sessions=sessions, now=ops.now()), status
+                           help=POLICY_HELP, auths=auths, sessions=sessions, now=ops.now(),
+                           busy_states=BUSY_STATES), status
 
 
 @bp.post("/machines/<id:machine_id>/lock")

@@ -19,6 +19,10 @@ from server.errors import Invalid, NotFound
 from server.services import alerts, notices, passwords, webhooks
 from server.web.blueprint import arg_id, bp
 
+# machine states in which "tell me when it is free" is offered (`machine_state` folds the
+# node's finishing, grace and sign-off states into in_use)
+BUSY_STATES = ("in_use",)
+
 KIND_LABELS = {
     "node_offline": _l("A node is offline"),
     "node_clock": _l("A node's clock is not synchronised"),
@@ -79,19 +83,30 @@ def notifications_notices() -> Any:
 @bp.post("/notifications/watch")
 @auth.roles_required()
 def notifications_watch() -> Any:
+    """"Tell me when it is free", from this page, the machine page or a dashboard card (`next`
+    brings the member back where the button was)."""
+    from server.web.pages import _safe_next
+
     p = auth.me()
     machine_id = arg_id(request.form, "machine_id")
+    back = _safe_next(request.form.get("next")) or url_for("web.notifications")
     if p.member_id is None or machine_id is None:
         abort(400)
     db = get_db()
     try:
+        machine = services.get_machine(db, machine_id)
+    except NotFound:
+        abort(404)
+    if not auth.can_read_site(p, machine.site_id):
+        abort(403)
+    try:
         notices.watch(db, p.member_id, machine_id, actor=p.actor)
     except Invalid as exc:
         flash(_(exc.template, **exc.params), "error")
-        return redirect(url_for("web.notifications"))
+        return redirect(back)
     db.commit()
     flash(_("You will get one mail when this machine is free."), "success")
-    return redirect(url_for("web.notifications"))
+    return redirect(back)
 
 
 @bp.post("/notifications/webhooks")

@@ -23,7 +23,7 @@ from flask import (
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from wtforms import EmailField, PasswordField
@@ -36,6 +36,7 @@ from server.services import logins, machine_state
 from server.web import labels
 from server.web.blueprint import bp, id_url
 from server.web.first_run import guide_steps
+from server.web.notify import BUSY_STATES
 
 
 class LoginForm(FlaskForm):
@@ -94,6 +95,7 @@ def login() -> Any:
                 session.clear()  # a fresh session on login (no fixation)
                 if lang:
                     session["lang"] = lang
+                    services.remember_language(db, user.id, lang)
                 user.last_login = datetime.now(UTC)
                 session[auth.LOGIN_KEY] = logins.open_login(db, user.id)
                 db.commit()
@@ -129,6 +131,10 @@ def set_language() -> Any:
     if lang not in LANGUAGES:
         abort(400)
     session["lang"] = lang
+    if current_user.is_authenticated:  # a web login (session), never an API token
+        db = get_db()
+        services.remember_language(db, int(current_user.id), lang)
+        db.commit()
     return redirect(_safe_next(request.form.get("next")) or url_for("web.dashboard"))
 
 
@@ -257,7 +263,8 @@ def dashboard() -> Any:
     return render_template(
         "dashboard.html", machines=machine_states(copy=False), labels=state_labels(),
         used_by=Markup(_("Used by %(name)s since %(since)s")),
-        machine_url=id_url("web.machine_detail", "machine_id"), first_run=guide_steps())
+        machine_url=id_url("web.machine_detail", "machine_id"), first_run=guide_steps(),
+        busy_states=BUSY_STATES)
 
 
 def state_labels() -> dict[str, Markup]:
