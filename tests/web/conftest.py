@@ -18,6 +18,9 @@ seedmod = importlib.util.module_from_spec(_spec)
 sys.modules["fabpass_web_seed"] = seedmod
 _spec.loader.exec_module(seedmod)
 
+sys.path.insert(0, str(Path(__file__).parent))  # browser_kit, for the browser tests
+import browser_kit  # noqa: E402
+
 make_app = seedmod.make_app
 
 
@@ -55,3 +58,9 @@ Actions = seedmod.Actions
 @pytest.fixture()
 def actions(client: FlaskClient) -> Actions:
     return Actions(client)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium shared by one browser-test module (see browser_kit.launch_chromium)."""
+    yield from browser_kit.launch_chromium()

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the browser fixtures (importlib mode)
+import browser_kit as kit  # noqa: E402
 import test_browser as tb  # noqa: E402
 
-PASSWORD, WAIT_S, _page, _wait_node_has_list = (tb.PASSWORD, tb.WAIT_S, tb._page,
-                                                tb._wait_node_has_list)
-stack, browser = tb.stack, tb.browser  # the same module-scoped fixtures, a stack of our own
+_page, _wait_node_has_list, _events, _wait = (tb._page, tb._wait_node_has_list, kit.events,
+                                              kit.wait_until)
+stack = tb.stack  # the same module-scoped fixture, a stack of our own; `browser` is conftest's
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
 ALICE = "04A1B2C3"
@@ -28,44 +29,12 @@ def _alice(acl: dict[str, Any]) -> dict[str, Any] | None:
     return next((b for b in acl.get("badges", []) if b["uid"] == ALICE), None)
 
 
-def _events(app: Any, etype: str) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from server.app import get_db
-    from server.models import Event
-
-    with app.app_context():
-        return [e.data for e in get_db().scalars(select(Event).where(Event.type == etype))]
-
-
-def _wait(pred: Any, what: str) -> Any:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _node(stack: dict[str, Any]) -> subprocess.Popen[str]:
-    tmp = Path(stack["tmp"])
-    cfg = tmp / "paid-laser-1.toml"
-    cfg.write_text(
-        'node_id = "laser-1"\nsite = "lab"\n\n[mqtt]\n'
-        f'url = "{stack["broker"].url}"\n\n[reader]\ntype = "sim"\n\n'
-        '[gpio]\nrelay = { pin = 17, active_high = true }\n\n'
-        f'[storage]\ndir = "{tmp / "paid-laser-1-data"}"\n')
-    fabpass = str(Path(sys.executable).with_name("fabpass"))
-    return subprocess.Popen([fabpass, "node", "--config", str(cfg), "--simulate"],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, text=True)
+    return kit.start_sim_node(stack, "paid-laser-1")
 
 
 def _tap(proc: subprocess.Popen[str]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(f"tap {ALICE}\n")
-    proc.stdin.flush()
+    kit.tap(proc, ALICE)
 
 
 def test_tariff_topup_session_statement_in_french(stack: dict[str, Any], browser: Any) -> None:
@@ -75,11 +44,7 @@ def test_tariff_topup_session_statement_in_french(stack: dict[str, Any], browser
     SHOTS.mkdir(parents=True, exist_ok=True)
     acl.wait(lambda a: _alice(a) is not None)
     page = _page(browser, locale="fr-FR")
-    page.goto(base + "/login")
-    page.get_by_label("E-mail").fill("manager@example.org")
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    expect(page.get_by_role("heading", name="Les machines en ce moment")).to_be_visible()
+    kit.login_fr(page, base, "manager@example.org")
 
     # the tariff, from the machine's page: 0,50 € a minute, 1,00 € of credit needed to start
     page.goto(f"{base}/machines/{seed.laser}")
@@ -119,12 +84,7 @@ def test_tariff_topup_session_statement_in_french(stack: dict[str, Any], browser
         _tap(proc)
         _wait(lambda: _events(app, "session.ended"), "the session to end")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        kit.stop_node(proc)
 
     # the statement: one charge of 0,50 € (one started minute), 10,00 € in, 9,50 € left
     page.goto(f"{base}/members/{seed.alice}/credit")

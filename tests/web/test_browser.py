@@ -5,119 +5,31 @@ simulated node (`fabpass node --simulate`, badges tapped on its stdin).
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))  # the browser kit (importlib mode)
+import browser_kit as kit  # noqa: E402
+
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
 
-CHROMIUM = os.environ.get("FABPASS_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PASSWORD = "correct horse battery"
-WAIT_S = 15.0
-
-
-class AclWatcher:
-    """Subscribes to one node's retained access list and waits for a condition on it."""
-
-    def __init__(self, port: int, topic: str) -> None:
-        import paho.mqtt.client as mqtt
-
-        self.latest: dict[str, Any] | None = None
-        self.cond = threading.Condition()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"web-test-{uuid.uuid4().hex[:8]}")
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(topic, qos=1)
-        self.client.loop_start()
-
-    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
-        if not msg.payload:
-            return
-        with self.cond:
-            self.latest = json.loads(msg.payload)
-            self.cond.notify_all()
-
-    def wait(self, pred: Callable[[dict[str, Any]], bool], timeout: float = WAIT_S) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not (self.latest is not None and pred(self.latest)):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"access list never matched; last: {self.latest}")
-                self.cond.wait(left)
-            return self.latest
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
-def uids(acl: dict[str, Any]) -> set[str]:
-    return {b["uid"] for b in acl.get("badges", [])}
+PASSWORD, WAIT_S, uids = kit.PASSWORD, kit.WAIT_S, kit.uids
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from werkzeug.serving import make_server
-
-    from fabpass.broker import MosquittoProcess
-    from server.runner import CoreOptions, ServerCore
-
-    seedmod = sys.modules["fabpass_web_seed"]
-    tmp = tmp_path_factory.mktemp("browser")
-    broker = MosquittoProcess()
-    broker.start()
-    app, seed = seedmod.make_app(f"sqlite:///{tmp}/b.db", MQTT_URL=broker.url)
-    core = ServerCore(app.extensions["fabpass.engine"],
-                      CoreOptions(mqtt_url=broker.url, client_id=f"web-{uuid.uuid4().hex[:8]}"))
-    core.start()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="web-test-server", daemon=True)
-    thread.start()
-    watcher = AclWatcher(broker.port, "fabpass/v1/lab/laser-1/acl")
-    try:
-        yield {"url": f"http://127.0.0.1:{server.server_port}", "seed": seed, "app": app,
-               "broker": broker, "acl": watcher, "tmp": tmp}
-    finally:
-        watcher.close()
-        server.shutdown()
-        thread.join(5)
-        core.stop()
-        app.extensions["fabpass.engine"].dispose()
-        broker.cleanup()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"Debian's chromium is needed at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-    yield b
-    b.close()
-    pw.stop()
+    with kit.mqtt_stack(tmp_path_factory.mktemp("browser")) as s:
+        yield s
 
 
 def _page(browser: Any, locale: str = "en-GB") -> Any:
-    ctx = browser.new_context(locale=locale)
-    ctx.set_default_timeout(WAIT_S * 1000)
-    page = ctx.new_page()
-    page.on("dialog", lambda d: d.accept())  # confirmations of destructive actions
-    return page
+    return kit.new_page(browser, locale)
 
 
 def _login(page: Any, base: str, email: str = "admin@example.org") -> None:
@@ -126,6 +38,10 @@ def _login(page: Any, base: str, email: str = "admin@example.org") -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(base + "/")
+
+
+def _wait_node_has_list(stack: dict[str, Any]) -> None:
+    kit.wait_node_has_list(stack["app"])
 
 
 def test_manager_day(stack: dict[str, Any], browser: Any) -> None:
@@ -184,23 +100,13 @@ def test_dashboard_shows_a_session_from_a_simulated_node(stack: dict[str, Any],
     """A real `fabpass node --simulate`: a badge tap shows up on the open dashboard, no reload."""
     from playwright.sync_api import expect
 
-    base, tmp = stack["url"], Path(stack["tmp"])
+    base = stack["url"]
     stack["acl"].wait(lambda a: a["locked"] is False and "04A1B2C3" in uids(a))
     page = _page(browser)
     _login(page, base)
     card = page.locator(".card").filter(has_text="Laser cutter")
     expect(card).to_be_visible()
-    cfg = tmp / "laser-1.toml"
-    cfg.write_text(
-        'node_id = "laser-1"\nsite = "lab"\n\n[mqtt]\n'
-        f'url = "{stack["broker"].url}"\n\n[reader]\ntype = "sim"\n\n'
-        '[gpio]\nrelay = { pin = 17, active_high = true }\n\n'
-        f'[storage]\ndir = "{tmp / "laser-1-data"}"\n'
-    )
-    fabpass = str(Path(sys.executable).with_name("fabpass"))
-    proc = subprocess.Popen([fabpass, "node", "--config", str(cfg), "--simulate"],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = kit.start_sim_node(stack, "laser-1", stderr=subprocess.PIPE)
     try:
         # the node is up when the server has its status with the current list
         expect(card).to_have_class("card state-idle", timeout=WAIT_S * 1000)
@@ -212,30 +118,8 @@ def test_dashboard_shows_a_session_from_a_simulated_node(stack: dict[str, Any],
         expect(card).to_have_class("card state-in_use")
         expect(card.locator(".badge")).to_have_text("In use")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        kit.stop_node(proc)
     page.context.close()
-
-
-def _wait_node_has_list(stack: dict[str, Any]) -> None:
-    from sqlalchemy import select
-
-    from server.app import get_db
-    from server.models import Node
-
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        with stack["app"].app_context():
-            node = get_db().scalar(select(Node).where(Node.slug == "laser-1"))
-            if node is not None and node.online and node.acl_version is not None \
-                    and node.acl_version == node.acl_published_version:
-                return
-        time.sleep(0.1)
-    raise AssertionError("the simulated node never reported the current access list")
 
 
 def test_french_and_english(stack: dict[str, Any], browser: Any) -> None:

@@ -13,7 +13,6 @@ import importlib.util
 import os
 import re
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,14 @@ assert _spec is not None and _spec.loader is not None
 french_pages = importlib.util.module_from_spec(_spec)
 sys.modules["fabpass_french_pages"] = french_pages
 _spec.loader.exec_module(french_pages)
+sys.path.insert(0, str(Path(__file__).parent))  # the browser kit (importlib mode)
+import browser_kit as kit  # noqa: E402
+
 fseed = sys.modules["fabpass_french_seed"]
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = Path(os.environ.get("FABPASS_AXE", ROOT / ".cache/npm/node_modules/axe-core/axe.min.js"))
-CHROMIUM = os.environ.get("FABPASS_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [a for a in kit.ARGS if a != "--disable-quic"]
 WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
 
 # The text a person reads, as Chromium renders it: text nodes and button labels outside
@@ -89,8 +89,6 @@ def test_the_detectors_find_english_and_codes() -> None:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from waitress.server import create_server
-
     from server.app import get_db
 
     seedmod = sys.modules["fabpass_web_seed"]
@@ -99,27 +97,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with app.app_context():
         extra = fseed.enrich(get_db(), seed)
     paths = french_pages.page_paths(app, seed, extra)
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield {"url": f"http://127.0.0.1:{server.effective_port}",  # type: ignore[union-attr]
-           "paths": paths, "seed": seed, "extra": extra}
-    server.close()
-    thread.join(timeout=5)
-    app.extensions["fabpass.engine"].dispose()
+    with kit.waitress_site(app) as url:
+        yield {"url": url, "paths": paths, "seed": seed, "extra": extra}
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"Debian's chromium is needed at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-    yield b
-    b.close()
-    pw.stop()
+    yield from kit.launch_chromium(ARGS)
 
 
 def french_page(browser: Any, url: str, width: str = "desktop", login: bool = True) -> Any:

@@ -27,11 +27,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the browser fixtures (importlib mode)
+import browser_kit as kit  # noqa: E402
 import test_browser as tb  # noqa: E402
 
-PASSWORD, WAIT_S, _wait_node_has_list, uids = (tb.PASSWORD, tb.WAIT_S, tb._wait_node_has_list,
-                                               tb.uids)
-stack, browser = tb.stack, tb.browser  # the same module-scoped fixtures, a stack of our own
+_wait_node_has_list, uids, _events, _wait = (tb._wait_node_has_list, kit.uids, kit.events,
+                                             kit.wait_until)
+stack = tb.stack  # the same module-scoped fixture, a stack of our own; `browser` is conftest's
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
 ZOE = "04E0A1F2"  # a badge nobody knows yet
@@ -39,62 +40,19 @@ SHOTS = Path(os.environ.get("FABPASS_GUIDE_SHOTS")
              or Path(__file__).resolve().parents[2] / "build" / "screenshots")
 
 
-def _events(app: Any, etype: str) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from server.app import get_db
-    from server.models import Event
-
-    with app.app_context():
-        return [e.data for e in get_db().scalars(select(Event).where(Event.type == etype))]
-
-
-def _wait(pred: Any, what: str) -> Any:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _node(stack: dict[str, Any]) -> subprocess.Popen[str]:
-    tmp = Path(stack["tmp"])
-    cfg = tmp / "walk-laser-1.toml"
-    cfg.write_text(
-        'node_id = "laser-1"\nsite = "lab"\n\n[mqtt]\n'
-        f'url = "{stack["broker"].url}"\n\n[reader]\ntype = "sim"\n\n'
-        '[gpio]\nrelay = { pin = 17, active_high = true }\n\n'
-        f'[storage]\ndir = "{tmp / "walk-laser-1-data"}"\n')
-    fabpass = str(Path(sys.executable).with_name("fabpass"))
-    return subprocess.Popen([fabpass, "node", "--config", str(cfg), "--simulate"],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, text=True)
+    return kit.start_sim_node(stack, "walk-laser-1")
 
 
 def _tap(proc: subprocess.Popen[str], uid: str = ZOE) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(f"tap {uid}\n")
-    proc.stdin.flush()
+    kit.tap(proc, uid)
 
 
 def _page(browser: Any) -> Any:
-    ctx = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
-    ctx.set_default_timeout(WAIT_S * 1000)
-    page = ctx.new_page()
-    page.on("dialog", lambda d: d.accept())  # confirmations of destructive actions
-    return page
+    return kit.new_page(browser, "fr-FR", {"width": 1280, "height": 900})
 
 
-def _login(page: Any, base: str, email: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(base + "/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    expect(page.get_by_role("heading", name="Les machines en ce moment")).to_be_visible()
+_login = kit.login_fr
 
 
 def _shot(page: Any, name: str) -> None:
@@ -208,12 +166,7 @@ def test_french_manager_walkthrough(stack: dict[str, Any], browser: Any) -> None
         expect(card.locator(".state")).to_have_text("Verrouillée — lentille à nettoyer")
         _shot(page, "parcours-6-tableau-de-bord")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        kit.stop_node(proc)
     page.context.close()
 
     # GDPR (admins only): the export downloads as JSON, the erasure takes the typed name

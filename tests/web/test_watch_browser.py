@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the browser fixtures (importlib mode)
+import browser_kit as kit  # noqa: E402
 import test_browser as tb  # noqa: E402
-import test_walkthrough_browser as wb  # noqa: E402
 
-stack, browser = tb.stack, tb.browser  # the same module-scoped fixtures, a stack of our own
+stack = tb.stack  # the same module-scoped fixture, a stack of our own; `browser` is conftest's
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
 ALICE = "04A1B2C3"
@@ -55,16 +55,16 @@ def test_when_free_mail_in_french(stack: dict[str, Any], browser: Any,
     monkeypatch.setattr(notifications, "PUBLIC_URL", [base])
     _give_tom_an_address(app, seed)
     smtp = smtp_receiver.SmtpReceiver().start()
-    acl.wait(lambda a: ALICE in tb.uids(a))
-    page = wb._page(browser)
-    proc = wb._node(stack)
+    acl.wait(lambda a: ALICE in kit.uids(a))
+    page = kit.new_page(browser, "fr-FR", {"width": 1280, "height": 900})
+    proc = kit.start_sim_node(stack, "walk-laser-1")
     try:
-        wb._login(page, base, "trainer@example.org")
+        kit.login_fr(page, base, "trainer@example.org")
         card = page.locator("#machines .card").filter(has_text="Laser cutter")
         expect(card.get_by_role("button", name=FREE_FR)).to_be_hidden()  # free: nothing to wait for
-        tb._wait_node_has_list(stack)
-        wb._tap(proc, ALICE)
-        wb._wait(lambda: [d for d in wb._events(app, "session.started")
+        kit.wait_node_has_list(app)
+        kit.tap(proc, ALICE)
+        kit.wait_until(lambda: [d for d in kit.events(app, "session.started")
                           if d.get("uid") == ALICE], "Alice's session to start")
         # the live dashboard shows the button on the card once the laser is in use
         expect(card).to_contain_text("Alice Martin")
@@ -80,9 +80,9 @@ def test_when_free_mail_in_french(stack: dict[str, Any], browser: Any,
         sessions = app.extensions["fabpass.sessionmaker"]
         cfg = mail.parse_smtp_url(smtp.url)
         assert mail.send_due(sessions, cfg, "fabpass@example.org").sent == 0  # still running
-        wb._tap(proc, ALICE)  # she badges out
-        wb._wait(lambda: wb._events(app, "session.ended"), "Alice's session to end")
-        wb._wait(lambda: mail.send_due(sessions, cfg, "fabpass@example.org").sent,
+        kit.tap(proc, ALICE)  # she badges out
+        kit.wait_until(lambda: kit.events(app, "session.ended"), "Alice's session to end")
+        kit.wait_until(lambda: mail.send_due(sessions, cfg, "fabpass@example.org").sent,
                  "the notice to be queued and sent")
         (msg,) = smtp.wait_for(1)
         assert msg["To"] == "tom@example.org"

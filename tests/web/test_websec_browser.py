@@ -3,48 +3,32 @@ login stays on the site, and a cookie copied before logout is dead after it."""
 
 from __future__ import annotations
 
-import os
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))  # the browser kit (importlib mode)
+import browser_kit as kit  # noqa: E402
+
 pytestmark = [pytest.mark.browser]
 
-CHROMIUM = os.environ.get("FABPASS_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [a for a in kit.ARGS if a != "--disable-quic"]
 
 
 @pytest.fixture()
 def site(tmp_path: Path) -> Iterator[str]:
-    from waitress.server import create_server
-
     seedmod = sys.modules["fabpass_web_seed"]
     app, _ = seedmod.make_app(f"sqlite:///{tmp_path}/b.db")
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"  # type: ignore[union-attr]
-    server.close()
-    thread.join(timeout=5)
-    app.extensions["fabpass.engine"].dispose()
+    with kit.waitress_site(app) as url:
+        yield url
 
 
 @pytest.fixture()
 def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"Debian's chromium is needed at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-    yield b
-    b.close()
-    pw.stop()
+    yield from kit.launch_chromium(ARGS)
 
 
 def _login(page: Any, url: str) -> None:
