@@ -193,12 +193,14 @@ fi
 say "broker $MQTT_URL"
 # a config made the way a real one is: `fabpass node provision` on a (throwaway) server
 server_env=(env -i PATH="$PATH" FABPASS_DATABASE_URL="sqlite:///$WORK/server.db" FABPASS_DATA_DIR="$WORK")
-"${server_env[@]}" "$HOST_PY" -m fabpass db upgrade >"$WORK/provision.log" 2>&1
+"${server_env[@]}" "$HOST_PY" -m fabpass db upgrade >"$WORK/provision.log" 2>&1 \
+    || { cat "$WORK/provision.log" >&2; fail "creating the throwaway server database"; }
 "${server_env[@]}" "$HOST_PY" -c 'import sys
-from server.cli_support import database_session
+from server.cli.support import database_session
 from server.services import create_site
 with database_session(commit=True) as db:
-    create_site(db, sys.argv[1], "Pi check lab", actor="pi-check")' "$SITE" >>"$WORK/provision.log" 2>&1
+    create_site(db, sys.argv[1], "Pi check lab", actor="pi-check")' "$SITE" >>"$WORK/provision.log" 2>&1 \
+    || { cat "$WORK/provision.log" >&2; fail "creating the site $SITE on the host"; }
 env -i PATH="$PATH" FABPASS_DATABASE_URL="sqlite:///$WORK/server.db" FABPASS_DATA_DIR="$WORK" \
     "$HOST_PY" -m fabpass node provision "$NODE" --machine "$MACHINE" --site "$SITE" \
     --broker-url "$MQTT_URL" --out "$WORK/$NODE.toml" >>"$WORK/provision.log" 2>&1 \
