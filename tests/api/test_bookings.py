@@ -19,9 +19,12 @@ def _ts(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+# One "now" for the whole module: slots computed a second apart must still just touch.
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 def _slot(h0: float, h1: float) -> tuple[str, str]:
-    now = datetime.now(UTC).replace(microsecond=0)
-    return _ts(now + timedelta(hours=h0)), _ts(now + timedelta(hours=h1))
+    return _ts(NOW + timedelta(hours=h0)), _ts(NOW + timedelta(hours=h1))
 
 
 def _book(api: Any, seed: Any, h0: float, h1: float, member: int | None = None,
