@@ -186,7 +186,8 @@ def run_chaos(workdir: Path, n_nodes: int = 5, sessions_per_node: int = 6, *,
 def _open_session(node: NodeProc) -> str | None:
     started = [m.group(1) for m in node.find(START_RX)]
     ended = {m.group(1) for m in node.find(END_RX)}
-    ended |= {m.group(1) for m in node.find(r"session ([0-9a-f-]{36}) of \w+ was open")}
+    # the node's power_loss recovery ("session X of member N was open when the node stopped")
+    ended |= {m.group(1) for m in node.find(r"session ([0-9a-f-]{36}) of (?:member )?\S+ was open")}
     open_ = [s for s in started if s not in ended]
     return open_[-1] if open_ else None
 
