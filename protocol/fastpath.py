@@ -46,7 +46,9 @@ class Envelope(msgspec.Struct):
 
 _RAW = msgspec.json.Decoder()
 _ENVELOPE = msgspec.json.Decoder(Envelope)
-Fields = tuple[str, str, str, int, datetime, str, dict[str, Any]]
+# id, node, boot, seq, ts, type, data, and data's JSON text as received (valid, finite, no NUL)
+# when it holds no escape
+Fields = tuple[str, str, str, int, datetime, str, dict[str, Any], str | None]
 
 
 class EventFastPath:
@@ -93,4 +95,8 @@ class EventFastPath:
             ts = datetime.fromisoformat(env.ts)
         except Exception:  # noqa: BLE001 - any doubt goes to the reference decoder
             return None
-        return env.id, env.node, env.boot, env.seq, ts, env.type, data
+        text = bytes(env.data)
+        # kept as received only without escapes: stored text then says what it means (a UID
+        # written as \\u0030… would hide from a text search such as the privacy export's)
+        return (env.id, env.node, env.boot, env.seq, ts, env.type, data,
+                None if b"\\" in text else text.decode())

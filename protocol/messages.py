@@ -345,6 +345,9 @@ class Event:
     ts: datetime
     type: str
     data: dict[str, Any]
+    # `data` as JSON text, when the fast path read it (what a store can keep as it is: valid
+    # JSON, finite numbers, no NUL); None otherwise. Not part of the event's value.
+    data_json: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def known(self) -> bool:

@@ -19,6 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from protocol import Event as EventMsg
+from server.messaging import session_rows
+from server.messaging.session_rows import SessionRow
 from server.models import Badge, Member, Node, UsageSession
 from server.services import (
     energy,
@@ -38,10 +40,11 @@ _TRUSTED_FROM = datetime(2020, 1, 1, tzinfo=UTC)  # contract 6, "Plausibility"
 
 @dataclass
 class BatchCache:
-    """Rows looked up once per batch on the fast path."""
+    """Rows looked up once per batch on the fast path (its sessions are plain `SessionRow`s,
+    written with Core at the end of the batch: `server.messaging.session_rows`)."""
 
     nodes: dict[tuple[str, str], Node | None] = field(default_factory=dict)
-    sessions: dict[str, UsageSession] = field(default_factory=dict)
+    sessions: dict[str, SessionRow] = field(default_factory=dict)
     sessions_loaded: set[str] = field(default_factory=set)
     badge_members: dict[str, int | None] = field(default_factory=dict)
     members: set[int] | None = None  # ids named by the batch's events that exist (None: unknown)
@@ -79,29 +82,33 @@ class EventHandlers:
         return found
 
     def _session_row(self, db: Session, node: Node, msg: EventMsg,
-                     place: usage.Placement) -> UsageSession:
+                     place: usage.Placement) -> UsageSession | SessionRow:
         """The session of this uuid, created if new (race-safe across workers); only the node
         that created a session may change it (raises EventRefused otherwise)."""
         sid = msg.data["session"]
         cache = self._cache
-        found: UsageSession | None = None
-        if cache is not None and sid in cache.sessions:
-            found = cache.sessions[sid]
-        elif cache is None or sid not in cache.sessions_loaded:
+        found: UsageSession | SessionRow | None
+        if cache is not None:  # fast path: plain rows, loaded for the batch at once
+            if sid not in cache.sessions and sid not in cache.sessions_loaded:
+                cache.sessions.update(session_rows.load(db, [sid]))
+                cache.sessions_loaded.add(sid)
+            found = cache.sessions.get(sid)
+        else:
             found = db.scalar(select(UsageSession).where(UsageSession.session_uuid == sid))
         if found is not None:
             usage.check_owner(found.node_id, node.id, sid)
             return found
-        row = UsageSession(session_uuid=sid, machine_id=node.machine.id if node.machine else None,
-                           node_id=node.id, member_id=self._member_id(db, msg.data),
-                           badge_uid=msg.data["uid"], started_at=place.started,
-                           clock_untrusted=place.untrusted)
+        values = {"session_uuid": sid, "machine_id": node.machine.id if node.machine else None,
+                  "node_id": node.id, "member_id": self._member_id(db, msg.data),
+                  "badge_uid": msg.data["uid"], "started_at": place.started,
+                  "clock_untrusted": place.untrusted}
         if cache is not None:
-            # fast path: inserted with the batch's flush; a race with another worker raises
+            # fast path: inserted at the end of the batch; a race with another worker raises
             # IntegrityError there, and the slow path redoes the batch with savepoints
-            db.add(row)
-            cache.sessions[sid] = row
-            return row
+            new = SessionRow.new(**values)
+            cache.sessions[sid] = new
+            return new
+        row = UsageSession(**values)
         try:
             with db.begin_nested():
                 db.add(row)

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import event, func, or_, select
@@ -58,7 +58,10 @@ from server.services.validation import text_field
 
 log = logging.getLogger(__name__)
 
-_WATCHED = ("started_at", "ended_at", "duration_s", "active_s", "member_id", "machine_id")
+# the columns of a closed session whose change re-prices it
+PRICED_COLUMNS = ("started_at", "ended_at", "duration_s", "active_s", "member_id", "machine_id",
+                  "energy_wh")
+_WATCHED = PRICED_COLUMNS
 _PENDING = "fabpass_billing_pending"
 SIGNOFF_FREE = timedelta(minutes=30)
 
@@ -143,13 +146,28 @@ def set_tariff(db: Session, machine_id: int, raw: Any, *, actor: str,
 # ---------------------------------------------------------------- charges
 
 
+class PricedSession(Protocol):
+    """What pricing reads of a session: an ORM `UsageSession`, or the ingest's fast-path row
+    (`server.messaging.session_rows.SessionRow`), which the ingest settles itself."""
+
+    id: int | None
+    session_uuid: str
+    machine_id: int | None
+    member_id: int | None
+    started_at: datetime
+    ended_at: datetime | None
+    duration_s: float | None
+    active_s: float | None
+    energy_wh: float | None
+
+
 class _FreeUse:
     """Who uses which machine free, looked up once for a batch of sessions: trainers on the
     machine (directly or through a group) when the session starts, and the supervised first use
     of a training sign-off: a session of the trainer or the trainee that includes the sign-off
     or starts within `SIGNOFF_FREE` after it (the sign-off's time is the node's event time)."""
 
-    def __init__(self, db: Session, rows: list[UsageSession]) -> None:
+    def __init__(self, db: Session, rows: list[PricedSession]) -> None:
         members = {r.member_id for r in rows if r.member_id is not None}
         machines = {r.machine_id for r in rows if r.machine_id is not None}
         self.trainer: dict[tuple[int, int], list[Authorization]] = defaultdict(list)
@@ -181,7 +199,7 @@ class _FreeUse:
                 if member is not None:
                     self.signoffs[(member, machine_id)].append(at)
 
-    def reason(self, row: UsageSession) -> str | None:
+    def reason(self, row: PricedSession) -> str | None:
         if row.member_id is None or row.machine_id is None:
             return None
         when = row.started_at
@@ -196,13 +214,14 @@ class _FreeUse:
         return None
 
 
-def _chargeable(row: UsageSession) -> bool:
-    state = sa_inspect(row)
-    return (state.persistent and row.ended_at is not None and row.duration_s is not None
+def _chargeable(row: PricedSession) -> bool:
+    state = sa_inspect(row, raiseerr=False)  # None for the ingest's plain rows
+    stored = state.persistent if state is not None else row.id is not None
+    return (stored and row.ended_at is not None and row.duration_s is not None
             and row.machine_id is not None)
 
 
-def settle(db: Session, rows: Iterable[UsageSession], *, actor: str = "ingest") -> None:
+def settle(db: Session, rows: Iterable[PricedSession], *, actor: str = "ingest") -> None:
     """Create or update the charge of each closed session (idempotent: settling twice changes
     nothing). Sessions on machines that never had a tariff get no charge row."""
     todo = {r.id: r for r in rows if _chargeable(r)}
@@ -234,7 +253,7 @@ def settle(db: Session, rows: Iterable[UsageSession], *, actor: str = "ingest") 
         _apply(db, row, charge, tariff, actor, free.reason(row), tags.get(row.member_id or 0))
 
 
-def _apply(db: Session, row: UsageSession, charge: Charge | None, tariff: Tariff | None,
+def _apply(db: Session, row: PricedSession, charge: Charge | None, tariff: Tariff | None,
            actor: str, free: str | None, tags: list[str] | None) -> None:
     if tariff is None or tariff.spec is None:
         free = None
