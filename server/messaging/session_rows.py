@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from server.models import UsageSession
 
-TABLE = UsageSession.__table__
+TABLE = cast(Table, UsageSession.__table__)
 # every column the ingest reads or writes (pseudonymised_at is the privacy job's alone)
 COLUMNS = ("id", "session_uuid", "machine_id", "node_id", "member_id", "badge_uid",
            "started_at", "ended_at", "duration_s", "active_s", "elapsed_s", "last_heartbeat_at",
@@ -124,9 +124,9 @@ def write(db: Session, rows: Iterable[SessionRow]) -> list[SessionRow]:
         for row, (new_id,) in zip(new, result.all(), strict=True):
             row.id = new_id
     for cols, members in groups.items():
-        stmt = (update(TABLE).where(TABLE.c.id == bindparam("_id"))
-                .values({name: bindparam(name) for name in cols}))
-        db.connection().execute(stmt, [{"_id": row.id, **row.values(cols)} for row in members])
+        change = (update(TABLE).where(TABLE.c.id == bindparam("_id"))
+                  .values({name: bindparam(name) for name in cols}))
+        db.connection().execute(change, [{"_id": row.id, **row.values(cols)} for row in members])
     for row in new:
         row.mark_saved()
     for members in groups.values():

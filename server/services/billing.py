@@ -150,15 +150,32 @@ class PricedSession(Protocol):
     """What pricing reads of a session: an ORM `UsageSession`, or the ingest's fast-path row
     (`server.messaging.session_rows.SessionRow`), which the ingest settles itself."""
 
-    id: int | None
-    session_uuid: str
-    machine_id: int | None
-    member_id: int | None
-    started_at: datetime
-    ended_at: datetime | None
-    duration_s: float | None
-    active_s: float | None
-    energy_wh: float | None
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def session_uuid(self) -> str: ...
+
+    @property
+    def machine_id(self) -> int | None: ...
+
+    @property
+    def member_id(self) -> int | None: ...
+
+    @property
+    def started_at(self) -> datetime: ...
+
+    @property
+    def ended_at(self) -> datetime | None: ...
+
+    @property
+    def duration_s(self) -> float | None: ...
+
+    @property
+    def active_s(self) -> float | None: ...
+
+    @property
+    def energy_wh(self) -> float | None: ...
 
 
 class _FreeUse:
@@ -224,7 +241,7 @@ def _chargeable(row: PricedSession) -> bool:
 def settle(db: Session, rows: Iterable[PricedSession], *, actor: str = "ingest") -> None:
     """Create or update the charge of each closed session (idempotent: settling twice changes
     nothing). Sessions on machines that never had a tariff get no charge row."""
-    todo = {r.id: r for r in rows if _chargeable(r)}
+    todo = {r.id: r for r in rows if _chargeable(r) and r.id is not None}
     if not todo:
         return
     machine_ids = {r.machine_id for r in todo.values() if r.machine_id is not None}
