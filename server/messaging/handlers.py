@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from protocol import Event as EventMsg
 from server.messaging import session_rows
 from server.messaging.session_rows import SessionRow
-from server.models import Badge, Member, Node, UsageSession
+from server.models import Badge, Member, Node, PendingEnrolment, UsageSession
 from server.services import (
     energy,
     enrolment,
@@ -49,6 +49,8 @@ class BatchCache:
     badge_members: dict[str, int | None] = field(default_factory=dict)
     members: set[int] | None = None  # ids named by the batch's events that exist (None: unknown)
     watched: set[int] | None = None  # machines with open watch requests (None: not asked yet)
+    refusals: refusals.Lookups | None = None  # badges and trainings of the batch's refusals
+    waits: list[PendingEnrolment] | None = None  # open pending enrolments (None: not asked yet)
 
 
 class EventHandlers:
@@ -177,10 +179,25 @@ class EventHandlers:
         now = datetime.now(UTC)
         # the explanation is about the tap's time; a node clock far off is not believed
         at = msg.ts if _TRUSTED_FROM <= msg.ts <= now + timedelta(days=1) else now
-        refusals.record(db, msg.id, node, msg.data, at)
+        cache = self._cache
+        lookups = cache.refusals if cache is not None else None
+        refusals.record(db, msg.id, node, msg.data, at, lookups)
         if msg.data.get("reason") == "unknown_badge":
-            if enrolment.honour_pending(db, msg.data["uid"], node, now) is None:
-                members.record_unknown_badge(db, msg.data["uid"], node.id, msg.ts)
+            uid = msg.data["uid"]
+            if cache is None:
+                if enrolment.honour_pending(db, uid, node, now) is None:
+                    members.record_unknown_badge(db, uid, node.id, msg.ts)
+            else:
+                if cache.waits is None:
+                    cache.waits = enrolment.open_waits(db, now)
+                badge = enrolment.honour_pending(db, uid, node, now, cache.waits)
+                if badge is not None:
+                    cache.waits = None  # one was taken: ask again next time
+                    if lookups is not None:
+                        lookups.add_badge(badge)
+                else:
+                    enrolled = uid in lookups.badges if lookups is not None else None
+                    members.record_unknown_badge(db, uid, node.id, msg.ts, enrolled=enrolled)
         notifications.on_event(db, node, msg)
 
     def _on_unexpected_on(self, db: Session, node: Node, msg: EventMsg) -> None:

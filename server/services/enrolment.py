@@ -102,17 +102,24 @@ def last_pending(db: Session, member_id: int) -> PendingEnrolment | None:
                      .order_by(PendingEnrolment.id.desc()))
 
 
-def honour_pending(db: Session, uid: str, node: Node, now: datetime | None = None) -> Badge | None:
+def open_waits(db: Session, now: datetime) -> list[PendingEnrolment]:
+    """The waits a tap could honour now, oldest first (the ingest asks once per batch)."""
+    return list(db.scalars(select(PendingEnrolment).where(
+        PendingEnrolment.done_at.is_(None), PendingEnrolment.cancelled.is_(False),
+        PendingEnrolment.expires_at > now, PendingEnrolment.created_at <= now)
+        .order_by(PendingEnrolment.id)))
+
+
+def honour_pending(db: Session, uid: str, node: Node, now: datetime | None = None,
+                   waits: list[PendingEnrolment] | None = None) -> Badge | None:
     """Called by the ingest for an `unknown_badge` refusal of a UID nobody holds: give it to the
-    oldest open wait covering the node's site. Returns the new badge, or None."""
+    oldest open wait covering the node's site. Returns the new badge, or None. `waits`: what
+    `open_waits` returned for this batch (asked here otherwise); taking one is still atomic."""
     now = now or now_utc()
     machine = node.machine
     if machine is None:
         return None
-    candidates = db.scalars(select(PendingEnrolment).where(
-        PendingEnrolment.done_at.is_(None), PendingEnrolment.cancelled.is_(False),
-        PendingEnrolment.expires_at > now, PendingEnrolment.created_at <= now)
-        .order_by(PendingEnrolment.id)).all()
+    candidates = open_waits(db, now) if waits is None else waits
     for pending in candidates:
         if pending.site_ids is not None and machine.site_id not in pending.site_ids:
             continue

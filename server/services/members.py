@@ -219,10 +219,13 @@ def list_unknown_badges(db: Session, page: int | None = 1,
 
 
 def record_unknown_badge(db: Session, uid: str, node_id: int | None,
-                         seen: datetime | None = None) -> None:
-    """Upsert the UnknownBadge row for a UID tapped but not enrolled (ingest)."""
+                         seen: datetime | None = None, *, enrolled: bool | None = None) -> None:
+    """Upsert the UnknownBadge row for a UID tapped but not enrolled (ingest). `enrolled`:
+    whether a badge of that UID exists, when the caller already knows (asked otherwise)."""
     seen = seen or now_utc()
-    if db.scalar(select(Badge.id).where(Badge.uid == uid)) is not None:
+    if enrolled is None:
+        enrolled = db.scalar(select(Badge.id).where(Badge.uid == uid)) is not None
+    if enrolled:
         return
     row = db.scalar(select(UnknownBadge).where(UnknownBadge.uid == uid))
     if row is None:

@@ -60,8 +60,54 @@ def _machine_authorizations(db: Session, member_id: int, machine: Machine) -> li
         or_(Authorization.machine_id == machine.id, Authorization.group_id.in_(groups)))))
 
 
+class Lookups:
+    """What explaining refusals reads, loaded once for a whole ingest batch: the badges of the
+    refused UIDs with their members, and those members' trainings on the batch's machines
+    (directly or through a group). `record` without it asks per refusal."""
+
+    def __init__(self, db: Session, uids: Collection[str], machine_ids: Collection[int]) -> None:
+        self._db = db
+        self.badges: dict[str, Badge] = {}
+        self._auths: dict[int, list[tuple[int | None, int | None, Authorization]]] = {}
+        self._groups: dict[int, set[int]] = {}
+        self._machines = set(machine_ids)
+        self._members: set[int] = set()
+        if not uids:
+            return
+        self.badges = {b.uid: b for b in db.scalars(
+            select(Badge).where(Badge.uid.in_(sorted(uids))).options(selectinload(Badge.member)))}
+        members = {b.member_id for b in self.badges.values()}
+        if not members or not machine_ids:
+            return
+        self._members = members
+        for gid, mid in db.execute(select(machine_group_members.c.group_id,
+                                          machine_group_members.c.machine_id)
+                                   .where(machine_group_members.c.machine_id.in_(
+                                       sorted(machine_ids)))):
+            self._groups.setdefault(mid, set()).add(gid)
+        groups = sorted({g for gs in self._groups.values() for g in gs})
+        for auth in db.scalars(select(Authorization).where(
+                Authorization.member_id.in_(sorted(members)),
+                or_(Authorization.machine_id.in_(sorted(machine_ids)),
+                    Authorization.group_id.in_(groups or [0])))):
+            self._auths.setdefault(auth.member_id, []).append(
+                (auth.machine_id, auth.group_id, auth))
+
+    def add_badge(self, badge: Badge) -> None:
+        """A badge enrolled during the batch (a pending enrolment honoured)."""
+        self.badges[badge.uid] = badge
+
+    def authorizations(self, member_id: int, machine: Machine) -> list[Authorization]:
+        """As `_machine_authorizations`, from what was loaded (asked for anyone else)."""
+        if member_id not in self._members or machine.id not in self._machines:
+            return _machine_authorizations(self._db, member_id, machine)
+        groups = self._groups.get(machine.id, set())
+        return [a for mid, gid, a in self._auths.get(member_id, [])
+                if mid == machine.id or (gid is not None and gid in groups)]
+
+
 def explain(db: Session, badge: Badge | None, machine: Machine | None, node_reason: str,
-            at: datetime) -> tuple[str, dict[str, Any] | None]:
+            at: datetime, lookups: Lookups | None = None) -> tuple[str, dict[str, Any] | None]:
     """(reason, detail) for a refusal of `badge` on `machine` at `at` (see the module)."""
     if node_reason != UNKNOWN or badge is None:
         return node_reason, None
@@ -76,7 +122,9 @@ def explain(db: Session, badge: Badge | None, machine: Machine | None, node_reas
     if machine is None:
         return node_reason, None
     ended: list[tuple[datetime, str, Authorization]] = []
-    for auth in _machine_authorizations(db, member.id, machine):
+    auths = (lookups.authorizations(member.id, machine) if lookups is not None
+             else _machine_authorizations(db, member.id, machine))
+    for auth in auths:
         if auth.granted_at > at:
             continue  # granted after the tap: did not exist then
         if auth.revoked_at is not None and auth.revoked_at <= at:
@@ -92,13 +140,17 @@ def explain(db: Session, badge: Badge | None, machine: Machine | None, node_reas
 
 
 def record(db: Session, event_uuid: str, node: Node, data: dict[str, Any],
-           at: datetime) -> Refusal:
-    """Store one `badge.denied` event with the server's explanation (called by the ingest)."""
+           at: datetime, lookups: Lookups | None = None) -> Refusal:
+    """Store one `badge.denied` event with the server's explanation (called by the ingest;
+    `lookups` holds the batch's badges and trainings, loaded at once)."""
     uid = str(data.get("uid") or "")[:20]
     node_reason = str(data.get("reason") or "")[:40]
-    badge = db.scalar(select(Badge).where(Badge.uid == uid)) if uid else None
+    if lookups is not None:
+        badge = lookups.badges.get(uid)
+    else:
+        badge = db.scalar(select(Badge).where(Badge.uid == uid)) if uid else None
     machine = node.machine
-    reason, detail = explain(db, badge, machine, node_reason, at)
+    reason, detail = explain(db, badge, machine, node_reason, at, lookups)
     row = Refusal(event_uuid=event_uuid, at=at, received_at=now_utc(), node_id=node.id,
                   machine_id=machine.id if machine else None,
                   member_id=badge.member_id if badge is not None else None, uid=uid,
