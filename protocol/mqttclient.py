@@ -62,15 +62,17 @@ def make_client(
     tls_key: str | None = None,
     persistent: bool = False,
     max_inflight: int = 100,
+    client_class: type[mqtt.Client] = mqtt.Client,
 ) -> mqtt.Client:
     """A paho client, not yet connected. `persistent`: 3.1.1 clean_session=False (for MQTT 5,
-    pass `clean_start=False` and a SessionExpiryInterval to `connect`, see `connect_properties`)."""
+    pass `clean_start=False` and a SessionExpiryInterval to `connect`, see `connect_properties`).
+    `client_class`: paho's `Client` or a subclass (`protocol.fastclient.BufferedClient`)."""
     proto = mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311
     kwargs: dict[str, Any] = {}
     if proto == mqtt.MQTTv311:
         kwargs["clean_session"] = not persistent
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=proto,
-                         **kwargs)
+    client = client_class(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=proto,
+                          **kwargs)
     user = username or target.username
     pw = password or target.password
     if user:

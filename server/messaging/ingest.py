@@ -288,8 +288,7 @@ class Ingest(EventHandlers):
         outcomes = self.handle_batch(batch)
         if self.link is not None:
             self._send_acks(outcomes)
-            for item in batch:
-                self.link.ack(item.mid, item.qos, item.generation)
+            self.link.ack_many([(item.mid, item.qos, item.generation) for item in batch])
         return outcomes
 
     def handle_batch(self, batch: list[Incoming]) -> list[Outcome]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from protocol.fastclient import BufferedClient
 from protocol.mqttclient import connect_properties, make_client, parse_mqtt_url
 from server.errors import ServerError
 
@@ -49,8 +50,10 @@ class MqttLink:
     def __init__(self, settings: MqttSettings) -> None:
         self.settings = settings
         self.target = parse_mqtt_url(settings.url)
-        self.client = make_client(settings.client_id, self.target, protocol=settings.protocol,
-                                  tls_ca=settings.tls_ca, persistent=True, max_inflight=1000)
+        # buffered reads and one write per batch of PUBACKs (protocol/fastclient.py)
+        self.client: BufferedClient = make_client(  # type: ignore[assignment]
+            settings.client_id, self.target, protocol=settings.protocol, tls_ca=settings.tls_ca,
+            persistent=True, max_inflight=1000, client_class=BufferedClient)
         self.client.manual_ack_set(True)
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
         self.client.on_connect = self._on_connect
@@ -129,6 +132,14 @@ class MqttLink:
             return False
         self.client.ack(mid, qos)
         return True
+
+    def ack_many(self, items: Iterable[tuple[int, int, int | None]]) -> int:
+        """`ack` for each (mid, qos, generation) of a batch, the PUBACKs in one write; returns
+        how many were sent."""
+        mids = [mid for mid, qos, generation in items
+                if qos == 1 and (generation is None or generation == self.generation)]
+        self.client.ack_many(mids)
+        return len(mids)
 
     # ------------------------------------------------------------ paho callbacks
 
