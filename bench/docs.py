@@ -117,7 +117,10 @@ def _cells(row: dict[str, Any]) -> list[str]:
         return [name, "", "error: " + " ".join(str(row["error"]).split())[:200], "", "", ""]
     unit = row.get("unit", "")
     op = {"<=": "≤", ">=": "≥"}.get(row.get("goal_op", ""), "")
-    goal = f"{op} {_fmt(row.get('goal'), unit)}" if row.get("goal") is not None else ""
+    goal = ""
+    if row.get("goal") is not None:
+        goal = (f"{op} {row['goal']:g} × limit" if row.get("goal_on") == "ratio"
+                else f"{op} {_fmt(row.get('goal'), unit)}")
     ratio = row.get("ratio")
     ok = row.get("ok")
     met = "" if ok is None else ("yes" if ok else "**no**")
