@@ -166,12 +166,18 @@ class ServerUnderTest:
             return {row[0] for row in conn.execute(text("SELECT event_id FROM events"))}
 
     # -- process --
-    def start(self, timeout: float = 60.0) -> None:
-        from fabpass.broker import MosquittoProcess, free_port
+    def start_broker(self) -> None:
+        """This database's own Mosquitto, with the benchmarks' tuning."""
+        from fabpass.broker import MosquittoProcess
 
         self.broker = MosquittoProcess(data_dir=self.workdir / "mosquitto",
                                        extra_config=BROKER_TUNING)
         self.broker.start()
+
+    def start(self, timeout: float = 60.0) -> None:
+        from fabpass.broker import free_port
+
+        self.start_broker()
         self.port = free_port()
         env = bench_env(
             FABPASS_DATABASE_URL=self.url, FABPASS_MQTT_URL=self.broker.url,
@@ -263,8 +269,12 @@ def _check_server_built() -> None:
         raise NotAvailable(f"server pieces missing: {exc}") from exc
 
 
-def make_server(ctx: Context, backend: str) -> ServerUnderTest:
-    """A new seeded, started server (stopped at the end of the run at the latest)."""
+def make_server(ctx: Context, backend: str, *, serve: bool = True) -> ServerUnderTest:
+    """A new seeded, started server (stopped at the end of the run at the latest).
+
+    `serve=False`: the seeded database and its broker only, for a benchmark that runs its own
+    processes on them (`fabpass ingest --shared` workers).
+    """
     _check_server_built()
     workdir = ctx.tmp / f"server-{backend}-{uuid.uuid4().hex[:6]}"
     workdir.mkdir(parents=True)
@@ -276,7 +286,10 @@ def make_server(ctx: Context, backend: str) -> ServerUnderTest:
         sut = ServerUnderTest(backend, url, workdir, members, pg_name=name)
     ctx.cleanups.append(sut.stop)
     sut.seed()
-    sut.start()
+    if serve:
+        sut.start()
+    else:
+        sut.start_broker()
     return sut
 
 
@@ -334,10 +347,12 @@ def _probe(fleet: Fleet, timeout: float = 30.0) -> None:
             last = time.monotonic()
 
 
-def raw_limit(ctx: Context, sut: ServerUnderTest, payload_size: int) -> dict[str, float]:
+def raw_limit(ctx: Context, sut: ServerUnderTest, payload_size: int,
+              key: str | None = None) -> dict[str, float]:
+    """Raw QoS 1 throughput of `sut`'s broker, measured once per `key` (a broker) per run."""
     from bench.mqtt_raw import measure
 
-    key = f"raw:{sut.backend}"
+    key = key or f"raw:{sut.backend}"
     if key not in ctx.cache:
         payload = b'{"v":1,' + b"x" * max(0, payload_size - 8) + b"}"
         ctx.cache[key] = measure(sut.broker.url, payload, ctx.scale(10.0, 1.5), ctx.tmp)
@@ -350,22 +365,31 @@ def typical_payload_size(sut: ServerUnderTest) -> int:
     return int(sum(sizes) / len(sizes))
 
 
-def run_ingest(ctx: Context, sut: ServerUnderTest) -> dict[str, Any]:
-    """Throughput run: every node keeps WINDOW events in flight for the whole duration."""
-    duration = ctx.scale(60.0, 3.0)
+def run_ingest(ctx: Context, sut: ServerUnderTest, *, pids: list[int] | None = None,
+               duration: float | None = None, raw_key: str | None = None,
+               seed: int = 7) -> dict[str, Any]:
+    """Throughput run: every node keeps WINDOW events in flight for the whole duration.
+
+    `pids`: the processes whose CPU is the ingest's (default: `fabpass server`); with several
+    `fabpass ingest` workers, their sum.
+    """
+    duration = duration if duration is not None else ctx.scale(60.0, 3.0)
     size = typical_payload_size(sut)
-    raw = raw_limit(ctx, sut, size)
+    raw = raw_limit(ctx, sut, size, raw_key)
     before = sut.counts()
-    fleet = _fleet(sut, seed=7)
+    if pids is None:
+        assert sut.proc is not None
+        pids = [sut.proc.pid]
+    fleet = _fleet(sut, seed=seed)
     try:
         _probe(fleet)
-        assert sut.proc is not None and sut.broker.proc is not None
-        cpu0 = cpu_seconds(sut.proc.pid)
+        assert sut.broker.proc is not None
+        cpu0 = sum(cpu_seconds(pid) for pid in pids)
         broker0 = cpu_seconds(sut.broker.proc.pid)
         gen0, wall0 = time.process_time(), time.perf_counter()
         stats = fleet.run(duration, window=int(ctx.scale(WINDOW, 10)),
                           drain_timeout=ctx.scale(90.0, 20.0))
-        cpu = cpu_seconds(sut.proc.pid) - cpu0  # the server's CPU for every event of the run
+        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu0  # the ingest's CPU for every event
         broker_cpu = cpu_seconds(sut.broker.proc.pid) - broker0
         # the simulated nodes' own share of a core: near 1.0 would mean they are the limit
         generator_load = (time.process_time() - gen0) / (time.perf_counter() - wall0)

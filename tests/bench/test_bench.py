@@ -187,6 +187,14 @@ def test_quick_run_of_every_benchmark_prints_one_json_object_per_figure() -> Non
     errors = [r for r in rows if "error" in r]
     assert not errors, errors
     lost = [r for r in rows if r.get("metric", "").endswith("_lost")]
-    assert len(lost) == 2 and all(r["value"] == 0 for r in lost), lost
+    # ingest: SQLite and PostgreSQL; ingest_shared: 1, 2 and 3 workers, each event stored once
+    assert len(lost) == 5 and all(r["value"] == 0 for r in lost), lost
+    shared = {r["metric"]: r for r in rows if r["bench"] == "ingest_shared"}
+    for n in (1, 2, 3):
+        run = shared[f"workers{n}_events_per_s"]
+        assert run["value"] > 0 and run["limit"] == shared["raw_broker_qos1"]["value"]
+        assert len(run["cpu_s_by_worker"]) == n and run["extra_rows"] == 0, run
+        assert shared[f"workers{n}_cpu_ms_per_event"]["value"] > 0
+    assert {"workers2_scaling", "workers3_scaling"} <= set(shared)
     assert any("benchmark" in ln and "measured" in ln for ln in lines)  # the human table
     assert time.monotonic() - started < 115
