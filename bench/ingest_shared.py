@@ -40,6 +40,7 @@ from bench.common import (
     bench_env,
     cpu_seconds,
     fabpass_cmd,
+    loadavg,
     log_tail,
     stop_child,
     wait_for,
@@ -148,6 +149,7 @@ def ingest_shared(ctx: Context) -> list[Result]:
         size = typical_payload_size(sut)
         raw = raw_limit(ctx, sut, size, RAW_KEY)  # before any worker runs: the broker alone
         for n in WORKER_COUNTS:
+            load = loadavg()  # per round: the others' work on the machine moves between rounds
             with workers(sut, n, tag) as ws:
                 cpu0 = [cpu_seconds(pid) for pid in ws.pids]
                 t0 = time.monotonic()
@@ -157,6 +159,7 @@ def ingest_shared(ctx: Context) -> list[Result]:
                          time.monotonic() - t0)
                 r["cpu_s_by_worker"] = [round(cpu_seconds(pid) - c, 2)
                                         for pid, c in zip(ws.pids, cpu0, strict=True)]
+            r["loadavg_at_round_start"] = load
             stats = ws.final_stats()
             # `received`, not `stored`: the worker's own `stored` counter also counts a batch's
             # fast-path attempt that was rolled back and redone message by message
@@ -183,7 +186,7 @@ def _results(raw: dict[str, float], rounds: dict[int, dict[str, Any]],
                                    "dead_letter_reasons", "window_s", "generator_cores",
                                    "broker_cpu_ms_per_event", "cpu_s_by_worker",
                                    "received_by_worker", "db_errors", "fast_path_gave_up",
-                                   "deadlocks")}
+                                   "deadlocks", "loadavg_at_round_start")}
         extra["ingest_cpu_ms_per_event_all_workers"] = cpu_ms
         extra["machine"] = shared_note
         workers_txt = f"{n} worker{'s' if n > 1 else ''}"
