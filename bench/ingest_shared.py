@@ -165,6 +165,10 @@ def ingest_shared(ctx: Context) -> list[Result]:
             # fast-path attempt that was rolled back and redone message by message
             r["received_by_worker"] = [st.get("received") for st in stats]
             r["db_errors"] = sum(int(st.get("db_errors") or 0) for st in stats)
+            # fewer events per commit/ack cycle is one cost of splitting the stream
+            batches = sum(int(st.get("batches") or 0) for st in stats)
+            r["events_per_batch"] = round(sum(int(st.get("received") or 0) for st in stats)
+                                          / batches, 1) if batches else None
             r["fast_path_gave_up"] = ws.log_count("fast path gave up")
             r["deadlocks"] = ws.log_count("DeadlockDetected")
             rounds[n] = r
@@ -185,7 +189,8 @@ def _results(raw: dict[str, float], rounds: dict[int, dict[str, Any]],
                                    "missing", "extra_rows", "dead_letters",
                                    "dead_letter_reasons", "window_s", "generator_cores",
                                    "broker_cpu_ms_per_event", "cpu_s_by_worker",
-                                   "received_by_worker", "db_errors", "fast_path_gave_up",
+                                   "received_by_worker", "events_per_batch", "db_errors",
+                                   "fast_path_gave_up",
                                    "deadlocks", "loadavg_at_round_start")}
         extra["ingest_cpu_ms_per_event_all_workers"] = cpu_ms
         extra["machine"] = shared_note
