@@ -30,13 +30,14 @@ class BenchTimeout(BenchError):
 
 def _registry() -> dict[str, tuple[Callable[[Context], list[Result] | list[dict[str, Any]]], float]]:
     """name → (function, time budget in seconds for a full run)."""
-    from bench import node_bench, reports_runner, server_bench
+    from bench import ingest_shared, node_bench, reports_runner, server_bench
 
     return {
         "badge_decision": (node_bench.badge_decision, 120),
         "reader_cpu": (node_bench.reader_cpu, 90),
         "node_memory": (node_bench.node_memory, 90),
         "ingest": (server_bench.ingest, 300),
+        "ingest_shared": (ingest_shared.ingest_shared, 300),
         "ingest_latency": (server_bench.ingest_latency, 120),
         "revocation": (server_bench.revocation, 120),
         "web": (server_bench.web_pages, 120),

@@ -45,7 +45,12 @@ class NotAvailable(BenchError):
 
 @dataclass
 class Result:
-    """One figure. `goal_op` says which side of `goal` passes ("<=" or ">=")."""
+    """One figure. `goal_op` says which side of `goal` passes ("<=" or ">=").
+
+    `goal_on="ratio"`: the goal is on value / limit, not on the value (issue 21's "events per
+    CPU-second ≥ 0.40 × the raw subscriber's" has no absolute figure: the limit moves with the
+    machine, the ratio does not).
+    """
 
     bench: str
     metric: str
@@ -57,6 +62,7 @@ class Result:
     error: str | None = None
     label: str = ""  # a human name for tables and docs
     extra: dict[str, Any] = field(default_factory=dict)
+    goal_on: str = "value"  # "value" | "ratio"
 
     @property
     def ratio(self) -> float | None:
@@ -67,9 +73,10 @@ class Result:
 
     @property
     def ok(self) -> bool | None:
-        if self.value is None or self.goal is None:
+        measured = self.ratio if self.goal_on == "ratio" else self.value
+        if measured is None or self.goal is None:
             return None
-        return self.value <= self.goal if self.goal_op == "<=" else self.value >= self.goal
+        return measured <= self.goal if self.goal_op == "<=" else measured >= self.goal
 
     def to_dict(self) -> dict[str, Any]:
         if self.error is not None:
@@ -79,7 +86,7 @@ class Result:
             "bench": self.bench, "metric": self.metric, "label": self.label,
             "value": _round(self.value),
             "unit": self.unit, "goal": self.goal, "goal_op": self.goal_op,
-            "limit": _round(self.limit),
+            "goal_on": self.goal_on, "limit": _round(self.limit),
             "ratio": _round(self.ratio, 3), "ok": self.ok,
         }
         out.update(self.extra)

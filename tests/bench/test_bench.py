@@ -54,6 +54,40 @@ def test_result_ratio_goal_and_shape() -> None:
     assert Result("x", "m", 1.0, "ms").to_dict()["ratio"] is None
 
 
+def test_a_goal_on_the_ratio_is_met_by_the_ratio_and_shown_as_such() -> None:
+    """Issue 21's per-CPU goal is "≥ 0.40 × the raw subscriber's messages per CPU-second": the
+    value (thousands of events/CPU-s) is compared through its ratio, and the table says so."""
+    met = Result("ingest", "per_cpu", 8000.0, "events/CPU-s", goal=0.40, goal_op=">=",
+                 goal_on="ratio", limit=16000.0)
+    missed = Result("ingest", "per_cpu", 3000.0, "events/CPU-s", goal=0.40, goal_op=">=",
+                    goal_on="ratio", limit=16000.0)
+    assert met.ok is True and missed.ok is False
+    assert Result("x", "m", 1.0, "u", goal=0.4, goal_on="ratio").ok is None  # no limit: no verdict
+    cells = docs._cells(missed.to_dict())
+    assert cells[1] == "≥ 0.4 × limit" and cells[4] == "0.188" and cells[5] == "**no**"
+    assert docs._cells(met.to_dict())[5] == "yes"
+
+
+def test_ingest_rows_carry_issue_21_goals() -> None:
+    from bench.server_bench import _ingest_results
+
+    r = {"rate": 6000.0, "raw": {"rate": 12000.0, "per_cpu_s": 16000.0}, "published": 1000,
+         "acked": 1000, "rejected": 0, "resent": 0, "unacked_left": 0, "missing": 0,
+         "extra_rows": 0, "dead_letters": 0, "dead_letter_reasons": {}, "sessions": 1,
+         "payload_bytes": 300, "server_cpu_ms_per_event": 0.1, "events_per_server_cpu_s": 7000.0,
+         "broker_cpu_ms_per_event": 0.05, "generator_cores": 0.5, "window_s": 60.0,
+         "p99_ms": 10.0}
+    rows = {res.metric: res for res in _ingest_results("postgresql", r)}
+    assert rows["postgresql_events_per_s"].goal == 5000.0
+    ratio = rows["postgresql_ratio_to_raw"]
+    assert (ratio.goal, ratio.goal_op, ratio.ok) == (0.45, ">=", True)  # 0.5
+    per_cpu = rows["postgresql_events_per_cpu_s"]
+    assert (per_cpu.goal, per_cpu.goal_on, per_cpu.ok) == (0.40, "ratio", True)  # 7000/16000
+    r["events_per_server_cpu_s"], r["rate"] = 6000.0, 5000.0
+    low = _ingest_results("sqlite", r)
+    assert low[1].ok is False and low[2].ok is False  # 0.417 < 0.45, 0.375 < 0.40
+
+
 def test_write_docs_replaces_only_the_generated_block(tmp_path: Path) -> None:
     path = tmp_path / "benchmarks.md"
     info = machine_info()
@@ -153,6 +187,14 @@ def test_quick_run_of_every_benchmark_prints_one_json_object_per_figure() -> Non
     errors = [r for r in rows if "error" in r]
     assert not errors, errors
     lost = [r for r in rows if r.get("metric", "").endswith("_lost")]
-    assert len(lost) == 2 and all(r["value"] == 0 for r in lost), lost
+    # ingest: SQLite and PostgreSQL; ingest_shared: 1, 2 and 3 workers, each event stored once
+    assert len(lost) == 5 and all(r["value"] == 0 for r in lost), lost
+    shared = {r["metric"]: r for r in rows if r["bench"] == "ingest_shared"}
+    for n in (1, 2, 3):
+        run = shared[f"workers{n}_events_per_s"]
+        assert run["value"] > 0 and run["limit"] == shared["raw_broker_qos1"]["value"]
+        assert len(run["cpu_s_by_worker"]) == n and run["extra_rows"] == 0, run
+        assert shared[f"workers{n}_cpu_ms_per_event"]["value"] > 0
+    assert {"workers2_scaling", "workers3_scaling"} <= set(shared)
     assert any("benchmark" in ln and "measured" in ln for ln in lines)  # the human table
     assert time.monotonic() - started < 115
