@@ -143,6 +143,7 @@ class RefreshResult:
     month_cells: int = 0
     dirty_rows: int = 0
     added_sessions: int = 0  # of which added to their cells without a rebuild
+    more: bool = False  # a bounded refresh (`max_marks`) left machines' marks for the next one
 
 
 def _machine_zones(db: Session) -> dict[int, str]:
@@ -180,9 +181,15 @@ class _Marks:
     adds: list[int] = field(default_factory=list)
 
 
-def refresh(db: Session) -> RefreshResult:
+def refresh(db: Session, *, max_marks: int | None = None) -> RefreshResult:
     """Bring the cells up to date with ``sessions``, in the caller's transaction (the caller
     commits; a rollback leaves the dirty marks for the next refresh).
+
+    `max_marks`: take the marks of whole machines only until about that many are claimed (at
+    least one machine) and say in `RefreshResult.more` that others are left. The background
+    refresher uses it so that each of its transactions holds the write lock briefly: a cell
+    depends only on its own machine's sessions and marks, so refreshing some machines now and
+    the others in the next transaction is as exact as doing all of them at once.
 
     New sessions (marks "add") are added to their cells; anything else rebuilds the local days it
     touched from the sessions. While it runs no session can be closed or changed (SQLite: the
@@ -202,7 +209,8 @@ def refresh(db: Session) -> RefreshResult:
     zones = _machine_zones(db)
     ranges: dict[int, tuple[datetime, datetime] | None] = {}
     adds: dict[int, list[int]] = {}
-    for mid, marks in _claim_marks(db).items():
+    claimed, result.more = _claim_marks(db, max_marks)
+    for mid, marks in claimed.items():
         result.dirty_rows += marks.n
         if mid is None or mid not in zones:
             continue
@@ -244,14 +252,16 @@ def refresh(db: Session) -> RefreshResult:
     return result
 
 
-def _claim_marks(db: Session) -> dict[int | None, _Marks]:
-    """Take the dirty marks (deleting them in this transaction), summed up per machine. Called
-    under the lock of `refresh`: no mark can be added until the transaction ends."""
+def _claim_marks(db: Session, max_marks: int | None = None
+                 ) -> tuple[dict[int | None, _Marks], bool]:
+    """Take the dirty marks (deleting them in this transaction), summed up per machine, and
+    whether marks of other machines were left (`max_marks`, see `refresh`). Called under the
+    lock of `refresh`: no mark can be added until the transaction ends."""
     d = DIRTY
     top = db.scalar(sa.select(sa.func.max(d.c.id)))
     out: dict[int | None, _Marks] = {}
     if top is None:
-        return out
+        return out, False
     is_chg = sa.case((d.c.op == "add", 0), else_=1)
     q = (sa.select(d.c.machine_id, sa.func.count(), sa.func.sum(is_chg),
                    sa.func.min(d.c.t_from), sa.func.max(d.c.t_from), sa.func.min(d.c.t_to),
@@ -259,13 +269,36 @@ def _claim_marks(db: Session) -> dict[int | None, _Marks]:
          .where(d.c.id <= top).group_by(d.c.machine_id))
     for mid, n, n_chg, a, b, c, e in db.execute(q):
         out[mid] = _Marks(int(n), bool(n_chg), min(a, c), max(b, e))
+    left = _keep_first_machines(out, max_marks)
     few = [mid for mid, m in out.items() if not m.changed and m.n <= ADD_MAX and mid is not None]
     for i in range(0, len(few), 500):
         for mid, sid in db.execute(sa.select(d.c.machine_id, d.c.session_id).where(
                 d.c.id <= top, d.c.op == "add", d.c.machine_id.in_(few[i:i + 500]))):
             out[mid].adds.append(sid)
-    db.execute(d.delete().where(d.c.id <= top))
-    return out
+    if not left:
+        db.execute(d.delete().where(d.c.id <= top))
+        return out, False
+    taken = [mid for mid in out if mid is not None]
+    if None in out:
+        db.execute(d.delete().where(d.c.id <= top, d.c.machine_id.is_(None)))
+    for i in range(0, len(taken), 500):
+        db.execute(d.delete().where(d.c.id <= top, d.c.machine_id.in_(taken[i:i + 500])))
+    return out, True
+
+
+def _keep_first_machines(marks: dict[int | None, _Marks], max_marks: int | None) -> bool:
+    """Keep in `marks` the machines (in id order, marks without a machine first) whose marks
+    add up to about `max_marks` (at least one machine); returns whether any were dropped."""
+    if max_marks is None or sum(m.n for m in marks.values()) <= max_marks:
+        return False
+    taken, dropped = 0, False
+    for mid in sorted(marks, key=lambda m: -1 if m is None else m):
+        if taken and taken + marks[mid].n > max_marks:
+            del marks[mid]
+            dropped = True
+        else:
+            taken += marks[mid].n
+    return dropped
 
 
 def _add(db: Session, adds: dict[int, list[int]], calendars: dict[int, LocalDays]

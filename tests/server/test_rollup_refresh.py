@@ -116,3 +116,35 @@ def test_db_rollups_command(db_url: str, db: Session, lab: dict[str, Any]) -> No
     assert result.exit_code == 0, result.output
     db.rollback()
     assert _count(db, UsageRollup) == cells
+
+
+def test_bounded_refresh_takes_whole_machines_and_stays_exact(db: Session, lab: dict[str, Any],
+                                                              writer_sessions: Any) -> None:
+    """The background refresher works in short transactions (whole machines of about
+    `max_marks` marks each) so the ingest never waits long for the write lock."""
+    from server.reports.rollups import refresh
+
+    _sessions(db, lab, 20)
+    with writer_sessions() as w:
+        part = refresh(w, max_marks=5)
+        w.commit()
+    assert part.more and part.machines == 1 and part.dirty_rows == 10
+    db.rollback()
+    left = db.execute(sa.select(UsageRollupDirty.machine_id).distinct()).scalars().all()
+    assert len(left) == 1  # the other machine's marks, all of them, for the next transaction
+    with writer_sessions() as w:
+        part = refresh(w, max_marks=5)
+        w.commit()
+    assert not part.more and part.machines == 1
+    db.rollback()
+    assert _count(db, UsageRollupDirty) == 0
+    for dims in ("day,machine", "month", "site"):
+        assert usage_report(db, dims) == usage_report(db, dims, use_rollups=False)
+    _sessions(db, lab, 12, day=4)
+    refresher = RollupRefresher(writer_sessions, interval_s=60, max_marks=3, pause_s=0.0)
+    result = refresher.run_once()  # one round does every part
+    assert result.machines == 2 and result.dirty_rows == 12
+    db.rollback()
+    assert _count(db, UsageRollupDirty) == 0
+    for dims in ("day,machine", "week,kind"):
+        assert usage_report(db, dims) == usage_report(db, dims, use_rollups=False)
