@@ -328,7 +328,8 @@ class Ingest(EventHandlers):
         outcomes: list[Outcome | None] = [None] * len(batch)
         pending: list[tuple[int, Incoming, Node, EventMsg]] = []
         counted = 0
-        dead_before = self.stats.dead_letters
+        # counted again when the batch is redone message by message
+        before = (self.stats.dead_letters, self.stats.stored, self.stats.duplicates)
         with self.sessions() as db:
             self._cache = BatchCache()
             try:
@@ -379,7 +380,7 @@ class Ingest(EventHandlers):
                 db.commit()
             except BaseException:
                 db.rollback()
-                self.stats.dead_letters = dead_before  # counted again when redone
+                self.stats.dead_letters, self.stats.stored, self.stats.duplicates = before
                 raise
             finally:
                 self._cache = None
