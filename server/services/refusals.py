@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from server.models import (
     Authorization,
@@ -125,9 +125,17 @@ def list_refusals(db: Session, member_id: int | None = None, machine_id: int | N
 
 def last_refusals(db: Session, *, member_id: int | None = None, machine_id: int | None = None,
                   site_ids: Collection[int] | None = None, limit: int = 5) -> list[Refusal]:
-    """The few latest refusals for a member page, a machine page or the dashboard card."""
-    return list_refusals(db, member_id=member_id, machine_id=machine_id, site_ids=site_ids,
-                         page=1, per_page=limit).items
+    """The few latest refusals for a member page, a machine page or the dashboard card.
+
+    The order and filters of `list_refusals`, without its page count: a COUNT(*) over every
+    refusal just to show five was a seventh of the dashboard's CPU. Machine and member come in
+    the same statement (the sentence names both)."""
+    stmt = machine_record_filters(
+        select(Refusal).options(joinedload(Refusal.machine), joinedload(Refusal.member))
+        .order_by(Refusal.at.desc(), Refusal.id.desc()),
+        machine_col=Refusal.machine_id, member_col=Refusal.member_id, time_col=Refusal.at,
+        site_ids=site_ids, member_id=member_id, machine_id=machine_id, since=None, until=None)
+    return list(db.scalars(stmt.limit(limit)))
 
 
 def describe(db: Session, refusal: Refusal) -> dict[str, Any]:

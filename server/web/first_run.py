@@ -3,6 +3,7 @@ what to do and a link to the page that does it. Shown until every step is done."
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import url_for
@@ -11,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from server import auth
 from server.app import get_db
 from server.services import first_run
+from server.web.blueprint import writes_count
 
 # step: (title, what it means, endpoint of the page that does it)
 STEP_TEXTS: dict[str, tuple[Any, Any, str]] = {
@@ -31,11 +33,20 @@ STEP_TEXTS: dict[str, tuple[Any, Any, str]] = {
 }
 
 
+DONE_TTL_S = 5.0
+_DONE_KEY = "fabpass.web.first_run_done"
+
+
 def guide_steps() -> list[dict[str, Any]]:
     """The guide's rows for the logged-in user (empty: no guide). A step whose page this user
     cannot open (a manager cannot create sites) is shown without a link."""
     p = auth.me()
-    steps = first_run.guide(get_db(), p)
+    key = (writes_count(), auth.read_sites(p))
+    steps = first_run.first_run_steps(get_db(), p, _known_done(key))
+    if steps:
+        _remember_done(key, frozenset(s.code for s in steps if s.done))
+    if all(s.done for s in steps):  # the rule of first_run.guide: no guide once all are done
+        return []
     out = []
     for step in steps:
         title, help_text, endpoint = STEP_TEXTS[step.code]
@@ -43,3 +54,27 @@ def guide_steps() -> list[dict[str, Any]]:
         out.append({"code": step.code, "done": step.done, "title": title, "help": help_text,
                     "href": url_for(endpoint) if link else None})
     return out
+
+
+def _known_done(key: tuple[int, frozenset[int] | None]) -> frozenset[str]:
+    """The steps seen done for these sites less than `DONE_TTL_S` ago and since this process's
+    last write request (the five EXISTS ran on every dashboard poll: an eighth of its CPU).
+
+    Only "done" is kept: a step done elsewhere (a node's first message, the CLI) shows at the
+    next render, never a few seconds late. A step undone elsewhere (the last node revoked by the
+    CLI) brings the guide back within the TTL; undone through this app, at once (the key holds
+    the count of write requests)."""
+    from flask import current_app
+
+    ttl = float(current_app.config.get("FIRST_RUN_DONE_TTL_S", DONE_TTL_S))
+    hit = current_app.extensions.get(_DONE_KEY, {}).get(key)
+    return hit[1] if hit is not None and time.monotonic() - hit[0] < ttl else frozenset()
+
+
+def _remember_done(key: tuple[int, frozenset[int] | None], done: frozenset[str]) -> None:
+    from flask import current_app
+
+    cache: dict[Any, tuple[float, frozenset[str]]] = current_app.extensions.setdefault(_DONE_KEY, {})
+    if len(cache) > 256:  # old write counts and sites nobody reads any more
+        cache.clear()
+    cache[key] = (time.monotonic(), done)
