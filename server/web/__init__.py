@@ -15,13 +15,14 @@ from flask import Flask, flash, redirect, render_template, request, session, url
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel, lazy_gettext
 from flask_login import current_user
-from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from server import auth
 from server.errors import Forbidden, NotFound, ServerError
 from server.web.blueprint import bp
+from server.web.tokens import csrf_token
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,9 @@ def init_app(app: Flask) -> None:
 
     register_converters(app)
     babel.init_app(app, locale_selector=select_locale)
+    from server.web import i18n
+
+    i18n.install(app)
     csrf.init_app(app)
     auth.init_app(app)
 
@@ -179,7 +183,7 @@ def init_app(app: Flask) -> None:
             "nav_items": _nav_items(),
             "current_lang": str(get_locale() or "en"),
             "languages": LANGUAGES,
-            "csrf_token": generate_csrf,
+            "csrf_token": csrf_token,
         }
 
     @app.errorhandler(CSRFError)
