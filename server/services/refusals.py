@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from server.models import (
     Authorization,
@@ -131,8 +132,9 @@ def last_refusals(db: Session, *, member_id: int | None = None, machine_id: int 
     The order and filters of `list_refusals`, without its page count: a COUNT(*) over every
     refusal just to show five was a seventh of the dashboard's CPU. Machine and member come in
     the same statement, as entities of their own rather than a loader option (the option's
-    per-query machinery cost more than the rows): `refusal.machine` and `refusal.member` are
-    then found in the session's identity map, without a statement."""
+    per-query machinery cost more than the rows), set on each refusal as loaded values (the
+    identity map alone holds them weakly: they were gone, and lazily loaded again, by the time
+    the sentence named them)."""
     stmt = machine_record_filters(
         select(Refusal, Machine, Member)
         .outerjoin(Machine, Machine.id == Refusal.machine_id)
@@ -140,7 +142,12 @@ def last_refusals(db: Session, *, member_id: int | None = None, machine_id: int 
         .order_by(Refusal.at.desc(), Refusal.id.desc()),
         machine_col=Refusal.machine_id, member_col=Refusal.member_id, time_col=Refusal.at,
         site_ids=site_ids, member_id=member_id, machine_id=machine_id, since=None, until=None)
-    return [row[0] for row in db.execute(stmt.limit(limit))]
+    out = []
+    for refusal, machine, member in db.execute(stmt.limit(limit)):
+        set_committed_value(refusal, "machine", machine)
+        set_committed_value(refusal, "member", member)
+        out.append(refusal)
+    return out
 
 
 def describe(db: Session, refusal: Refusal) -> dict[str, Any]:

@@ -82,3 +82,34 @@ def test_the_members_page_asks_one_statement_for_rows_and_total(app: Any, action
     assert page.status_code == 200
     members = [s for s in sql if "FROM members" in s]
     assert len(members) == 1, sql
+
+
+def test_the_refusal_card_is_one_statement(app: Any, actions: Any) -> None:
+    """The card names the machine and the member: they come with the refusal, not after it."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from server.app import get_db
+    from server.models import Machine, Member, Node, Refusal
+
+    with app.app_context():
+        db = get_db()
+        machine = db.scalars(select(Machine).order_by(Machine.id)).first()
+        member = db.scalars(select(Member).order_by(Member.id)).first()
+        node = db.scalars(select(Node).order_by(Node.id)).first()
+        assert machine is not None and member is not None and node is not None
+        now = datetime.now(UTC)
+        db.add(Refusal(event_uuid="card-1", at=now, received_at=now, node_id=node.id,
+                       machine_id=machine.id, member_id=member.id, uid="04AABBCC",
+                       node_reason="unknown_badge", reason="not_authorized"))
+        db.commit()
+        names = (machine.name, member.name)
+    actions.login("admin@example.org")
+    actions.client.get("/")
+    with statements(app) as sql:
+        page = actions.client.get("/").get_data(as_text=True)
+    card = page[page.index('class="card last-refusal"'):]
+    assert names[0] in card and names[1] in card
+    assert len([s for s in sql if "FROM refusals" in s]) == 1, sql
+    assert not [s for s in sql if "FROM machines" in s or "FROM members" in s], sql
