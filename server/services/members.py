@@ -177,8 +177,10 @@ def list_member_rows(db: Session, q: str | None = None, active: bool | None = No
     page, per_page = check_page(page, per_page)
     stmt = _member_query(db, cast(Select[Any], select(*MEMBER_ROW_COLUMNS)), q, active, site, site_ids,
                          contact_site_ids)
-    count = select(func.count()).select_from(stmt.order_by(None).subquery())
-    rows = list(db.execute(stmt.add_columns(count.scalar_subquery().label("total"))
+    # the same FROM and WHERE, counted (no subquery object to build: that was most of the
+    # count's Python); never correlated to the outer members, or each row would count itself
+    count = stmt.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
+    rows = list(db.execute(stmt.add_columns(count.correlate(None).scalar_subquery().label("total"))
                            .limit(per_page).offset((page - 1) * per_page)).all())
     if rows:
         total = rows[0].total

@@ -113,3 +113,9 @@ def test_the_refusal_card_is_one_statement(app: Any, actions: Any) -> None:
     assert names[0] in card and names[1] in card
     assert len([s for s in sql if "FROM refusals" in s]) == 1, sql
     assert not [s for s in sql if "FROM machines" in s or "FROM members" in s], sql
+
+
+def test_the_pool_keeps_a_connection_per_web_thread(app: Any) -> None:
+    """waitress runs 8 threads: with SQLAlchemy's 5 pooled connections the others were opened
+    and closed again on every request under load."""
+    assert app.extensions["fabpass.engine"].pool.size() >= 8
