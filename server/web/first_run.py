@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import url_for
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 
 from server import auth
 from server.app import get_db
@@ -47,13 +48,31 @@ def guide_steps() -> list[dict[str, Any]]:
         _remember_done(key, frozenset(s.code for s in steps if s.done))
     if all(s.done for s in steps):  # the rule of first_run.guide: no guide once all are done
         return []
-    out = []
-    for step in steps:
-        title, help_text, endpoint = STEP_TEXTS[step.code]
-        link = endpoint != "web.sites" or p.is_admin
-        out.append({"code": step.code, "done": step.done, "title": title, "help": help_text,
-                    "href": url_for(endpoint) if link else None})
-    return out
+    texts = _step_texts(p.is_admin)
+    return [{"code": step.code, "done": step.done, **texts[step.code]} for step in steps]
+
+
+def _step_texts(is_admin: bool) -> dict[str, dict[str, Any]]:
+    """Each step's title, help and link, translated and built once per language and kind of
+    reader (ten translations and five URLs on every dashboard render until the lab is set up)."""
+    from flask import current_app, request
+    from flask_babel import get_locale
+
+    key = (str(get_locale()), is_admin, request.script_root)
+    cache: dict[Any, dict[str, dict[str, Any]]] = current_app.extensions.setdefault(
+        "fabpass.web.first_run_texts", {})
+    texts = cache.get(key)
+    if texts is None:
+        texts = {}
+        for code, (title, help_text, endpoint) in STEP_TEXTS.items():
+            link = endpoint != "web.sites" or is_admin
+            # what the template rendered from the lazy strings: translated, not escaped
+            texts[code] = {"title": Markup(str(title)), "help": Markup(str(help_text)),
+                           "href": url_for(endpoint) if link else None}
+        if len(cache) > 64:
+            cache.clear()
+        cache[key] = texts
+    return texts
 
 
 def _known_done(key: tuple[int, frozenset[int] | None]) -> frozenset[str]:

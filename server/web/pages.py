@@ -268,8 +268,18 @@ def dashboard() -> Any:
 
 
 def state_labels() -> dict[str, Markup]:
-    """`STATE_LABELS` translated once, rendered as the lazy strings were (not escaped)."""
-    return {k: Markup(str(v)) for k, v in STATE_LABELS.items()}
+    """`STATE_LABELS` translated once per language (not once per render), rendered as the lazy
+    strings were (not escaped)."""
+    from flask import current_app
+    from flask_babel import get_locale
+
+    cache: dict[str, dict[str, Markup]] = current_app.extensions.setdefault(
+        "fabpass.web.state_labels", {})
+    lang = str(get_locale())
+    labels_now = cache.get(lang)
+    if labels_now is None:
+        labels_now = cache[lang] = {k: Markup(str(v)) for k, v in STATE_LABELS.items()}
+    return labels_now
 
 
 @bp.get("/dashboard/state.json")
