@@ -21,9 +21,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -136,7 +136,7 @@ def last_refusals(db: Session, *, member_id: int | None = None, machine_id: int 
     identity map alone holds them weakly: they were gone, and lazily loaded again, by the time
     the sentence named them)."""
     stmt = machine_record_filters(
-        select(Refusal, Machine, Member)
+        cast(Select[Any], select(Refusal, Machine, Member))
         .outerjoin(Machine, Machine.id == Refusal.machine_id)
         .outerjoin(Member, Member.id == Refusal.member_id)
         .order_by(Refusal.at.desc(), Refusal.id.desc()),
