@@ -55,7 +55,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies,  # type: ignore[method-assign]
                                 x_host=proxies, x_port=proxies, x_prefix=proxies)
 
-    engine = app.config.get("ENGINE") or make_engine(app.config["DATABASE_URL"])
+    engine = app.config.get("ENGINE") or make_engine(app.config["DATABASE_URL"],
+                                                     **_pool_options(app.config["DATABASE_URL"]))
     app.extensions["fabpass.engine"] = engine
     app.extensions["fabpass.sessionmaker"] = make_sessionmaker(engine)
 
@@ -68,6 +69,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     for name in PARTS:
         importlib.import_module(name).init_app(app)
     return app
+
+
+DB_POOL_SIZE = 12  # waitress' 8 threads, the ingest, the publisher, the jobs, and a spare
+
+
+def _pool_options(url: str) -> dict[str, Any]:
+    """Connections kept open between requests: as many as the server's threads use at once.
+
+    SQLAlchemy keeps 5 by default: under 10 clients the 8 web threads opened and closed the
+    others on every request (for SQLite a connect and four PRAGMAs, for PostgreSQL a new
+    session each time; issue 21's profile). An in-memory SQLite URL keeps its own pool."""
+    if url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") in ("sqlite:", "sqlite:/")):
+        return {}
+    return {"pool_size": DB_POOL_SIZE}
 
 
 def get_db() -> Session:

@@ -9,6 +9,7 @@ manager of a new site is guided for that site even when other sites are long set
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,16 +30,28 @@ class Step:
     done: bool
 
 
-def first_run_steps(db: Session, p: access.Principal) -> list[Step]:
+def first_run_steps(db: Session, p: access.Principal,
+                    known_done: Collection[str] = ()) -> list[Step]:
     """Every step with whether it is done, for what `p` reads; empty for roles that set nothing
-    up (trainers, members): the guide is for admins and managers."""
+    up (trainers, members): the guide is for admins and managers.
+
+    One statement for all the steps (each an EXISTS column), not one per step: this runs on
+    every dashboard render. `known_done`: steps the caller saw done a moment ago (the page keeps
+    them a few seconds), taken as done without asking again; when every step is known done no
+    statement runs at all."""
     if not (p.is_admin or p.is_manager):
         return []
-    sites = access.read_sites(p)
+    todo = [code for code in STEPS if code not in known_done]
+    done = dict.fromkeys(STEPS, True)
+    if todo:
+        queries = _step_queries(access.read_sites(p))
+        row = db.execute(select(*(queries[code].exists().label(code) for code in todo))).one()
+        done.update((code, bool(getattr(row, code))) for code in todo)
+    return [Step(code, done[code]) for code in STEPS]
 
-    def any_row(stmt: Select[Any]) -> bool:
-        return bool(db.scalar(select(stmt.exists())))
 
+def _step_queries(sites: frozenset[int] | None) -> dict[str, Select[Any]]:
+    """For each step, the rows that show it done, within `sites` (None: every site)."""
     site_q = select(Site.id)
     machine_q = select(Machine.id)
     member_q = select(Member.id).where(Member.erased_at.is_(None))
@@ -53,12 +66,11 @@ def first_run_steps(db: Session, p: access.Principal) -> list[Step]:
         member_q = member_q.where(access.member_in_sites(ids))
         training_q = training_q.where(access.authorization_in_sites(ids))
         node_q = node_q.where(Node.site_id.in_(ids))
-    done = {"site": any_row(site_q), "machine": any_row(machine_q), "member": any_row(member_q),
-            "training": any_row(training_q), "node": any_row(node_q)}
-    return [Step(code, done[code]) for code in STEPS]
+    return {"site": site_q, "machine": machine_q, "member": member_q, "training": training_q,
+            "node": node_q}
 
 
-def guide(db: Session, p: access.Principal) -> list[Step]:
+def guide(db: Session, p: access.Principal, known_done: Collection[str] = ()) -> list[Step]:
     """The steps to show: all of them while one is left to do, none once everything is done."""
-    steps = first_run_steps(db, p)
+    steps = first_run_steps(db, p, known_done)
     return steps if any(not s.done for s in steps) else []

@@ -15,13 +15,14 @@ from flask import Flask, flash, redirect, render_template, request, session, url
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel, lazy_gettext
 from flask_login import current_user
-from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from server import auth
 from server.errors import Forbidden, NotFound, ServerError
 from server.web.blueprint import bp
+from server.web.tokens import csrf_token
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,24 @@ def _nav_entries(app: Flask, role: str) -> list[tuple[str, str, Any]]:
     return entries
 
 
+def _base_urls() -> dict[str, str]:
+    """The URLs base.html links on every page (its stylesheet, script, language switch…), built
+    once per script root instead of five `url_for` per page."""
+    from flask import current_app, has_request_context
+
+    if not has_request_context():  # a mail or report rendered by a job: no page around it
+        return {}
+    cache: dict[str, dict[str, str]] = current_app.extensions.setdefault("fabpass.web.base_urls", {})
+    urls = cache.get(request.script_root)
+    if urls is None:
+        urls = cache[request.script_root] = {
+            "css": url_for("static", filename="fabpass.css"),
+            "js": url_for("static", filename="fabpass.js"),
+            "home": url_for("web.dashboard"), "lang": url_for("web.set_language"),
+            "logout": url_for("web.logout")}
+    return urls
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
     # dates on pages in the zone the lab lives in (FABPASS_TIMEZONE), as the reports use
@@ -146,6 +165,9 @@ def init_app(app: Flask) -> None:
 
     register_converters(app)
     babel.init_app(app, locale_selector=select_locale)
+    from server.web import i18n
+
+    i18n.install(app)
     csrf.init_app(app)
     auth.init_app(app)
 
@@ -179,7 +201,8 @@ def init_app(app: Flask) -> None:
             "nav_items": _nav_items(),
             "current_lang": str(get_locale() or "en"),
             "languages": LANGUAGES,
-            "csrf_token": generate_csrf,
+            "csrf_token": csrf_token,
+            "base_urls": _base_urls(),
         }
 
     @app.errorhandler(CSRFError)

@@ -38,3 +38,14 @@ def id_url(endpoint: str, name: str) -> Callable[[int], str]:
         prefix = sample[: -len(tail) + 1]
         return lambda value: prefix + str(int(value))
     return lambda value: url_for(endpoint, **{**values, name: value})
+
+
+WRITES_KEY = "fabpass.web.writes"  # app.extensions: how many write requests this process served
+
+
+def writes_count() -> int:
+    """How many write (non-GET) requests this process has served (`pages._count_writes`): a
+    page cache keyed on it is cleared by any change made through this app."""
+    from flask import current_app
+
+    return int(current_app.extensions.get(WRITES_KEY, 0))

@@ -34,7 +34,7 @@ from server.app import get_db
 from server.security import verify_password
 from server.services import logins, machine_state
 from server.web import labels
-from server.web.blueprint import bp, id_url
+from server.web.blueprint import WRITES_KEY, bp, id_url, writes_count
 from server.web.first_run import guide_steps
 from server.web.notify import BUSY_STATES
 
@@ -148,7 +148,7 @@ def _iso(dt: datetime | None) -> str | None:
 
 
 STATES_TTL_S = 1.0
-_WRITES_KEY = "fabpass.web.writes"
+_WRITES_KEY = WRITES_KEY
 _STATES_KEY = "fabpass.web.machine_states"
 _STATES_LOCK_KEY = "fabpass.web.machine_states.lock"
 
@@ -178,7 +178,7 @@ def machine_states(copy: bool = True) -> list[dict[str, Any]]:
     from flask_babel import get_locale
 
     ttl = float(current_app.config.get("DASHBOARD_STATES_TTL_S", STATES_TTL_S))
-    key = (current_app.extensions.get(_WRITES_KEY, 0), str(get_locale()))
+    key = (writes_count(), str(get_locale()))
     cached = current_app.extensions.get(_STATES_KEY)
     if cached is None or cached[0] != key or time.monotonic() - cached[1] >= ttl:
         lock = current_app.extensions.setdefault(_STATES_LOCK_KEY, threading.Lock())
@@ -268,8 +268,18 @@ def dashboard() -> Any:
 
 
 def state_labels() -> dict[str, Markup]:
-    """`STATE_LABELS` translated once, rendered as the lazy strings were (not escaped)."""
-    return {k: Markup(str(v)) for k, v in STATE_LABELS.items()}
+    """`STATE_LABELS` translated once per language (not once per render), rendered as the lazy
+    strings were (not escaped)."""
+    from flask import current_app
+    from flask_babel import get_locale
+
+    cache: dict[str, dict[str, Markup]] = current_app.extensions.setdefault(
+        "fabpass.web.state_labels", {})
+    lang = str(get_locale())
+    labels_now = cache.get(lang)
+    if labels_now is None:
+        labels_now = cache[lang] = {k: Markup(str(v)) for k, v in STATE_LABELS.items()}
+    return labels_now
 
 
 @bp.get("/dashboard/state.json")

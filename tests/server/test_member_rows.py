@@ -33,3 +33,30 @@ def test_member_rows_match_the_members_list_under_every_filter(db: Session, lab:
     assert s.list_member_rows(db, q="bob@north", contact_site_ids={lab["site"].id}).total == 0
     assert [r.id for r in s.list_member_rows(db, active=False).items] == [gone.id]
     assert carl.id in {r.id for r in s.list_member_rows(db, site_ids={other.id}).items}
+
+
+def test_member_rows_count_rides_in_the_page_statement(db: Session, lab: Any) -> None:
+    """One statement for a page and its total (issue 21); a page past the end still says how
+    many members match, and an empty list says 0."""
+    from sqlalchemy import event
+
+    for i in range(5):
+        s.create_member(db, f"Zed {i}", None, f"Z{i}", "lab", actor="cli")
+    db.commit()
+    expected = s.list_members(db, per_page=2).total
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = db.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        rows = s.list_member_rows(db, page=2, per_page=2)
+        assert len(statements) == 1, statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert rows.total == expected and len(rows.items) == 2
+    past = s.list_member_rows(db, page=1000, per_page=2)
+    assert past.items == [] and past.total == expected
+    assert s.list_member_rows(db, q="nobody-by-this-name").total == 0
