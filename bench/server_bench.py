@@ -90,6 +90,8 @@ class ServerUnderTest:
 
     # -- database --
     def seed(self) -> None:
+        from sqlalchemy import select as sa_select
+
         from server import services as sv
         from server.db import make_engine, make_sessionmaker, upgrade
 
@@ -107,6 +109,12 @@ class ServerUnderTest:
                 machine_ids.append(m.id)
             group = sv.create_group(db, "bench-all", "All bench machines", machine_ids,
                                     actor=actor)
+            # provisioned, as the nodes of a lab in use are (broker user = node slug, what
+            # `fabpass provision` sets): the dashboard's first-run guide is then done
+            from server.models import Node
+
+            for node in db.scalars(sa_select(Node)):
+                node.mqtt_username = node.slug
             sv.create_user(db, ADMIN_EMAIL, ADMIN_PASSWORD, "admin", actor=actor)
             _row, self.token = sv.create_token(db, "bench", "admin", actor=actor)
             db.commit()

@@ -49,3 +49,29 @@ def writes_count() -> int:
     from flask import current_app
 
     return int(current_app.extensions.get(WRITES_KEY, 0))
+
+
+def shared(name: str, key: Any, ttl_s: float, compute: Callable[[], Any]) -> Any:
+    """`compute()`'s answer, shared by every request of this process that asks with the same
+    `key` for `ttl_s` seconds and until its next write request.
+
+    For what the dashboard shows every viewer of the same sites (it is polled every 2 s by
+    every open browser): as `pages.machine_states`, a change made through this app shows at
+    once, one made by another process (the CLI, the ingest) within `ttl_s`. Only for answers
+    that are plain data (texts, numbers), never for database rows."""
+    import time
+
+    from flask import current_app
+
+    store: dict[Any, tuple[float, Any]] = current_app.extensions.setdefault(
+        "fabpass.web.shared", {})
+    full = (name, writes_count(), key)
+    now = time.monotonic()
+    hit = store.get(full)
+    if hit is not None and now - hit[0] < ttl_s:
+        return hit[1]
+    value = compute()
+    if len(store) > 256:  # old write counts and scopes: never grows without bound
+        store.clear()
+    store[full] = (now, value)
+    return value
