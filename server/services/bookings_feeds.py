@@ -12,7 +12,6 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
-from icalendar import Calendar, Event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -64,6 +63,9 @@ def feed_by_token(db: Session, feed_id: int, token: str, secret_key: str) -> Boo
 
 def feed_calendar(db: Session, feed: BookingFeed, now: datetime | None = None) -> bytes:
     """The feed as an iCalendar file (RFC 5545): one VEVENT per booking not cancelled."""
+    # imported here: the library and what it pulls in (dateutil, pytz) are ~6 MiB of the
+    # server's idle memory, for a page a calendar app asks for now and then (issue 21)
+    from icalendar import Calendar, Event
     now = now or now_utc()
     stmt = (select(Booking).where(Booking.cancelled_at.is_(None),
                                   Booking.end > now - FEED_PAST)
