@@ -184,20 +184,17 @@ class EventHandlers:
         refusals.record(db, msg.id, node, msg.data, at, lookups)
         if msg.data.get("reason") == "unknown_badge":
             uid = msg.data["uid"]
-            if cache is None:
-                if enrolment.honour_pending(db, uid, node, now) is None:
-                    members.record_unknown_badge(db, uid, node.id, msg.ts)
-            else:
-                if cache.waits is None:
-                    cache.waits = enrolment.open_waits(db, now)
-                badge = enrolment.honour_pending(db, uid, node, now, cache.waits)
-                if badge is not None:
-                    cache.waits = None  # one was taken: ask again next time
-                    if lookups is not None:
-                        lookups.add_badge(badge)
-                else:
-                    enrolled = uid in lookups.badges if lookups is not None else None
-                    members.record_unknown_badge(db, uid, node.id, msg.ts, enrolled=enrolled)
+            if cache is not None and cache.waits is None:
+                cache.waits = enrolment.open_waits(db, now)  # once per batch, not per refusal
+            badge = enrolment.honour_pending(db, uid, node, now,
+                                             cache.waits if cache is not None else None)
+            if badge is None:
+                enrolled = uid in lookups.badges if lookups is not None else None
+                members.record_unknown_badge(db, uid, node.id, msg.ts, enrolled=enrolled)
+            elif cache is not None:
+                cache.waits = None  # one was taken: ask again next time
+                if lookups is not None:
+                    lookups.add_badge(badge)
         notifications.on_event(db, node, msg)
 
     def _on_unexpected_on(self, db: Session, node: Node, msg: EventMsg) -> None:

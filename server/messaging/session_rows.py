@@ -25,6 +25,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from server.models import UsageSession
+from server.services.billing import PRICED_COLUMNS
 
 TABLE = cast(Table, UsageSession.__table__)
 # every column the ingest reads or writes (pseudonymised_at is the privacy job's alone)
@@ -33,9 +34,7 @@ COLUMNS = ("id", "session_uuid", "machine_id", "node_id", "member_id", "badge_ui
            "end_reason", "has_started_event", "has_ended_event", "clock_untrusted", "energy_wh")
 _WRITABLE = COLUMNS[1:]
 _SELECT = select(*(TABLE.c[name] for name in COLUMNS))
-# the columns whose change re-prices a closed session (billing's `_WATCHED`)
-_PRICED = frozenset(("started_at", "ended_at", "duration_s", "active_s", "member_id",
-                     "machine_id", "energy_wh"))
+_PRICED = frozenset(PRICED_COLUMNS)  # a change to one of them re-prices a closed session
 
 
 class SessionRow:
@@ -64,7 +63,7 @@ class SessionRow:
 
     def __init__(self, values: dict[str, Any], *, saved: bool) -> None:
         for name in COLUMNS:
-            object.__setattr__(self, name, values.get(name))
+            setattr(self, name, values.get(name))
         self._saved = tuple(values.get(name) for name in COLUMNS) if saved else None
 
     @classmethod

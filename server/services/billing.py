@@ -61,7 +61,6 @@ log = logging.getLogger(__name__)
 # the columns of a closed session whose change re-prices it
 PRICED_COLUMNS = ("started_at", "ended_at", "duration_s", "active_s", "member_id", "machine_id",
                   "energy_wh")
-_WATCHED = PRICED_COLUMNS
 _PENDING = "fabpass_billing_pending"
 SIGNOFF_FREE = timedelta(minutes=30)
 
@@ -385,7 +384,7 @@ def _note_closed_sessions(session: Session, _ctx: Any, _instances: Any) -> None:
         if not isinstance(obj, UsageSession) or obj.ended_at is None:
             continue
         state = sa_inspect(obj)
-        if not state.pending and not any(state.attrs[k].history.has_changes() for k in _WATCHED):
+        if not state.pending and not any(state.attrs[k].history.has_changes() for k in PRICED_COLUMNS):
             continue
         if pending is None:
             pending = session.info.setdefault(_PENDING, [])

@@ -72,5 +72,9 @@ def _step_queries(sites: frozenset[int] | None) -> dict[str, Select[Any]]:
 
 def guide(db: Session, p: access.Principal, known_done: Collection[str] = ()) -> list[Step]:
     """The steps to show: all of them while one is left to do, none once everything is done."""
-    steps = first_run_steps(db, p, known_done)
+    return shown(first_run_steps(db, p, known_done))
+
+
+def shown(steps: list[Step]) -> list[Step]:
+    """The rule of the guide on steps already known (`guide` asks for them itself)."""
     return steps if any(not s.done for s in steps) else []

@@ -46,7 +46,8 @@ def guide_steps() -> list[dict[str, Any]]:
     steps = first_run.first_run_steps(get_db(), p, _known_done(key))
     if steps:
         _remember_done(key, frozenset(s.code for s in steps if s.done))
-    if all(s.done for s in steps):  # the rule of first_run.guide: no guide once all are done
+    steps = first_run.shown(steps)
+    if not steps:
         return []
     texts = _step_texts(p.is_admin)
     return [{"code": step.code, "done": step.done, **texts[step.code]} for step in steps]
