@@ -9,7 +9,9 @@ viewer's sites by the one scope rule (`auth.managed_site_ids`).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask
 from flask_babel import format_date
@@ -28,11 +30,28 @@ def reason_label(code: str | None) -> str:
     return labels.label("deny_reason", code) if code else "—"
 
 
+def _zone(d: dict[str, Any]) -> ZoneInfo | None:
+    """The zone the refusal's days are counted in: its machine's site (a refusal at 00:30 in
+    Paris is on the Paris day, whatever zone the server runs in); None: the pages' zone."""
+    machine = d.get("machine")
+    site = machine.site if machine is not None else None
+    try:
+        return ZoneInfo(site.timezone) if site is not None and site.timezone else None
+    except (KeyError, ValueError):  # a zone this system does not know: the pages' zone
+        return None
+
+
+def _day(value: datetime, zone: ZoneInfo | None) -> str:
+    if zone is not None and isinstance(value, datetime) and value.tzinfo is not None:
+        return format_date(value.astimezone(zone).date(), "d MMM")
+    return format_date(value, "d MMM")
+
+
 def because(d: dict[str, Any]) -> str:
     """The reason part: "training expired on 30 Nov", "training withdrawn on 2 Dec (why)"."""
     label = reason_label(d["reason"])
     if d.get("date") is not None:
-        label = _("%(reason)s on %(date)s", reason=label, date=format_date(d["date"], "d MMM"))
+        label = _("%(reason)s on %(date)s", reason=label, date=_day(d["date"], _zone(d)))
     if d.get("why"):
         label = _("%(reason)s (%(why)s)", reason=label, why=d["why"])
     return label
@@ -41,7 +60,7 @@ def because(d: dict[str, Any]) -> str:
 def sentence(d: dict[str, Any], *, with_member: bool = False) -> Markup:
     """One refusal as a sentence, escaped (names and reasons are text, never markup)."""
     machine = d["machine"].name if d.get("machine") is not None else _("a machine")
-    when = format_date(d["at"], "d MMM")
+    when = _day(d["at"], _zone(d))
     text = _("Refused on %(machine)s on %(date)s: %(reason)s", machine=machine, date=when,
              reason=because(d))
     if with_member:

@@ -161,3 +161,26 @@ def test_gdpr_export_and_erasure_from_the_web(app: Flask, seed: Any, actions: An
         assert m is not None and m.erased_at is not None and m.name != "Alice Martin"
         actions_done = {a.action for a in db.scalars(select(AuditLog))}
         assert {"member.export", "member.erase"} <= actions_done
+
+
+def test_refusal_day_is_the_machine_sites_day_not_the_servers(
+        app: Flask, seed: Any, actions: Any, client: FlaskClient) -> None:
+    """A refusal at 23:30 UTC is on the next day in Paris (the laser's site): the sentence says
+    the Paris day, as the member standing at the machine lived it, whatever zone the server
+    runs in (here UTC)."""
+    from zoneinfo import ZoneInfo
+
+    from babel.dates import format_date
+
+    now = datetime.now(UTC)
+    at = now.replace(hour=23, minute=30, second=0, microsecond=0)
+    if at > now:
+        at -= timedelta(days=1)
+    _deny(app, "04C0FFEE", at=at)
+    _fr(actions)
+    page = client.get(f"/machines/{seed.laser}").get_data(as_text=True)
+    paris = format_date(at.astimezone(ZoneInfo("Europe/Paris")).date(), "d MMM", locale="fr")
+    utc_day = format_date(at.date(), "d MMM", locale="fr")
+    assert paris != utc_day
+    assert f"Refusé sur Laser cutter le {paris}" in page
+    assert f"le {utc_day}\u00a0:" not in page
