@@ -146,3 +146,134 @@ def test_a_new_connection_starts_with_an_empty_buffer(mosquitto: Any) -> None:
         assert [p for _, p in sub.got] == [b"after"]
     finally:
         sub.stop()
+
+
+def _packets_through(client: BufferedClient, data: bytes) -> list[mqtt.MQTTMessage]:
+    """Feed `data` to the client's reader as one socket read and return what `on_message` got:
+    the packet reader without a broker (its socket is a stand-in that has nothing more)."""
+    got: list[mqtt.MQTTMessage] = []
+    client.on_message = lambda _c, _u, m: got.append(m)
+
+    class _Sock:
+        def recv(self, _n: int) -> bytes:
+            raise BlockingIOError
+
+        def pending(self) -> int:
+            return 0
+
+        def close(self) -> None:
+            pass
+
+    client._sock = _Sock()  # type: ignore[assignment]
+    client._rbuf, client._rpos = data, 0
+    client.manual_ack_set(True)
+    while client.buffered():
+        rc = client._packet_read()
+        assert rc == mqtt.MQTT_ERR_SUCCESS, rc
+    client._sock = None
+    return got
+
+
+def _publish_packet(topic: bytes, payload: bytes, *, qos: int, mid: int = 0, retain: bool = False,
+                    dup: bool = False, props: bytes | None = b"\x00") -> bytes:
+    body = len(topic).to_bytes(2, "big") + topic + (mid.to_bytes(2, "big") if qos else b"")
+    body += (props or b"") + payload
+    header = 0x30 | (0x08 if dup else 0) | (qos << 1) | (0x01 if retain else 0)
+    length, rem = b"", len(body)
+    while True:
+        byte, rem = rem % 128, rem // 128
+        length += bytes([byte | (0x80 if rem else 0)])
+        if not rem:
+            return bytes([header]) + length + body
+
+
+@pytest.mark.parametrize("v5", [True, False])
+def test_the_one_step_publish_reader_gives_what_paho_gives(v5: bool, monkeypatch: Any) -> None:
+    """The same bytes through `BufferedClient`'s one-step reader and through paho's own reader
+    (a plain `Client`, fed byte by byte as its reader asks) give equal messages: topic,
+    payload, packet id, QoS, retain, dup and (MQTT 5) properties, including a PUBLISH with
+    properties (which the one-step reader leaves to paho) and a large one."""
+    user_prop = b"\x07\x26\x00\x01k\x00\x01v"  # length 7: UserProperty k=v
+    packets = [
+        dict(topic=b"fabpass/lab/laser-1/events", payload=b'{"a":1}', qos=1, mid=7),
+        dict(topic=b"t/q0", payload=b"zero", qos=0, retain=True),
+        dict(topic=b"t/dup", payload=b"again", qos=1, mid=65535, dup=True),
+        dict(topic=b"t/big", payload=b"x" * 300_000, qos=1, mid=9),  # a 3-byte length
+        dict(topic=b"t/props", payload=b"p", qos=1, mid=8, props=user_prop),
+        dict(topic=b"t/empty", payload=b"", qos=1, mid=10),
+    ]
+    if not v5:
+        packets = [dict(p, props=None) for p in packets if p["topic"] != b"t/props"]
+    data = b"".join(_publish_packet(**p) for p in packets)  # type: ignore[arg-type]
+    proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
+    fast = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, protocol=proto)
+    paho_reads: list[int] = []
+    paho_read = mqtt.Client._packet_read
+
+    def counted(self: mqtt.Client) -> mqtt.MQTTErrorCode:
+        paho_reads.append(1)
+        return paho_read(self)
+
+    monkeypatch.setattr(mqtt.Client, "_packet_read", counted)
+    ours = _packets_through(fast, data)
+    monkeypatch.undo()
+    assert len(paho_reads) == (1 if v5 else 0)  # only the PUBLISH with properties was paho's
+
+    plain = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=proto)
+    theirs: list[mqtt.MQTTMessage] = []
+    plain.on_message = lambda _c, _u, m: theirs.append(m)
+    plain.manual_ack_set(True)
+    view = memoryview(data)
+    at = [0]
+
+    def recv(n: int) -> bytes:
+        if at[0] >= len(data):
+            raise BlockingIOError
+        chunk = bytes(view[at[0]:at[0] + n])
+        at[0] += len(chunk)
+        return chunk
+
+    plain._sock_recv = recv  # type: ignore[method-assign]
+    plain._sock = object()  # type: ignore[assignment]
+    while at[0] < len(data):
+        assert plain._packet_read() == mqtt.MQTT_ERR_SUCCESS
+    plain._sock = None
+
+    def seen(m: mqtt.MQTTMessage) -> tuple[Any, ...]:
+        props = None if m.properties is None else sorted(m.properties.json().items())
+        return (m.topic, bytes(m.payload), m.mid, m.qos, m.retain, m.dup, props)
+
+    assert [seen(m) for m in ours] == [seen(m) for m in theirs]
+    assert len(ours) == len(packets)
+    if v5:
+        assert ours[4].properties.UserProperty == [("k", "v")]  # left to paho, kept
+
+
+def test_a_publish_split_across_reads_is_still_read_whole() -> None:
+    """Half a PUBLISH in the buffer: the one-step reader leaves it to paho's, which takes the
+    rest from the socket; nothing is lost or read twice."""
+    packet = _publish_packet(b"t/split", b"y" * 1000, qos=1, mid=3)
+    client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    got: list[mqtt.MQTTMessage] = []
+    client.on_message = lambda _c, _u, m: got.append(m)
+    client.manual_ack_set(True)
+    rest = [packet[600:]]
+
+    class _Sock:
+        def recv(self, _n: int) -> bytes:
+            if rest:
+                return rest.pop()
+            raise BlockingIOError
+
+        def pending(self) -> int:
+            return 0
+
+        def close(self) -> None:
+            pass
+
+    client._sock = _Sock()  # type: ignore[assignment]
+    client._rbuf, client._rpos = packet[:600], 0
+    while not got:
+        assert client._packet_read() == mqtt.MQTT_ERR_SUCCESS
+    client._sock = None
+    assert [(m.topic, bytes(m.payload), m.mid) for m in got] == [("t/split", b"y" * 1000, 3)]
