@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from server.reports.rollups import RefreshResult, refresh
+from server.reports.rollups import RefreshResult, pending, plan, refresh
 from server.services.bookings import advance_window
 from server.services.privacy import daily_job
 
@@ -101,15 +101,18 @@ class RollupRefresher(PeriodicJob):
 
     def run_once(self) -> RefreshResult:
         total = RefreshResult()
-        while True:
+        with self.sessions() as db:
+            parts = plan(db, self.max_marks)  # one grouping of the marks for the whole round
+            zones_moved = pending(db) and not parts  # only a site's zone changed
+        for i, machines in enumerate(parts or ([[]] if zones_moved else [])):
             t0 = time.monotonic()
             with self.sessions() as db:
-                part = refresh(db, max_marks=self.max_marks)
+                part = refresh(db, machines=machines) if machines else refresh(db)
                 db.commit()
             for name in ("machines", "day_cells", "month_cells", "dirty_rows",
                          "added_sessions"):
                 setattr(total, name, getattr(total, name) + getattr(part, name))
-            if not part.more or self._stop.wait(time.monotonic() - t0 + self.pause_s):
+            if i + 1 < len(parts) and self._stop.wait(time.monotonic() - t0 + self.pause_s):
                 break
         result = total
         self.runs += 1

@@ -181,7 +181,30 @@ class _Marks:
     adds: list[int] = field(default_factory=list)
 
 
-def refresh(db: Session, *, max_marks: int | None = None) -> RefreshResult:
+def plan(db: Session, max_marks: int) -> list[list[int | None]]:
+    """The machines with dirty marks, in parts of about `max_marks` marks (whole machines, at
+    least one per part, marks without a machine first): what the background refresher does in
+    one round, one transaction per part (`refresh(db, machines=part)`).
+
+    Why a plan: a bounded `refresh` groups *every* mark by machine to choose its part, so a
+    round of k parts grouped the whole table k times (under the ingest's load, 30-odd parts
+    and the largest cost of the refresher thread). The plan groups once, read-only; each part
+    then reads only its machines' marks. Marks added after the plan wait for the next round."""
+    d = DIRTY
+    counts = db.execute(sa.select(d.c.machine_id, sa.func.count()).group_by(d.c.machine_id)).all()
+    parts: list[list[int | None]] = []
+    taken = 0
+    for mid, n in sorted(counts, key=lambda r: -1 if r[0] is None else r[0]):
+        if not parts or (taken and taken + n > max_marks):
+            parts.append([])
+            taken = 0
+        parts[-1].append(mid)
+        taken += int(n)
+    return parts
+
+
+def refresh(db: Session, *, max_marks: int | None = None,
+            machines: list[int | None] | None = None) -> RefreshResult:
     """Bring the cells up to date with ``sessions``, in the caller's transaction (the caller
     commits; a rollback leaves the dirty marks for the next refresh).
 
@@ -191,12 +214,17 @@ def refresh(db: Session, *, max_marks: int | None = None) -> RefreshResult:
     depends only on its own machine's sessions and marks, so refreshing some machines now and
     the others in the next transaction is as exact as doing all of them at once.
 
+    `machines`: take only these machines' marks (a part of `plan`; `None` in the list: the
+    marks without a machine). The zone check still covers every machine.
+
     New sessions (marks "add") are added to their cells; anything else rebuilds the local days it
     touched from the sessions. While it runs no session can be closed or changed (SQLite: the
     write lock; PostgreSQL: a lock on the marks table that the triggers need), so a session is
     never both added and counted by a rebuild."""
     result = RefreshResult()
-    if not pending(db):
+    if machines is not None and not machines:
+        return result
+    if machines is None and not pending(db):
         return result
     dialect = db.get_bind().dialect.name
     if dialect == "postgresql":
@@ -209,7 +237,7 @@ def refresh(db: Session, *, max_marks: int | None = None) -> RefreshResult:
     zones = _machine_zones(db)
     ranges: dict[int, tuple[datetime, datetime] | None] = {}
     adds: dict[int, list[int]] = {}
-    claimed, result.more = _claim_marks(db, max_marks)
+    claimed, result.more = _claim_marks(db, max_marks, machines)
     for mid, marks in claimed.items():
         result.dirty_rows += marks.n
         if mid is None or mid not in zones:
@@ -252,29 +280,40 @@ def refresh(db: Session, *, max_marks: int | None = None) -> RefreshResult:
     return result
 
 
-def _claim_marks(db: Session, max_marks: int | None = None
+def _claim_marks(db: Session, max_marks: int | None = None,
+                 machines: list[int | None] | None = None
                  ) -> tuple[dict[int | None, _Marks], bool]:
     """Take the dirty marks (deleting them in this transaction), summed up per machine, and
-    whether marks of other machines were left (`max_marks`, see `refresh`). Called under the
-    lock of `refresh`: no mark can be added until the transaction ends."""
+    whether marks of other machines were left (`max_marks`, see `refresh`); with `machines`,
+    only theirs. Called under the lock of `refresh`: no mark can be added until the
+    transaction ends."""
     d = DIRTY
     top = db.scalar(sa.select(sa.func.max(d.c.id)))
     out: dict[int | None, _Marks] = {}
     if top is None:
         return out, False
+    mine = d.c.id <= top
+    if machines is not None:
+        ids = [m for m in machines if m is not None]
+        some = d.c.machine_id.in_(ids) if ids else sa.false()
+        mine = sa.and_(mine, sa.or_(some, d.c.machine_id.is_(None)) if None in machines
+                       else some)
     is_chg = sa.case((d.c.op == "add", 0), else_=1)
     q = (sa.select(d.c.machine_id, sa.func.count(), sa.func.sum(is_chg),
                    sa.func.min(d.c.t_from), sa.func.max(d.c.t_from), sa.func.min(d.c.t_to),
                    sa.func.max(d.c.t_to))
-         .where(d.c.id <= top).group_by(d.c.machine_id))
+         .where(mine).group_by(d.c.machine_id))
     for mid, n, n_chg, a, b, c, e in db.execute(q):
         out[mid] = _Marks(int(n), bool(n_chg), min(a, c), max(b, e))
-    left = _keep_first_machines(out, max_marks)
+    left = False if machines is not None else _keep_first_machines(out, max_marks)
     few = [mid for mid, m in out.items() if not m.changed and m.n <= ADD_MAX and mid is not None]
     for i in range(0, len(few), 500):
         for mid, sid in db.execute(sa.select(d.c.machine_id, d.c.session_id).where(
                 d.c.id <= top, d.c.op == "add", d.c.machine_id.in_(few[i:i + 500]))):
             out[mid].adds.append(sid)
+    if machines is not None:
+        db.execute(d.delete().where(mine))
+        return out, False
     if not left:
         db.execute(d.delete().where(d.c.id <= top))
         return out, False

@@ -148,3 +148,45 @@ def test_bounded_refresh_takes_whole_machines_and_stays_exact(db: Session, lab: 
     assert _count(db, UsageRollupDirty) == 0
     for dims in ("day,machine", "week,kind"):
         assert usage_report(db, dims) == usage_report(db, dims, use_rollups=False)
+
+
+def test_a_round_groups_the_marks_once_and_each_part_takes_only_its_machines(
+        db: Session, lab: dict[str, Any], writer_sessions: Any, monkeypatch: Any) -> None:
+    """The refresher's round is planned from one grouping of the marks (`plan`); each of its
+    transactions reads and deletes only its own machines' marks, so marks of a machine that a
+    part did not name (here: one written after the plan) stay for the next round, and the
+    cells are exact after every part."""
+    from server.reports import rollups
+
+    _sessions(db, lab, 20)  # 10 marks on each of two machines
+    with writer_sessions() as w:
+        parts = rollups.plan(w, 5)
+    laser, printer = lab["laser"].id, lab["printer"].id  # type: ignore[attr-defined]
+    assert sorted(m for p in parts for m in p if m is not None) == sorted([laser, printer])
+    assert all(len(p) == 1 for p in parts)  # 10 marks each > 5: a machine per part
+    with writer_sessions() as w:
+        part = rollups.refresh(w, machines=parts[0])
+        w.commit()
+    assert part.dirty_rows == 10 and part.machines == 1 and not part.more
+    db.rollback()
+    left = set(db.execute(sa.select(UsageRollupDirty.machine_id)).scalars())
+    assert left == set(parts[1])
+    groupings: list[int] = []
+    real_plan = rollups.plan
+
+    def counted(w: Session, max_marks: int) -> list[list[int | None]]:
+        groupings.append(1)
+        return real_plan(w, max_marks)
+
+    import server.jobs as jobs
+
+    monkeypatch.setattr(jobs, "plan", counted)
+    result = RollupRefresher(writer_sessions, interval_s=60, max_marks=1, pause_s=0.0).run_once()
+    assert groupings == [1] and result.dirty_rows == 10
+    db.rollback()
+    assert _count(db, UsageRollupDirty) == 0
+    for dims in ("day,machine", "month", "site"):
+        assert usage_report(db, dims) == usage_report(db, dims, use_rollups=False)
+    with writer_sessions() as w:  # a part naming no machine with marks does nothing
+        assert rollups.refresh(w, machines=[laser]).dirty_rows == 0
+        assert rollups.refresh(w, machines=[]).dirty_rows == 0
