@@ -332,6 +332,7 @@ class Ingest(EventHandlers):
         counted = 0
         # counted again when the batch is redone message by message
         before = (self.stats.dead_letters, self.stats.stored, self.stats.duplicates)
+        reasons_before = dict(self.stats.by_reason)
         with self.sessions() as db:
             self._cache = BatchCache()
             try:
@@ -383,6 +384,8 @@ class Ingest(EventHandlers):
             except BaseException:
                 db.rollback()
                 self.stats.dead_letters, self.stats.stored, self.stats.duplicates = before
+                self.stats.by_reason.clear()
+                self.stats.by_reason.update(reasons_before)
                 raise
             finally:
                 self._cache = None

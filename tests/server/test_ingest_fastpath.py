@@ -73,9 +73,13 @@ def test_a_batch_redone_message_by_message_counts_each_event_once(db, lab, inges
     sid = str(uuid.uuid4())
     events = [started(sid, ts=T0), heartbeat(sid, 60, 30, ts=T0 + timedelta(seconds=60)),
               event("badge.denied", {"uid": "04DEAD00", "reason": "unknown_badge"})]
-    out = ingest.handle_batch([ev_in(e) for e in events])
-    assert all(o.accepted for o in out) and calls["n"] == 1  # the slow path needs no rewrite
-    assert (ingest.stats.stored, ingest.stats.duplicates, ingest.stats.received) == (3, 0, 3)
+    bad = incoming("fabpass/v1/lab/laser-1/event", b"{not json")  # a dead letter in the batch
+    out = ingest.handle_batch([ev_in(e) for e in events] + [bad])
+    assert all(o.accepted for o in out[:3]) and calls["n"] == 1  # the slow path needs no rewrite
+    assert (ingest.stats.stored, ingest.stats.duplicates, ingest.stats.received) == (3, 0, 4)
+    # the dead letter is counted once, in its total and under its reason
+    assert ingest.stats.dead_letters == 1
+    assert sum(ingest.stats.by_reason.values()) == 1
 
 
 def test_refusals_of_a_batch_are_explained_as_one_by_one(db, lab, ingest) -> None:
