@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 
 from server import auth
 from server.app import get_db
+from server.reports.periods import zone_name
 from server.services import refusals as refusal_service
 from server.web import labels
 from server.web.blueprint import shared
@@ -32,13 +33,11 @@ def reason_label(code: str | None) -> str:
 
 def _zone(d: dict[str, Any]) -> ZoneInfo | None:
     """The zone the refusal's days are counted in: its machine's site (a refusal at 00:30 in
-    Paris is on the Paris day, whatever zone the server runs in); None: the pages' zone."""
+    Paris is on the Paris day, whatever zone the server runs in), by the reports' rule for a
+    zone this system does not know (`zone_name`); None (no machine): the pages' zone."""
     machine = d.get("machine")
     site = machine.site if machine is not None else None
-    try:
-        return ZoneInfo(site.timezone) if site is not None and site.timezone else None
-    except (KeyError, ValueError):  # a zone this system does not know: the pages' zone
-        return None
+    return ZoneInfo(zone_name(site.timezone)) if site is not None else None
 
 
 def _day(value: datetime, zone: ZoneInfo | None) -> str:
