@@ -102,12 +102,15 @@ class RollupRefresher(PeriodicJob):
     def run_once(self) -> RefreshResult:
         total = RefreshResult()
         with self.sessions() as db:
-            parts = plan(db, self.max_marks)  # one grouping of the marks for the whole round
-            zones_moved = pending(db) and not parts  # only a site's zone changed
-        for i, machines in enumerate(parts or ([[]] if zones_moved else [])):
+            # one grouping of the marks for the whole round; no marks but a site's zone
+            # changed: one unbounded refresh (`machines=None`) rebuilds what it moved
+            parts: list[list[int | None] | None] = list(plan(db, self.max_marks))
+            if not parts and pending(db):
+                parts = [None]
+        for i, machines in enumerate(parts):
             t0 = time.monotonic()
             with self.sessions() as db:
-                part = refresh(db, machines=machines) if machines else refresh(db)
+                part = refresh(db, machines=machines)
                 db.commit()
             for name in ("machines", "day_cells", "month_cells", "dirty_rows",
                          "added_sessions"):

@@ -190,3 +190,30 @@ def test_a_round_groups_the_marks_once_and_each_part_takes_only_its_machines(
     with writer_sessions() as w:  # a part naming no machine with marks does nothing
         assert rollups.refresh(w, machines=[laser]).dirty_rows == 0
         assert rollups.refresh(w, machines=[]).dirty_rows == 0
+
+
+def test_a_round_with_no_marks_rebuilds_a_site_whose_zone_changed(
+        db: Session, lab: dict[str, Any], writer_sessions: Any) -> None:
+    """No dirty marks, but a site's zone changed (its cells are in the old zone): the planned
+    round is empty, and the refresher still rebuilds that site's machines in one refresh."""
+    from server.models import Site
+    from server.reports.rollups import pending
+
+    _sessions(db, lab, 8)
+    refresher = RollupRefresher(writer_sessions, interval_s=60, max_marks=3, pause_s=0.0)
+    refresher.run_once()
+    db.rollback()
+    assert _count(db, UsageRollupDirty) == 0
+    site = db.get(Site, lab["site"].id)  # type: ignore[attr-defined]
+    assert site is not None
+    site.timezone = "Pacific/Chatham"
+    db.commit()
+    assert pending(db) and _count(db, UsageRollupDirty) == 0
+    result = refresher.run_once()
+    assert result.machines == 2
+    db.rollback()
+    assert not pending(db)
+    tz = set(db.execute(sa.select(UsageRollup.tz)).scalars())
+    assert tz == {"Pacific/Chatham"}
+    for dims in ("day,machine", "month"):
+        assert usage_report(db, dims) == usage_report(db, dims, use_rollups=False)
