@@ -21,10 +21,11 @@ limit spends on a whole message.
   event under load, issue 21). Every other packet, and a PUBLISH split across reads, goes
   through paho's own reader and handlers unchanged.
 
-It relies on internals of paho-mqtt 2 (`_sock_recv`, `_sock_close`, `_packet_queue`,
-`_handle_on_message`, `_packet_read`, `_in_packet`, `_msgtime_mutex`, `_last_bytes_received`),
-checked at import or first use: if one is missing, `BufferedClient` is plain paho (`FAST` is
-False).
+It relies on internals of paho-mqtt 2: the methods `_sock_recv`, `_sock_close`,
+`_packet_queue`, `_handle_on_message`, `_packet_read` and `_send_puback`, checked at import (if
+one is missing, `BufferedClient` is plain paho: `FAST` is False), and the attributes
+`_in_packet`, `_msgtime_mutex` and `_last_bytes_received` that paho 2's `__init__` sets (the
+dependency is pinned below 3).
 """
 
 from __future__ import annotations
@@ -92,8 +93,8 @@ class BufferedClient(mqtt.Client):
         return rc
 
     def _packet_read(self) -> mqtt.MQTTErrorCode:
-        """A whole plain PUBLISH at the head of the buffer is taken here (`_publish`); anything
-        else, or a packet paho has started reading, is paho's."""
+        """A whole plain PUBLISH at the head of the buffer is cut here; anything else, or a
+        packet paho has started reading, is paho's."""
         buf, pos = self._rbuf, self._rpos
         if (not FAST or len(buf) - pos < 2 or (buf[pos] & 0xF0) != _PUBLISH
                 or self._in_packet["command"] != 0 or self._filtered or self.on_message is None):

@@ -148,23 +148,31 @@ def test_a_new_connection_starts_with_an_empty_buffer(mosquitto: Any) -> None:
         sub.stop()
 
 
+class _StandInSock:
+    """A socket for the packet reader without a broker: it returns `chunks` one per `recv`,
+    then has nothing more (BlockingIOError)."""
+
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = list(chunks)
+
+    def recv(self, _n: int) -> bytes:
+        if self.chunks:
+            return self.chunks.pop(0)
+        raise BlockingIOError
+
+    def pending(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
 def _packets_through(client: BufferedClient, data: bytes) -> list[mqtt.MQTTMessage]:
     """Feed `data` to the client's reader as one socket read and return what `on_message` got:
     the packet reader without a broker (its socket is a stand-in that has nothing more)."""
     got: list[mqtt.MQTTMessage] = []
     client.on_message = lambda _c, _u, m: got.append(m)
-
-    class _Sock:
-        def recv(self, _n: int) -> bytes:
-            raise BlockingIOError
-
-        def pending(self) -> int:
-            return 0
-
-        def close(self) -> None:
-            pass
-
-    client._sock = _Sock()  # type: ignore[assignment]
+    client._sock = _StandInSock()  # type: ignore[assignment]
     client._rbuf, client._rpos = data, 0
     client.manual_ack_set(True)
     while client.buffered():
@@ -257,21 +265,7 @@ def test_a_publish_split_across_reads_is_still_read_whole() -> None:
     got: list[mqtt.MQTTMessage] = []
     client.on_message = lambda _c, _u, m: got.append(m)
     client.manual_ack_set(True)
-    rest = [packet[600:]]
-
-    class _Sock:
-        def recv(self, _n: int) -> bytes:
-            if rest:
-                return rest.pop()
-            raise BlockingIOError
-
-        def pending(self) -> int:
-            return 0
-
-        def close(self) -> None:
-            pass
-
-    client._sock = _Sock()  # type: ignore[assignment]
+    client._sock = _StandInSock(packet[600:])  # type: ignore[assignment]
     client._rbuf, client._rpos = packet[:600], 0
     while not got:
         assert client._packet_read() == mqtt.MQTT_ERR_SUCCESS
