@@ -271,3 +271,22 @@ def test_a_publish_split_across_reads_is_still_read_whole() -> None:
         assert client._packet_read() == mqtt.MQTT_ERR_SUCCESS
     client._sock = None
     assert [(m.topic, bytes(m.payload), m.mid) for m in got] == [("t/split", b"y" * 1000, 3)]
+
+
+@pytest.mark.parametrize("packet", [
+    b"\x32\x05\x00\x40t/x",  # a topic length past the packet's end
+    b"\x30\x02\x00\x00",  # MQTT 3.1.1: an empty topic
+    b"\x32\xff\xff\xff\xff\x7f",  # a remaining length of five bytes
+])
+def test_a_malformed_publish_is_refused_as_paho_refuses_it(packet: bytes) -> None:
+    """The one-step reader takes only what it can cut whole; a malformed PUBLISH goes to paho's
+    reader, which refuses it: the same protocol error, no message."""
+    client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    got: list[mqtt.MQTTMessage] = []
+    client.on_message = lambda _c, _u, m: got.append(m)
+    client.manual_ack_set(True)
+    client._sock = _StandInSock()  # type: ignore[assignment]
+    client._rbuf, client._rpos = packet, 0
+    rc = client._packet_read()
+    client._sock = None
+    assert rc == mqtt.MQTT_ERR_PROTOCOL and got == []
